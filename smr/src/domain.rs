@@ -37,13 +37,14 @@ use crate::backoff::Backoff;
 use crate::membarrier;
 use crate::primitive::{
     AtomicU32, AtomicU64, CachePadded, Mutex, bump, fence, light_fence, lock, publish_fenced,
+    writer_fence,
 };
 use crate::registry::{self, LocalSlot, Registry};
 use crate::seq::{Goal, INVALID, Seq, SeqParams, delta, leq, lt, min};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 /// How readers publish and how writers advance; see the module docs.
@@ -137,8 +138,10 @@ pub struct Blocker {
     /// How many advances behind the goal it is.
     pub behind: u32,
     /// How long the section has been open, as far as this domain has seen:
-    /// measured from the first diagnostic call that found it, so it is a
-    /// lower bound whose resolution is the caller's polling interval.
+    /// measured from the first diagnostic call that found this slot
+    /// publishing this sequence, so it is a lower bound whose resolution is
+    /// the caller's polling interval (and back-to-back sections that publish
+    /// the same sequence count as one, which holds back nothing new).
     pub open_for: Duration,
 }
 
@@ -158,14 +161,17 @@ pub struct Domain {
     wr: CachePadded<AtomicU32>,
     rd: CachePadded<AtomicU32>,
     registry: Arc<Registry>,
+    /// `registry.id()`, kept inline so `enter` checks its thread-local cache
+    /// without a dependent load through the `Arc`.
+    registry_id: u64,
     mode: Mode,
     fallback: Option<String>,
     params: SeqParams,
     deferred_limit: u32,
     lazy: Option<LazyState>,
     born: Instant,
-    /// Diagnostics: (slot index) -> (section number, first seen).
-    seen: Mutex<HashMap<usize, (u64, Instant)>>,
+    /// Diagnostics: (slot index) -> (published sequence, first seen).
+    seen: Mutex<HashMap<usize, (Seq, Instant)>>,
 }
 
 impl std::fmt::Debug for Domain {
@@ -206,10 +212,12 @@ impl Domain {
             }
         }
         let init = config.seq.init;
+        let registry = Registry::new();
         Domain {
+            registry_id: registry.id(),
             wr: CachePadded(AtomicU32::new(init)),
             rd: CachePadded(AtomicU32::new(init)),
-            registry: Registry::new(),
+            registry,
             mode,
             fallback,
             params: config.seq,
@@ -245,16 +253,12 @@ impl Domain {
     /// holds back every goal issued after it entered (see [`Domain::blockers`]).
     #[inline]
     pub fn enter(&self) -> ReadSection<'_> {
-        let local = registry::local_slot(&self.registry);
+        let local = registry::local_slot(self.registry_id, &self.registry);
         let slot = local.get();
         // Relaxed: owner-only fields.
         let depth = slot.depth.load(Relaxed);
         slot.depth.store(depth + 1, Relaxed);
         if depth == 0 {
-            // Release: pserialize-style waiters that see a new section number
-            // also see the previous section's exit. Diagnostics only here.
-            slot.sections
-                .store(slot.sections.load(Relaxed).wrapping_add(1), Release);
             // Acquire: on a lazy domain there is no fence below to order
             // this load; on the others the fence subsumes it (and it is a
             // plain load on x86).
@@ -286,14 +290,14 @@ impl Domain {
     /// trail by `max_delta` (impossible in practice with the default sequence
     /// space; skipped when the caller is itself inside a section).
     pub fn advance(&self) -> Goal {
-        let local = registry::local_slot(&self.registry);
+        let local = registry::local_slot(self.registry_id, &self.registry);
         let slot = local.get();
         bump(&slot.stats.advances);
         // SeqCst: orders the caller's unlink before the load or increment of
         // the write sequence below. For the deferred path, which only loads
         // it, this fence is what guarantees that a reader which later loads a
         // write sequence at or past the goal also sees the unlink.
-        fence(SeqCst);
+        writer_fence();
         let incr = self.params.incr;
         if self.mode == Mode::Deferred {
             // Relaxed: owner-only counter.
@@ -326,7 +330,7 @@ impl Domain {
     /// one shared load; otherwise the slots are scanned and the cache moves.
     #[inline]
     pub fn poll(&self, goal: Goal) -> bool {
-        let local = registry::local_slot(&self.registry);
+        let local = registry::local_slot(self.registry_id, &self.registry);
         bump(&local.get().stats.polls);
         // Acquire: pairs with the Release CAS that published `rd` after its
         // scan's Acquire fence, so passing here orders the readers' exits
@@ -340,14 +344,14 @@ impl Domain {
     /// If the calling thread's own read section is one of the readers the
     /// goal waits for: that wait could never end.
     pub fn wait(&self, goal: Goal) {
-        let local = registry::local_slot(&self.registry);
+        let local = registry::local_slot(self.registry_id, &self.registry);
         self.wait_inner(goal, None, &local);
     }
 
     /// `wait` with a time limit; returns whether the goal passed. Returns
     /// false at once if the caller's own section blocks the goal.
     pub fn wait_timeout(&self, goal: Goal, timeout: Duration) -> bool {
-        let local = registry::local_slot(&self.registry);
+        let local = registry::local_slot(self.registry_id, &self.registry);
         self.wait_inner(goal, Some(timeout), &local)
     }
 
@@ -456,7 +460,7 @@ impl Domain {
         // fence in `enter` (`publish_fenced`). Either a reader's published
         // sequence is visible to the loads below, or that reader's protected
         // loads see what the caller unlinked before this point.
-        fence(SeqCst);
+        writer_fence();
         // Acquire: rd and wr are read before any slot, so every slot value
         // seen below describes a moment no earlier than this snapshot, and
         // the new read hand can never pass the write hand as it was here.
@@ -480,7 +484,11 @@ impl Domain {
         // happen before everything after this fence, including the caller's
         // reuse of memory and, through the Release CAS, every fast-path poll.
         fence(Acquire);
-        let mut cur = self.rd.load(Relaxed);
+        // Acquire, not Relaxed: if another poller already moved the read hand
+        // past what we saw (it observed a reader's exit that we did not), our
+        // caller may reuse memory on the strength of its value, so we must
+        // synchronise with its Release CAS too. (Loom found this one.)
+        let mut cur = self.rd.load(Acquire);
         while lt(cur, oldest) {
             match self.rd.compare_exchange_weak(cur, oldest, AcqRel, Acquire) {
                 Ok(_) => return oldest,
@@ -508,16 +516,15 @@ impl Domain {
         let mut out = Vec::new();
         let mut live = Vec::new();
         for slot in self.registry.iter() {
-            // Acquire: diagnostics; pairs with the Release section bump.
-            let seq = slot.value.load(Acquire);
-            let section = slot.sections.load(Acquire);
+            // Relaxed: diagnostics only.
+            let seq = slot.value.load(Relaxed);
             if seq == INVALID {
                 continue;
             }
             live.push(slot.index());
-            let first = seen.entry(slot.index()).or_insert((section, now));
-            if first.0 != section {
-                *first = (section, now);
+            let first = seen.entry(slot.index()).or_insert((seq, now));
+            if first.0 != seq {
+                *first = (seq, now);
             }
             if keep(seq) {
                 out.push(Blocker {

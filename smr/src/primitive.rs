@@ -12,14 +12,16 @@
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{compiler_fence, fence};
+pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{compiler_fence, fence};
+pub(crate) use std::sync::atomic::fence;
+#[cfg(not(loom))]
+use std::sync::atomic::compiler_fence;
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -47,11 +49,32 @@ pub(crate) fn publish_fenced(slot: &AtomicU32, value: u32) {
         slot.swap(value, SeqCst);
         compiler_fence(SeqCst);
     }
-    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    #[cfg(all(
+        not(all(target_arch = "x86_64", not(loom))),
+        not(smr_weakened = "reader")
+    ))]
     {
         slot.store(value, Relaxed);
         fence(SeqCst);
     }
+    // Negative control for the loom suite: an acquire fence does not order
+    // the slot store before later loads (FreeBSD's arm64 bug, PR 265974).
+    #[cfg(all(loom, smr_weakened = "reader"))]
+    {
+        slot.store(value, Relaxed);
+        fence(std::sync::atomic::Ordering::Acquire);
+    }
+}
+
+/// The writer's StoreLoad fence (between an unlink and the slot scan).
+/// `--cfg smr_weakened="writer"` downgrades it to Release under loom, which
+/// the loom suite must catch: a release fence orders nothing after it.
+#[inline(always)]
+pub(crate) fn writer_fence() {
+    #[cfg(not(all(loom, smr_weakened = "writer")))]
+    fence(SeqCst);
+    #[cfg(all(loom, smr_weakened = "writer"))]
+    fence(std::sync::atomic::Ordering::Release);
 }
 
 /// The reader half of an asymmetric fence: free at run time (only the compiler

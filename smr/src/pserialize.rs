@@ -57,6 +57,7 @@ struct Sequencer {
 /// A pserialize domain.
 pub struct Pserialize {
     registry: Arc<Registry>,
+    registry_id: u64,
     variant: Variant,
     /// Readers must fence themselves: membarrier is unavailable.
     fenced_readers: bool,
@@ -87,8 +88,10 @@ impl Pserialize {
                 true
             }
         };
+        let registry = Registry::new();
         Pserialize {
-            registry: Registry::new(),
+            registry_id: registry.id(),
+            registry,
             variant,
             fenced_readers,
             seq: Mutex::new(Sequencer::default()),
@@ -107,7 +110,7 @@ impl Pserialize {
     /// Enter a read section (`pserialize_read_enter`). Nests.
     #[inline]
     pub fn read_enter(&self) -> PsReadSection<'_> {
-        let local = registry::local_slot(&self.registry);
+        let local = registry::local_slot(self.registry_id, &self.registry);
         let slot = local.get();
         // Relaxed: owner-only field.
         let depth = slot.depth.load(Relaxed);

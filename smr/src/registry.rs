@@ -42,8 +42,8 @@ pub(crate) struct Slot {
     pub(crate) value: AtomicU32,
     /// Nesting depth of the owner's sections (owner only).
     pub(crate) depth: AtomicU32,
-    /// Outermost sections the owner has entered; diagnostics and pserialize
-    /// use it to tell one section from the next.
+    /// Outermost sections the owner has entered (pserialize only: its
+    /// waiters use it to tell one section from the next).
     pub(crate) sections: AtomicU64,
     /// Advances the owner has deferred (SMR deferred mode, owner only).
     pub(crate) deferred: AtomicU32,
@@ -90,6 +90,10 @@ impl Registry {
             head: AtomicPtr::new(ptr::null_mut()),
             len: AtomicUsize::new(0),
         })
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Number of slots ever created (claimed or free).
@@ -177,7 +181,8 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let mut p = *self.head.get_mut();
+        // Relaxed: `&mut self` means no other thread can reach the list.
+        let mut p = self.head.load(Relaxed);
         while !p.is_null() {
             // SAFETY: every slot in the list was created by `Box::into_raw` in
             // `claim`; we have exclusive access (`&mut self`, and every
@@ -276,13 +281,14 @@ loom::thread_local! {
     static HELD: std::cell::RefCell<Held> = std::cell::RefCell::new(Held(Vec::new()));
 }
 
-/// The calling thread's slot in `registry`.
+/// The calling thread's slot in `registry`, whose id is `id`.
 #[inline(always)]
-pub(crate) fn local_slot(registry: &Arc<Registry>) -> LocalSlot {
+pub(crate) fn local_slot(id: u64, registry: &Arc<Registry>) -> LocalSlot {
+    debug_assert_eq!(id, registry.id);
     #[cfg(not(loom))]
     {
-        let (id, slot) = CACHE.get();
-        if id == registry.id {
+        let (cached, slot) = CACHE.get();
+        if cached == id {
             return LocalSlot {
                 slot,
                 temporary: false,
@@ -353,9 +359,9 @@ mod tests {
     #[test]
     fn each_thread_gets_its_own_slot_and_exited_threads_give_theirs_back() {
         let reg = Registry::new();
-        let a = local_slot(&reg).get() as *const Slot as usize;
+        let a = local_slot(reg.id(), &reg).get() as *const Slot as usize;
         let b = std::thread::scope(|s| {
-            s.spawn(|| local_slot(&reg).get() as *const Slot as usize)
+            s.spawn(|| local_slot(reg.id(), &reg).get() as *const Slot as usize)
                 .join()
                 .unwrap()
         });
@@ -364,7 +370,7 @@ mod tests {
         // The second thread has exited: its slot is reused, not a new one.
         for _ in 0..8 {
             let c = std::thread::scope(|s| {
-                s.spawn(|| local_slot(&reg).get() as *const Slot as usize)
+                s.spawn(|| local_slot(reg.id(), &reg).get() as *const Slot as usize)
                     .join()
                     .unwrap()
             });
@@ -378,7 +384,7 @@ mod tests {
         let reg = Registry::new();
         let leaked = std::thread::scope(|s| {
             s.spawn(|| {
-                let slot = local_slot(&reg);
+                let slot = local_slot(reg.id(), &reg);
                 slot.get().value.store(7, Relaxed);
                 slot.get() as *const Slot as usize
             })
@@ -386,7 +392,7 @@ mod tests {
             .unwrap()
         });
         let next = std::thread::scope(|s| {
-            s.spawn(|| local_slot(&reg).get() as *const Slot as usize)
+            s.spawn(|| local_slot(reg.id(), &reg).get() as *const Slot as usize)
                 .join()
                 .unwrap()
         });
@@ -399,7 +405,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let r2 = Arc::clone(&reg);
         let h = std::thread::spawn(move || {
-            let _ = local_slot(&r2);
+            let _ = local_slot(r2.id(), &r2);
             drop(r2);
             rx.recv().unwrap();
         });

@@ -1,0 +1,315 @@
+//! Model checks of the domain's and pserialize's memory-ordering arguments.
+//!
+//! Run:      RUSTFLAGS="--cfg loom" cargo test -p smr --release --test loom
+//! Negative controls (the models must catch a weakened fence, so the tests
+//! marked `cfg_attr(smr_weakened, should_panic)` then pass by panicking):
+//!   RUSTFLAGS='--cfg loom --cfg smr_weakened="reader"' cargo test -p smr --release --test loom
+//!   RUSTFLAGS='--cfg loom --cfg smr_weakened="writer"' cargo test -p smr --release --test loom
+//! `reader` turns the enter fence into an acquire fence (FreeBSD's arm64 bug);
+//! `writer` turns the writer's StoreLoad fence into a release fence.
+//!
+//! Every model uses a `loom::cell::UnsafeCell` as the protected object: the
+//! writer "frees" it by writing poison once `poll` passes, the reader reads it
+//! if it found it reachable. Loom reports any pair of those accesses not
+//! ordered by happens-before, so a model fails both when a reader could reach
+//! reused memory and when its exit is not ordered before the reuse.
+#![cfg(loom)]
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::AtomicUsize;
+use loom::thread;
+use smr::{Config, Domain, Mode, Pserialize, Variant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::time::Duration;
+
+const LIVE: u64 = 1;
+const POISON: u64 = 0xdead;
+
+/// One protected object reachable through `ptr` (1 = reachable, 0 = unlinked).
+struct Shared {
+    ptr: AtomicUsize,
+    obj: UnsafeCell<u64>,
+}
+
+impl Shared {
+    fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            ptr: AtomicUsize::new(1),
+            obj: UnsafeCell::new(LIVE),
+        })
+    }
+
+    /// Reader: inside a section, follow the pointer and read the object.
+    fn read(&self) {
+        if self.ptr.load(Acquire) == 1 {
+            let v = self.obj.with(|p| unsafe { *p });
+            assert_eq!(v, LIVE, "reader saw reused memory");
+        }
+    }
+
+    fn unlink(&self) {
+        self.ptr.store(0, Release);
+    }
+
+    fn poison(&self) {
+        self.obj.with_mut(|p| unsafe { *p = POISON });
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}
+
+fn domain(mode: Mode) -> Arc<Domain> {
+    let mut c = Config::new(mode);
+    c.lazy_interval = Duration::ZERO;
+    c.deferred_limit = 2;
+    Arc::new(Domain::with_config(c))
+}
+
+/// A reader that may have loaded the pointer before the unlink keeps `poll`
+/// false until it exits; the writer frees only after `poll` passes.
+fn reader_holds_back_poll(mode: Mode) {
+    model(move || {
+        let d = domain(mode);
+        let s = Shared::new();
+        let (d2, s2) = (d.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            s2.read();
+        });
+        s.unlink();
+        let goal = d.advance();
+        if d.poll(goal) {
+            s.poison();
+        }
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+#[cfg_attr(smr_weakened, should_panic)]
+fn default_reader_holds_back_poll() {
+    reader_holds_back_poll(Mode::Default);
+}
+
+#[test]
+#[cfg_attr(smr_weakened, should_panic)]
+fn deferred_reader_holds_back_poll() {
+    // With limit 2 the first advance is deferred: also check the forced path.
+    model(|| {
+        let d = domain(Mode::Deferred);
+        let s = Shared::new();
+        let (d2, s2) = (d.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            s2.read();
+        });
+        s.unlink();
+        let goal = d.advance();
+        assert!(!d.poll(goal) || d.stats().advances == 1);
+        let goal = goal.max(d.advance());
+        if d.poll(goal) {
+            s.poison();
+        }
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn lazy_reader_holds_back_poll() {
+    reader_holds_back_poll(Mode::Lazy);
+}
+
+/// The blocking path: `wait` (forcing deferred bumps and lazy barriers) only
+/// returns after the reader left.
+fn wait_returns_after_reader(mode: Mode) {
+    model(move || {
+        let d = domain(mode);
+        let s = Shared::new();
+        let (d2, s2) = (d.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            s2.read();
+        });
+        s.unlink();
+        d.synchronize();
+        s.poison();
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+#[cfg_attr(smr_weakened, should_panic)]
+fn default_wait_returns_after_reader() {
+    wait_returns_after_reader(Mode::Default);
+}
+
+#[test]
+fn lazy_wait_returns_after_reader() {
+    wait_returns_after_reader(Mode::Lazy);
+}
+
+#[test]
+#[cfg_attr(smr_weakened, should_panic)]
+fn deferred_wait_returns_after_reader() {
+    wait_returns_after_reader(Mode::Deferred);
+}
+
+/// Two grace periods in a row, with the reader's published sequence possibly
+/// stale (loaded before the first advance, stored after the first scan moved
+/// the read hand): the clamp must not let the second goal pass early.
+#[test]
+#[cfg_attr(smr_weakened, should_panic)]
+fn stale_reader_sequence_is_clamped_not_skipped() {
+    model(|| {
+        let d = domain(Mode::Default);
+        let a = Shared::new();
+        let b = Shared::new();
+        let (d2, a2, b2) = (d.clone(), a.clone(), b.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            a2.read();
+            b2.read();
+        });
+        a.unlink();
+        let g1 = d.advance();
+        if d.poll(g1) {
+            a.poison();
+        }
+        b.unlink();
+        let g2 = d.advance();
+        if d.poll(g2) {
+            b.poison();
+        }
+        reader.join().unwrap();
+    });
+}
+
+/// The retire and the poll on different threads (the pool hands a stamped
+/// batch to another thread): the goal travels with the data.
+#[test]
+#[cfg_attr(smr_weakened, should_panic)]
+fn poll_on_another_thread_than_the_unlink() {
+    model(|| {
+        let d = domain(Mode::Default);
+        let s = Shared::new();
+        let goal_box = Arc::new(loom::sync::Mutex::new(None));
+        let (d2, s2) = (d.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            s2.read();
+        });
+        let (d3, s3, g3) = (d.clone(), s.clone(), goal_box.clone());
+        let retirer = thread::spawn(move || {
+            s3.unlink();
+            *g3.lock().unwrap() = Some(d3.advance());
+        });
+        if let Some(goal) = *goal_box.lock().unwrap() {
+            if d.poll(goal) {
+                s.poison();
+            }
+        }
+        retirer.join().unwrap();
+        reader.join().unwrap();
+    });
+}
+
+/// Two pollers racing to move the read hand: it never moves backwards and
+/// never passes the open reader.
+#[test]
+fn concurrent_pollers_never_pass_an_open_reader() {
+    model(|| {
+        let d = domain(Mode::Default);
+        let s = Shared::new();
+        let (d2, s2) = (d.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            s2.read();
+        });
+        s.unlink();
+        let goal = d.advance();
+        let d3 = d.clone();
+        let other = thread::spawn(move || {
+            let before = d3.stats().read_seq;
+            d3.poll(goal);
+            assert!(smr::seq_order::leq(before, d3.stats().read_seq), "read hand moved back");
+        });
+        if d.poll(goal) {
+            s.poison();
+        }
+        other.join().unwrap();
+        reader.join().unwrap();
+    });
+}
+
+/// A thread's slot goes back to the registry when it exits, and the next
+/// thread reuses it rather than adding one.
+#[test]
+#[ignore = "loom drops thread-locals outside the joined thread's happens-before; covered by registry unit tests"]
+fn exited_thread_slot_is_recycled() {
+    model(|| {
+        let d = domain(Mode::Default);
+        let d2 = d.clone();
+        thread::spawn(move || drop(d2.enter())).join().unwrap();
+        let d3 = d.clone();
+        thread::spawn(move || drop(d3.enter())).join().unwrap();
+        assert_eq!(d.stats().slots, 1);
+    });
+}
+
+fn pserialize_perform_waits_for_reader(variant: Variant) {
+    model(move || {
+        let p = Arc::new(Pserialize::new(variant));
+        let s = Shared::new();
+        let (p2, s2) = (p.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = p2.read_enter();
+            s2.read();
+        });
+        s.unlink();
+        p.perform();
+        s.poison();
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn pserialize_naive_perform_waits_for_reader() {
+    pserialize_perform_waits_for_reader(Variant::Naive);
+}
+
+#[test]
+fn pserialize_coalesced_perform_waits_for_reader() {
+    pserialize_perform_waits_for_reader(Variant::Coalesced);
+}
+
+/// Two coalesced callers: both return only after the reader left, whoever
+/// ran the grace period.
+#[test]
+fn pserialize_coalesced_callers_share_a_grace_period_safely() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(|| {
+        let p = Arc::new(Pserialize::new(Variant::Coalesced));
+        let s = Shared::new();
+        let (p2, s2) = (p.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            let _section = p2.read_enter();
+            s2.read();
+        });
+        s.unlink();
+        let p3 = p.clone();
+        let other = thread::spawn(move || p3.perform());
+        p.perform();
+        s.poison();
+        other.join().unwrap();
+        reader.join().unwrap();
+        let st = p.stats();
+        assert_eq!(st.callers_served, 2);
+        assert!(st.grace_periods <= 2);
+    });
+}
