@@ -1,1 +1,7 @@
+//! The `smrnet` command: benchmarks now; load generators, the network lab and
+//! the demo as they arrive. The binary only parses arguments and hands each
+//! subcommand to the module that owns it.
 
+mod bench;
+
+pub use bench::{BenchCommand, ReadArgs};

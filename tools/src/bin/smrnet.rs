@@ -1,1 +1,35 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use std::io;
+use std::process::ExitCode;
+use tools::BenchCommand;
+
+/// Benchmarks and tools for smrnet, a userspace TCP/IP stack whose
+/// connection table is read lock-free under SMR.
+#[derive(Debug, Parser)]
+#[command(name = "smrnet", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Micro-benchmarks, every alternative measured side by side in one run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Bench(bench) => bench.run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `smrnet ... | head` is not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smrnet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
