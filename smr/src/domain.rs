@@ -204,12 +204,12 @@ impl Domain {
         );
         let mut mode = config.mode;
         let mut fallback = None;
-        if mode == Mode::Lazy {
-            if let Err(reason) = membarrier::register() {
-                tracing::warn!(%reason, "smr: lazy mode unavailable, using the default (fenced) mode");
-                fallback = Some(reason);
-                mode = Mode::Default;
-            }
+        if mode == Mode::Lazy
+            && let Err(reason) = membarrier::register()
+        {
+            tracing::warn!(%reason, "smr: lazy mode unavailable, using the default (fenced) mode");
+            fallback = Some(reason);
+            mode = Mode::Default;
         }
         let init = config.seq.init;
         let registry = Registry::new();
@@ -255,10 +255,9 @@ impl Domain {
     pub fn enter(&self) -> ReadSection<'_> {
         let local = registry::local_slot(self.registry_id, &self.registry);
         let slot = local.get();
-        // Relaxed: owner-only fields.
-        let depth = slot.depth.load(Relaxed);
-        slot.depth.store(depth + 1, Relaxed);
-        if depth == 0 {
+        if slot.active() {
+            slot.nest();
+        } else {
             // Acquire: on a lazy domain there is no fence below to order
             // this load; on the others the fence subsumes it (and it is a
             // plain load on x86).
@@ -317,7 +316,7 @@ impl Domain {
         let goal = self.wr.fetch_add(incr, AcqRel).wrapping_add(incr);
         if delta(goal, rd) >= self.params.max_delta as i32 {
             bump(&slot.stats.catchups);
-            if slot.depth.load(Relaxed) == 0 {
+            if !slot.active() {
                 let target = goal.wrapping_sub(self.params.max_delta - 2 * incr);
                 self.wait_inner(Goal(target), None, &local);
             }
@@ -365,7 +364,7 @@ impl Domain {
         let slot = local.get();
         bump(&slot.stats.waits);
         // Relaxed: our own slot.
-        if slot.depth.load(Relaxed) > 0 && lt(slot.value.load(Relaxed), goal.0) {
+        if slot.active() && lt(slot.value.load(Relaxed), goal.0) {
             if timeout.is_some() {
                 return false;
             }
@@ -596,10 +595,7 @@ impl Drop for ReadSection<'_> {
     #[inline]
     fn drop(&mut self) {
         let slot = self.slot.get();
-        // Relaxed: owner-only field.
-        let depth = slot.depth.load(Relaxed) - 1;
-        slot.depth.store(depth, Relaxed);
-        if depth == 0 {
+        if slot.unnest() {
             // Release: every protected load of the section happens before a
             // scan that observes the slot idle (paired with its Acquire fence).
             slot.value.store(INVALID, Release);

@@ -112,10 +112,9 @@ impl Pserialize {
     pub fn read_enter(&self) -> PsReadSection<'_> {
         let local = registry::local_slot(self.registry_id, &self.registry);
         let slot = local.get();
-        // Relaxed: owner-only field.
-        let depth = slot.depth.load(Relaxed);
-        slot.depth.store(depth + 1, Relaxed);
-        if depth == 0 {
+        if slot.active() {
+            slot.nest();
+        } else {
             // Release: a waiter that sees the new section number (Acquire)
             // also sees our previous exit, so it may stop waiting for it.
             slot.sections
@@ -234,10 +233,7 @@ impl Drop for PsReadSection<'_> {
     #[inline]
     fn drop(&mut self) {
         let slot = self.slot.get();
-        // Relaxed: owner-only field.
-        let depth = slot.depth.load(Relaxed) - 1;
-        slot.depth.store(depth, Relaxed);
-        if depth == 0 {
+        if slot.unnest() {
             // Release: the section's loads happen before a grace period that
             // observes the flag clear.
             slot.value.store(0, Release);

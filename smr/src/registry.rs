@@ -14,7 +14,7 @@
 //! which the `Arc` held by every claiming thread delays until none is left.
 //!
 //! Locking key: `value`, `sections` (c: owner thread writes, anyone reads);
-//! `depth`, `deferred`, `stats` (o: owner thread only writes); `owned`
+//! `nested`, `deferred`, `stats` (o: owner thread only writes); `owned`
 //! (claim/release by CAS); `next` (immutable once published); `name` (mutex).
 
 use crate::primitive::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, lock};
@@ -40,8 +40,10 @@ pub(crate) struct Slot {
     /// The published reader value: a sequence for an SMR domain, a section
     /// number for pserialize; `0` when the owner is outside every section.
     pub(crate) value: AtomicU32,
-    /// Nesting depth of the owner's sections (owner only).
-    pub(crate) depth: AtomicU32,
+    /// Sections the owner has open beyond the first (owner only). Touched
+    /// only when sections actually nest, so the common enter/exit pair has
+    /// no load-modify-store chain through memory.
+    nested: AtomicU32,
     /// Outermost sections the owner has entered (pserialize only: its
     /// waiters use it to tell one section from the next).
     pub(crate) sections: AtomicU64,
@@ -64,6 +66,34 @@ unsafe impl Sync for Slot {}
 unsafe impl Send for Slot {}
 
 impl Slot {
+    /// Owner only: whether a section is open (a value is published).
+    #[inline(always)]
+    pub(crate) fn active(&self) -> bool {
+        // Relaxed: only the owner writes `value`, so it reads its own store.
+        self.value.load(Relaxed) != 0
+    }
+
+    /// Owner only: enter a section while one is already open.
+    #[inline(always)]
+    pub(crate) fn nest(&self) {
+        // Relaxed: owner-only field.
+        self.nested.store(self.nested.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Owner only: leave a section; true if it was the last one open, and
+    /// the caller must clear `value`. Guards may be dropped in any order:
+    /// whichever drops last clears the slot.
+    #[inline(always)]
+    pub(crate) fn unnest(&self) -> bool {
+        // Relaxed: owner-only field.
+        let n = self.nested.load(Relaxed);
+        if n == 0 {
+            return true;
+        }
+        self.nested.store(n - 1, Relaxed);
+        false
+    }
+
     pub(crate) fn index(&self) -> usize {
         self.index
     }
@@ -133,7 +163,7 @@ impl Registry {
         }
         let mut new = Box::new(Slot {
             value: AtomicU32::new(0),
-            depth: AtomicU32::new(0),
+            nested: AtomicU32::new(0),
             sections: AtomicU64::new(0),
             deferred: AtomicU32::new(0),
             owned: AtomicBool::new(true),
@@ -163,12 +193,7 @@ impl Registry {
 
     /// Give a slot back for another thread to claim.
     fn release(slot: &Slot) {
-        debug_assert_eq!(
-            slot.depth.load(Relaxed),
-            0,
-            "slot released inside a section"
-        );
-        if slot.value.load(Relaxed) != 0 {
+        if slot.active() {
             // A section was leaked (`mem::forget` on a guard). Keeping the
             // slot owned forever stalls reclamation, which is safe; handing
             // it to another thread would not be.
@@ -337,7 +362,7 @@ pub(crate) fn in_section(registry: &Arc<Registry>) -> bool {
             .iter()
             .find(|(r, _)| r.id == registry.id)
             // SAFETY: the held `Arc` keeps the slot allocated.
-            .map(|&(_, slot)| unsafe { &*slot }.depth.load(Relaxed) > 0)
+            .map(|&(_, slot)| unsafe { &*slot }.active())
             .unwrap_or(false)
     })
     .unwrap_or(false)

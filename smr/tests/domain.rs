@@ -120,7 +120,11 @@ fn deferred_goals_wait_for_a_real_advance_and_wait_forces_one() {
     let d = Domain::with_config(c);
     let w0 = d.stats().write_seq;
     let g = d.advance();
-    assert_eq!(d.stats().write_seq, w0, "a deferred advance touched the shared line");
+    assert_eq!(
+        d.stats().write_seq,
+        w0,
+        "a deferred advance touched the shared line"
+    );
     assert!(!d.poll(g), "a future goal passed without an advance");
     // Three more advances on this thread: the fourth bumps for real.
     for _ in 0..3 {
@@ -151,7 +155,12 @@ fn lazy_polls_share_one_membarrier_per_interval() {
         d.poll(*goals.last().unwrap());
     }
     let st = d.stats();
-    assert!(st.membarriers <= 4, "{} barriers for {} goals", st.membarriers, goals.len());
+    assert!(
+        st.membarriers <= 4,
+        "{} barriers for {} goals",
+        st.membarriers,
+        goals.len()
+    );
     assert!(goals.len() > 100);
     // Blocking waits do not wait for the interval.
     let g = d.advance();
@@ -208,7 +217,11 @@ fn exited_threads_give_their_slots_back() {
             s.spawn(|| drop(d.enter()));
         });
     }
-    assert!(d.stats().slots <= 2, "{} slots for one live thread at a time", d.stats().slots);
+    assert!(
+        d.stats().slots <= 2,
+        "{} slots for one live thread at a time",
+        d.stats().slots
+    );
 }
 
 #[test]
@@ -242,7 +255,10 @@ fn pserialize_perform_waits_for_open_readers_only() {
             });
             entered.wait();
             p.perform();
-            assert!(release.load(Relaxed), "{variant:?}: perform returned before the reader left");
+            assert!(
+                release.load(Relaxed),
+                "{variant:?}: perform returned before the reader left"
+            );
         });
         // No readers: returns promptly.
         let t = Instant::now();

@@ -219,8 +219,11 @@ fn poll_on_another_thread_than_the_unlink() {
 }
 
 /// Two pollers racing to move the read hand: it never moves backwards and
-/// never passes the open reader.
+/// never passes the open reader. This is the model that found the Relaxed
+/// load of the read hand at the end of `scan` (the bug needs three
+/// preemptions over three threads, so the model is the slowest here).
 #[test]
+#[cfg_attr(smr_weakened, should_panic)]
 fn concurrent_pollers_never_pass_an_open_reader() {
     model(|| {
         let d = domain(Mode::Default);
@@ -236,7 +239,10 @@ fn concurrent_pollers_never_pass_an_open_reader() {
         let other = thread::spawn(move || {
             let before = d3.stats().read_seq;
             d3.poll(goal);
-            assert!(smr::seq_order::leq(before, d3.stats().read_seq), "read hand moved back");
+            assert!(
+                smr::seq_order::leq(before, d3.stats().read_seq),
+                "read hand moved back"
+            );
         });
         if d.poll(goal) {
             s.poison();
