@@ -327,6 +327,17 @@ pub(crate) fn local_slot(id: u64, registry: &Arc<Registry>) -> LocalSlot {
 fn local_slot_slow(registry: &Arc<Registry>) -> LocalSlot {
     let held = HELD.try_with(|held| {
         let mut held = held.borrow_mut();
+        // Give back slots of registries whose domain is gone (we hold the
+        // last reference), so a long-lived thread that used many short-lived
+        // domains does not keep one slot per dead domain.
+        held.0.retain(|(r, slot)| {
+            let dead = Arc::strong_count(r) == 1;
+            if dead {
+                // SAFETY: `r` keeps the slot allocated for this call.
+                Registry::release(unsafe { &**slot });
+            }
+            !dead
+        });
         let slot = match held.0.iter().find(|(r, _)| r.id == registry.id) {
             Some(&(_, slot)) => slot,
             None => {
@@ -422,6 +433,16 @@ mod tests {
                 .unwrap()
         });
         assert_ne!(leaked, next);
+    }
+
+    #[test]
+    fn a_thread_does_not_keep_slots_of_dropped_registries() {
+        for _ in 0..100 {
+            let reg = Registry::new();
+            let _ = local_slot(reg.id(), &reg);
+        }
+        let held = HELD.with(|h| h.borrow().0.len());
+        assert!(held <= 1, "{held} registries kept alive by one thread");
     }
 
     #[test]
