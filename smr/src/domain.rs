@@ -198,12 +198,12 @@ impl Domain {
         );
         let mut mode = config.mode;
         let mut fallback = None;
-        if mode == Mode::Lazy {
-            if let Err(reason) = membarrier::register() {
-                tracing::warn!(%reason, "smr: lazy mode unavailable, using the default (fenced) mode");
-                fallback = Some(reason);
-                mode = Mode::Default;
-            }
+        if mode == Mode::Lazy
+            && let Err(reason) = membarrier::register()
+        {
+            tracing::warn!(%reason, "smr: lazy mode unavailable, using the default (fenced) mode");
+            fallback = Some(reason);
+            mode = Mode::Default;
         }
         let init = config.seq.init;
         Domain {

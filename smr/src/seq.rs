@@ -82,10 +82,10 @@ impl SeqParams {
     }
 
     pub(crate) fn validate(&self) -> Result<(), &'static str> {
-        if self.init % 2 == 0 {
+        if self.init & 1 == 0 {
             return Err("SeqParams::init must be odd");
         }
-        if self.incr == 0 || self.incr % 2 != 0 {
+        if self.incr == 0 || self.incr & 1 != 0 {
             return Err("SeqParams::incr must be even and non-zero");
         }
         if self.max_delta < self.incr.saturating_mul(4) || self.max_delta >= 1 << 30 {
