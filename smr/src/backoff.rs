@@ -8,9 +8,13 @@ pub(crate) struct Backoff {
     step: u32,
 }
 
+#[cfg(not(loom))]
 const SPINS: u32 = 64;
+#[cfg(not(loom))]
 const YIELDS: u32 = 16;
+#[cfg(not(loom))]
 const MIN_SLEEP: Duration = Duration::from_micros(10);
+#[cfg(not(loom))]
 const MAX_SLEEP: Duration = Duration::from_millis(1);
 
 impl Backoff {

@@ -11,10 +11,16 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+// loom has no `compiler_fence` (it models no compiler reordering); under loom
+// every place that uses one for ordering uses a real `fence` instead.
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{compiler_fence, fence};
+#[allow(unused_imports)]
+pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use std::sync::atomic::compiler_fence;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};

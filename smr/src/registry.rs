@@ -177,7 +177,9 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let mut p = *self.head.get_mut();
+        // Relaxed: `&mut self` is exclusive (a plain load; loom's atomics
+        // have no `get_mut`).
+        let mut p = self.head.load(Relaxed);
         while !p.is_null() {
             // SAFETY: every slot in the list was created by `Box::into_raw` in
             // `claim`; we have exclusive access (`&mut self`, and every
