@@ -15,7 +15,9 @@
 
 mod backend;
 mod hash;
+mod listen;
 mod pcb;
+mod ports;
 mod primitive;
 mod stats;
 mod table;
@@ -25,7 +27,11 @@ pub use backend::{Backend, ConnTable, UnknownBackend};
 #[cfg(not(loom))]
 pub use backend::{DashMapTable, PapayaTable, RwLockTable};
 pub use hash::{FlowBuildHasher, FlowHash};
+pub use listen::{
+    CloseError, Found, InFlight, ListenError, ListenOptions, ListenRef, ListenTable, Listener,
+};
 pub use pcb::{Pcb, PcbGuard, PcbRef, WouldBlock};
+pub use ports::{EphemeralPorts, PortError};
 pub use stats::ChainStats;
 pub use table::{InsertError, Table, TableConfig};
 pub use tuple::{Endpoint, FourTuple, Key};
