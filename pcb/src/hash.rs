@@ -8,8 +8,8 @@
 //! ## Choice, by measurement
 //!
 //! `cargo test --release -p pcb --lib hash::tests::measure -- --ignored --nocapture`
-//! hashes 4096 distinct IPv4 tuples 256 times (cache-resident) with each candidate (same `Key::hash_into`
-//! feeding, keyed at random). On this project's 2-core machine (AMD EPYC,
+//! hashes 4096 distinct IPv4 tuples 256 times (cache-resident) with each
+//! candidate (same `Key::hash_into` feeding, keyed at random). On this project's 2-core machine (AMD EPYC,
 //! KVM, other builds running), best of 5:
 //!
 //! | hasher | ns per tuple |

@@ -158,9 +158,8 @@ impl<'t, 'g, T: Send + 'static> PcbRef<'t, 'g, T> {
         pcb: &'t Pcb<T>,
         state: MutexGuard<'t, State<T>>,
     ) -> Option<PcbGuard<'t, T>> {
-        if state.conn.is_none() {
-            return None;
-        }
+        // Dead: removed (and perhaps reused) since the lookup.
+        state.conn.as_ref()?;
         // SAFETY: we hold the PCB's lock and it is live: its key is only
         // written while it is dead and unreachable.
         if unsafe { pcb.key() } != self.key {

@@ -53,11 +53,14 @@ fn check(table: &impl ConnTable<u32>, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Insert(k, v) => {
                 let t = tuple(k);
                 let got = table.insert(&t, v);
-                if model.contains_key(&t) {
-                    prop_assert_eq!(got, Err(InsertError::Duplicate(t)));
-                } else {
-                    prop_assert_eq!(got, Ok(()));
-                    model.insert(t, v);
+                match model.entry(t) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        prop_assert_eq!(got, Err(InsertError::Duplicate(t)));
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        prop_assert_eq!(got, Ok(()));
+                        e.insert(v);
+                    }
                 }
             }
             Op::Remove(k) => {

@@ -239,7 +239,7 @@ fn timed(
             .map(|r| {
                 let (stop, start, lookup) = (&stop, &start, &lookup);
                 s.spawn(move || {
-                    let mut rng = 0x2545_f491_4f6c_dd1d_u64 ^ (r as u64 + 1) * 0x9e37_79b9;
+                    let mut rng = 0x2545_f491_4f6c_dd1d_u64 ^ ((r as u64 + 1) * 0x9e37_79b9);
                     let n = tuples.len() as u64;
                     black_box(lookup(&tuples[0]));
                     start.wait();
