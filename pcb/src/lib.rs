@@ -1,1 +1,37 @@
-//! The connection table (in_pcb hash) read lock-free under SMR. Not yet built: see the issue tracker.
+//! The connection table (the BSD `in_pcb` hash), read lock-free under SMR.
+//!
+//! Every incoming segment finds its connection with [`Table::lookup`] inside
+//! an SMR read section: no locks, no reference counts, no stores to shared
+//! memory. A hit is a [`PcbRef`] bound to the section; [`PcbRef::lock`] takes
+//! the connection's own lock and re-validates it (FreeBSD's `inp_smr_lock`),
+//! giving a [`PcbGuard`] that may outlive the section. Inserts and removes
+//! take a per-bucket lock; removed PCBs go back to an [`smr::PoolCache`] and
+//! are reused only after every reader that could still see them has left.
+//!
+//! Around it: the listen table with load-balancing groups and listener drain
+//! ([`ListenTable`]), keyed flow hashing ([`FlowHash`]), RFC 6056 ephemeral
+//! ports ([`EphemeralPorts`]), and the baseline tables behind one trait
+//! ([`ConnTable`]) for comparison.
+
+mod backend;
+mod hash;
+mod listen;
+mod pcb;
+mod ports;
+mod primitive;
+mod stats;
+mod table;
+mod tuple;
+
+pub use backend::{Backend, ConnTable, UnknownBackend};
+#[cfg(not(loom))]
+pub use backend::{DashMapTable, PapayaTable, RwLockTable};
+pub use hash::{FlowBuildHasher, FlowHash};
+pub use listen::{
+    CloseError, Found, InFlight, ListenError, ListenOptions, ListenRef, ListenTable, Listener,
+};
+pub use pcb::{Pcb, PcbGuard, PcbRef, WouldBlock};
+pub use ports::{EphemeralPorts, PortError};
+pub use stats::ChainStats;
+pub use table::{InsertError, Table, TableConfig};
+pub use tuple::{Endpoint, FourTuple, Key};

@@ -11,18 +11,27 @@
 //! The crate also holds the NetBSD [`pserialize`](Pserialize) design as a
 //! baseline: fence-free readers, a synchronous `perform()` per grace period.
 //!
+//! [`PoolCache`] builds on either: a type-stable pool cache whose retired
+//! objects are reused, in batches stamped with one goal, only after readers
+//! have passed.
+//!
 //! See `domain.rs` for the theory and the ordering argument, `registry.rs` for
 //! why every thread has its own slot.
 
 mod backoff;
 mod domain;
 mod membarrier;
+mod pool;
 mod primitive;
 mod pserialize;
 mod registry;
 mod seq;
 
 pub use domain::{Blocker, Config, Domain, DomainStats, Mode, ReadSection};
+pub use pool::{
+    Exhausted, LATENCY_BUCKETS, PoolCache, PoolConfig, PoolMode, PoolStats, Pooled, Protection,
+    Reclaimed,
+};
 pub use pserialize::{PsReadSection, Pserialize, PserializeStats, Variant};
 pub use seq::{Goal, INVALID, Seq, SeqParams};
 

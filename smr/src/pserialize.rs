@@ -107,6 +107,12 @@ impl Pserialize {
         self.variant
     }
 
+    /// Whether the calling thread is inside a read section of this domain
+    /// (so `perform` would panic).
+    pub fn in_section(&self) -> bool {
+        registry::in_section(&self.registry)
+    }
+
     /// Enter a read section (`pserialize_read_enter`). Nests.
     #[inline]
     pub fn read_enter(&self) -> PsReadSection<'_> {

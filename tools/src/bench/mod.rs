@@ -3,8 +3,10 @@
 //! is a command anyone can rerun, not an anecdote.
 
 mod harness;
+mod pcb;
 mod read;
 
+pub use pcb::PcbArgs;
 pub use read::ReadArgs;
 
 use std::io;
@@ -13,6 +15,8 @@ use std::io;
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     Read(ReadArgs),
+    /// Connection-table lookups, read-only and under churn, SMR vs baselines.
+    Pcb(PcbArgs),
 }
 
 impl BenchCommand {
@@ -21,6 +25,7 @@ impl BenchCommand {
     pub fn run(&self) -> io::Result<()> {
         match self {
             BenchCommand::Read(args) => read::run(args),
+            BenchCommand::Pcb(args) => pcb::run(args),
         }
     }
 }

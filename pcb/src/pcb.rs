@@ -1,0 +1,219 @@
+//! The protocol control block and the two ways to hold one: [`PcbRef`], valid
+//! only inside the read section that found it, and [`PcbGuard`], the PCB's own
+//! lock, taken and re-validated from a `PcbRef` (FreeBSD's `inp_smr_lock`),
+//! which may outlive the section.
+//!
+//! Invariant: **a PCB is retired only by the holder of its lock, after
+//! marking it dead under that lock.** So a guard that found it live (and with
+//! the tuple it looked up) holds a connection that cannot be unlinked,
+//! retired or reused until the guard is dropped.
+//!
+//! Locking key for [`Pcb`] (FreeBSD style: what protects each field):
+//! - `key` (k): written only while the PCB is unreachable — after `alloc`,
+//!   before its Release publication into a chain — and otherwise read-only.
+//!   Readers that found the PCB inside a read section may read it; the pool
+//!   reuses (and rewrites) a PCB only after every section that could have
+//!   found it has ended, and a live PCB is never reused (invariant above).
+//! - `next` (b): written under the lock of the bucket the PCB is linked in;
+//!   loaded by readers with Acquire, pairing with the Release stores in
+//!   `table.rs` that publish a PCB or splice one out.
+//! - `state` (l): the PCB's own lock. It protects the stack's per-connection
+//!   state `T` and the liveness (`conn.is_some()`), and it is type-stable:
+//!   constructed once by the pool's `init`, never re-created on reuse.
+//!
+//! Lock order: PCB lock, then bucket lock (as in FreeBSD: inp lock before the
+//! hash lock). Nothing takes a PCB lock while holding a bucket lock, except
+//! `insert` on a PCB no one else can reach yet.
+
+use crate::primitive::{AtomicPtr, Mutex, MutexGuard, TupleCell, lock};
+use crate::table::Table;
+use crate::tuple::{FourTuple, Key};
+use smr::ReadSection;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr::{self, NonNull};
+
+/// A connection's control block, as the pool holds it. Only the table
+/// creates and links PCBs; users see them through [`PcbRef`] and
+/// [`PcbGuard`].
+pub struct Pcb<T> {
+    pub(crate) key: TupleCell<Key>,
+    pub(crate) next: AtomicPtr<Pcb<T>>,
+    pub(crate) state: Mutex<State<T>>,
+}
+
+/// What the PCB's lock protects.
+pub(crate) struct State<T> {
+    /// `Some` while the PCB is live (linked in the table, or about to be).
+    pub(crate) conn: Option<T>,
+    /// Bumped on every insert of this memory: tells incarnations apart in
+    /// tests and diagnostics (FreeBSD's `inp_gencnt`).
+    pub(crate) incarnation: u64,
+}
+
+// SAFETY: the only field that is not Sync by itself is `key`, a `Copy` value
+// written only while no other thread can reach the PCB (see the locking key);
+// `T` is reached only through the Mutex, which needs `T: Send`.
+unsafe impl<T: Send> Sync for Pcb<T> {}
+// SAFETY: as above; moving a PCB moves a `T`.
+unsafe impl<T: Send> Send for Pcb<T> {}
+
+impl<T> Pcb<T> {
+    /// The pool's constructor: an unused PCB (dead, empty key).
+    pub(crate) fn new() -> Pcb<T> {
+        Pcb {
+            key: TupleCell::new(Key::EMPTY),
+            next: AtomicPtr::new(ptr::null_mut()),
+            state: Mutex::new(State {
+                conn: None,
+                incarnation: 0,
+            }),
+        }
+    }
+
+    /// The pool's poison hook (feature `poison`): a PCB past its grace
+    /// period gets a key no lookup asks for, so a reader that reached a
+    /// recycled PCB would at least miss, and the pool flags its header.
+    pub(crate) fn poison(pcb: &Pcb<T>) {
+        // SAFETY: the hook runs once the PCB's grace period has passed: no
+        // reader can reach it and no one has allocated it yet.
+        unsafe { pcb.key.set(Key::POISON) };
+    }
+
+    /// The key.
+    ///
+    /// # Safety
+    /// The caller found the PCB in a chain inside a read section that is
+    /// still open, holds its bucket lock while it is linked, holds its live
+    /// lock, or owns it (fresh from the pool, unpublished).
+    #[inline(always)]
+    pub(crate) unsafe fn key(&self) -> Key {
+        // SAFETY: each case in the contract excludes a concurrent `set`.
+        unsafe { self.key.get() }
+    }
+}
+
+/// A PCB found by [`Table::lookup`], valid only inside the read section that
+/// found it (`'g`). Reading its tuple needs no lock; anything else needs
+/// [`lock`](Self::lock). `!Send`, like the section.
+pub struct PcbRef<'t, 'g, T: Send + 'static> {
+    pub(crate) table: &'t Table<T>,
+    pub(crate) pcb: NonNull<Pcb<T>>,
+    pub(crate) key: Key,
+    pub(crate) _section: PhantomData<&'g ReadSection<'g>>,
+}
+
+impl<T: Send + 'static> Clone for PcbRef<'_, '_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Send + 'static> Copy for PcbRef<'_, '_, T> {}
+
+impl<'t, 'g, T: Send + 'static> PcbRef<'t, 'g, T> {
+    /// The connection's tuple (as it was when found; a PCB's tuple never
+    /// changes while a section can see it).
+    pub fn tuple(&self) -> FourTuple {
+        self.key.tuple()
+    }
+
+    /// Lock the PCB and re-validate it: `None` if it was removed (or removed
+    /// and reused for another connection) between the lookup and the lock.
+    /// The guard may outlive the read section.
+    ///
+    /// Blocks on the PCB's lock inside the read section, which holds back
+    /// reclamation while it waits. PCB lock holders are short and never wait
+    /// for a grace period (`Domain::synchronize`, `PoolCache::barrier`), so
+    /// this cannot deadlock; use [`try_lock`](Self::try_lock) where even that
+    /// wait is unwelcome.
+    pub fn lock(&self) -> Option<PcbGuard<'t, T>> {
+        let pcb = self.pcb_ref();
+        self.validate(pcb, lock(&pcb.state))
+    }
+
+    /// As [`lock`](Self::lock), but `Err(WouldBlock)` instead of waiting when
+    /// another thread holds the PCB's lock.
+    pub fn try_lock(&self) -> Result<Option<PcbGuard<'t, T>>, WouldBlock> {
+        let pcb = self.pcb_ref();
+        match crate::primitive::try_lock(&pcb.state) {
+            Some(state) => Ok(self.validate(pcb, state)),
+            None => Err(WouldBlock),
+        }
+    }
+
+    fn pcb_ref(&self) -> &'t Pcb<T> {
+        // SAFETY: `self` lives no longer than the section ('g) in which the
+        // pointer was loaded from a chain, so the pool has not recycled the
+        // PCB and its memory is a constructed `Pcb<T>` (type-stable). The
+        // reference is handed on past 'g only inside a guard that found the
+        // PCB live under its lock; a live, locked PCB cannot be retired (the
+        // module invariant), so its memory stays in place for as long as the
+        // guard exists, which is at most 't (the table owns the pool, and
+        // never frees chunks while it is borrowed).
+        unsafe { &*self.pcb.as_ptr() }
+    }
+
+    fn validate(
+        &self,
+        pcb: &'t Pcb<T>,
+        state: MutexGuard<'t, State<T>>,
+    ) -> Option<PcbGuard<'t, T>> {
+        // Dead: removed (and perhaps reused) since the lookup.
+        state.conn.as_ref()?;
+        // SAFETY: we hold the PCB's lock and it is live: its key is only
+        // written while it is dead and unreachable.
+        if unsafe { pcb.key() } != self.key {
+            return None;
+        }
+        Some(PcbGuard {
+            table: self.table,
+            pcb,
+            state,
+        })
+    }
+}
+
+/// Another thread holds the PCB's lock (from [`PcbRef::try_lock`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WouldBlock;
+
+/// A live connection, locked. Derefs to the stack's per-connection state.
+/// The connection cannot be removed by anyone else while this exists; remove
+/// it with [`remove`](Self::remove). `!Send` (it holds a mutex guard).
+pub struct PcbGuard<'t, T: Send + 'static> {
+    pub(crate) table: &'t Table<T>,
+    pub(crate) pcb: &'t Pcb<T>,
+    pub(crate) state: MutexGuard<'t, State<T>>,
+}
+
+impl<T: Send + 'static> PcbGuard<'_, T> {
+    /// The connection's tuple.
+    pub fn tuple(&self) -> FourTuple {
+        // SAFETY: we hold the lock of a live PCB (module invariant).
+        unsafe { self.pcb.key() }.tuple()
+    }
+
+    /// Which reuse of this PCB's memory this connection is (1 for the first).
+    pub fn incarnation(&self) -> u64 {
+        self.state.incarnation
+    }
+}
+
+impl<T: Send + 'static> Deref for PcbGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.state
+            .conn
+            .as_ref()
+            .expect("a guard exists only for a live PCB")
+    }
+}
+
+impl<T: Send + 'static> DerefMut for PcbGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.state
+            .conn
+            .as_mut()
+            .expect("a guard exists only for a live PCB")
+    }
+}

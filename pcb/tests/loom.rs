@@ -1,0 +1,134 @@
+//! Model-checked: lookups racing inserts and removes in the same bucket.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target-loom cargo test -p pcb --release --test loom`
+//!
+//! Every model uses a one-bucket table, so every PCB shares one chain, and a
+//! pool with one-object magazines and chunks and a tight cap, so a removed
+//! PCB is reused by the very next insert whenever its grace period allows.
+//! The PCB's tuple lives in a `loom::cell::UnsafeCell`: if a reader could
+//! read a PCB while the pool handed it to a new connection (whose insert
+//! rewrites the tuple), loom reports the race. The reader asserts that it
+//! finds every entry present for its whole section, that what it finds
+//! carries the tuple it asked for, and that `lock` either fails or yields
+//! that very connection.
+#![cfg(loom)]
+
+use pcb::{FlowHash, FourTuple, InsertError, Table, TableConfig};
+use smr::{Domain, Mode, PoolConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn t(n: u8) -> FourTuple {
+    FourTuple::v4([10, 0, 0, 1], 80, [192, 0, 2, n], 1000)
+}
+
+fn table(cap: usize) -> Arc<Table<u8>> {
+    let cfg = TableConfig {
+        expected: 1,
+        pool: PoolConfig {
+            magazine_size: 1,
+            chunk_objects: 1,
+            max_objects: cap,
+            expedite_timeout: Duration::ZERO,
+            expedite_backoff: Duration::ZERO,
+            latency_sample_every: 1 << 30,
+        },
+        hash: Some(FlowHash::with_seed(1)),
+    };
+    Arc::new(Table::with_config(
+        Arc::new(Domain::new(Mode::Default)),
+        cfg,
+    ))
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(f);
+}
+
+/// The reader's checks for one tuple: a hit carries the tuple, and locking
+/// it yields that connection (value = last octet) or nothing.
+fn check_hit(table: &Table<u8>, section: &smr::ReadSection<'_>, n: u8) -> bool {
+    match table.lookup(section, &t(n)) {
+        None => false,
+        Some(r) => {
+            assert_eq!(r.tuple(), t(n));
+            if let Some(g) = r.lock() {
+                assert_eq!((g.tuple(), *g), (t(n), n));
+            }
+            true
+        }
+    }
+}
+
+#[test]
+fn lookup_racing_remove_and_reuse_never_sees_a_recycled_pcb() {
+    model(|| {
+        // A stays; C (in front of A) is removed and its memory offered to D.
+        let table = table(2);
+        table.insert(&t(1), 1).unwrap();
+        table.insert(&t(3), 3).unwrap();
+        let reader = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                let section = table.domain().enter();
+                check_hit(&table, &section, 3);
+                check_hit(&table, &section, 4);
+                assert!(check_hit(&table, &section, 1), "A was present throughout");
+            })
+        };
+        assert_eq!(table.remove(&t(3)), Some(3));
+        match table.insert(&t(4), 4) {
+            Ok(()) | Err(InsertError::Exhausted) => {}
+            Err(e) => panic!("{e}"),
+        }
+        reader.join().unwrap();
+        assert!(table.contains(&t(1)));
+    });
+}
+
+#[test]
+fn lookup_racing_insert_finds_old_entries_and_whole_new_ones() {
+    model(|| {
+        let table = table(3);
+        table.insert(&t(1), 1).unwrap();
+        let reader = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                let section = table.domain().enter();
+                check_hit(&table, &section, 2);
+                assert!(check_hit(&table, &section, 1), "A was present throughout");
+            })
+        };
+        table.insert(&t(2), 2).unwrap();
+        assert_eq!(table.remove(&t(2)), Some(2));
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn locked_guard_outlives_the_section_and_blocks_removal() {
+    model(|| {
+        let table = table(2);
+        table.insert(&t(1), 1).unwrap();
+        let holder = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                let guard = {
+                    let section = table.domain().enter();
+                    table.lookup(&section, &t(1)).and_then(|r| r.lock())
+                };
+                // The section is over; the guard still holds connection 1.
+                if let Some(g) = guard {
+                    assert_eq!((g.tuple(), *g), (t(1), 1));
+                }
+            })
+        };
+        assert_eq!(table.remove(&t(1)), Some(1));
+        // Reuse the memory for another connection.
+        let _ = table.insert(&t(2), 2);
+        holder.join().unwrap();
+    });
+}
