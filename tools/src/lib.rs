@@ -4,4 +4,4 @@
 
 mod bench;
 
-pub use bench::{BenchCommand, ReadArgs};
+pub use bench::{BenchCommand, PoolArgs, ReadArgs, RunArgs};

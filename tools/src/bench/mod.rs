@@ -3,16 +3,23 @@
 //! is a command anyone can rerun, not an anecdote.
 
 mod harness;
+mod pool;
 mod read;
+mod report;
 
+pub use pool::PoolArgs;
 pub use read::ReadArgs;
+pub use report::RunArgs;
 
 use std::io;
 
 /// The `smrnet bench` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// The cost of entering and leaving an empty read section.
     Read(ReadArgs),
+    /// The cost of an alloc+retire pair from the SMR pool cache.
+    Pool(PoolArgs),
 }
 
 impl BenchCommand {
@@ -21,6 +28,7 @@ impl BenchCommand {
     pub fn run(&self) -> io::Result<()> {
         match self {
             BenchCommand::Read(args) => read::run(args),
+            BenchCommand::Pool(args) => pool::run(args),
         }
     }
 }
