@@ -4,4 +4,4 @@
 
 mod bench;
 
-pub use bench::{BenchCommand, PcbArgs, ReadArgs};
+pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};

@@ -4,19 +4,26 @@
 
 mod harness;
 mod pcb;
+mod pool;
 mod read;
+mod report;
 
 pub use pcb::PcbArgs;
+pub use pool::PoolArgs;
 pub use read::ReadArgs;
+pub use report::RunArgs;
 
 use std::io;
 
 /// The `smrnet bench` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// The cost of entering and leaving an empty read section.
     Read(ReadArgs),
     /// Connection-table lookups, read-only and under churn, SMR vs baselines.
     Pcb(PcbArgs),
+    /// The cost of an alloc+retire pair from the SMR pool cache.
+    Pool(PoolArgs),
 }
 
 impl BenchCommand {
@@ -26,6 +33,7 @@ impl BenchCommand {
         match self {
             BenchCommand::Read(args) => read::run(args),
             BenchCommand::Pcb(args) => pcb::run(args),
+            BenchCommand::Pool(args) => pool::run(args),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! the same machine load. Each subject is built once and shared by all threads,
 //! as a stack would share its one domain.
 
-use super::harness::{self, Summary};
+use super::harness;
+use super::report::{self, Machine, RunArgs, round};
 use serde::Serialize;
 use smr::{Domain, Mode, Pserialize, Variant};
 use std::collections::BTreeMap;
@@ -27,36 +28,14 @@ use std::time::Duration;
 /// run by run, so load from elsewhere on the machine hits all of them alike.
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
-    /// Print exactly one JSON object on stdout instead of a table.
-    ///
-    /// `{"bench":"read","machine":{..},"runs":K,"millis_per_run":MS,
-    /// "results":[{"impl":..,"threads":N,"ns_per_op":..,"min":..,"max":..,
-    /// "runs":K,"note":..}],"ratios":{"<impl>/crossbeam-epoch@<N>":..}}`;
-    /// `note` appears only when an implementation is not what its name says
-    /// (smr-lazy without membarrier).
-    #[arg(long)]
-    json: bool,
-
-    /// Thread counts to measure at, comma-separated (each 1..=1024).
-    #[arg(
-        long,
-        value_name = "N,M,...",
-        value_delimiter = ',',
-        default_value = "1,2",
-        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024),
-    )]
-    threads: Vec<usize>,
-
-    /// Timed runs of every implementation at every thread count; the median
-    /// run is reported.
-    #[arg(long, value_name = "K", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
-    runs: u32,
-
-    /// Length of one timed run, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 200,
-          value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    millis_per_run: u64,
+    /// With --json: `{"bench":"read","machine":{..},"runs":K,
+    /// "millis_per_run":MS,"results":[{"impl":..,"threads":N,"ns_per_op":..,
+    /// "min":..,"max":..,"runs":K,"note":..}],
+    /// "ratios":{"<impl>/crossbeam-epoch@<N>":..}}`; `note` appears only when
+    /// an implementation is not what its name says (smr-lazy without
+    /// membarrier).
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,13 +165,6 @@ struct Report {
 }
 
 #[derive(Serialize)]
-struct Machine {
-    cpus: usize,
-    arch: &'static str,
-    os: &'static str,
-}
-
-#[derive(Serialize)]
 struct Row {
     #[serde(rename = "impl")]
     imp: &'static str,
@@ -211,52 +183,32 @@ struct Row {
 }
 
 pub(super) fn run(args: &ReadArgs) -> io::Result<()> {
+    let args = &args.run;
     let subjects = Subjects::new();
     if let Some(note) = subjects.note(Impl::SmrLazy) {
         eprintln!("smrnet bench read: smr-lazy {note}");
     }
-    let mut threads = args.threads.clone();
-    threads.sort_unstable();
-    threads.dedup();
-    let budget = Duration::from_millis(args.millis_per_run);
-
-    let configs: Vec<(usize, Impl)> = threads
+    let measured = report::interleave(args, &IMPLS, |imp, t, budget| {
+        subjects.measure(imp, t, budget)
+    });
+    let results: Vec<Row> = measured
         .iter()
-        .flat_map(|&t| IMPLS.map(|imp| (t, imp)))
-        .collect();
-    let mut samples = vec![Vec::with_capacity(args.runs as usize); configs.len()];
-    for _ in 0..args.runs {
-        for (&(t, imp), s) in configs.iter().zip(&mut samples) {
-            s.push(subjects.measure(imp, t, budget));
-        }
-    }
-
-    let summaries: Vec<Summary> = samples.iter().map(|s| Summary::of(s)).collect();
-    let baseline = |t: usize| {
-        let i = configs.iter().position(|&c| c == (t, BASELINE));
-        summaries[i.expect("the baseline is measured at every thread count")].median
-    };
-    let results: Vec<Row> = configs
-        .iter()
-        .zip(&summaries)
-        .map(|(&(t, imp), s)| Row {
-            imp: imp.name(),
-            threads: t,
-            ns_per_op: round(s.median),
-            min: round(s.min),
-            max: round(s.max),
+        .map(|m| Row {
+            imp: m.imp.name(),
+            threads: m.threads,
+            ns_per_op: round(m.summary.median),
+            min: round(m.summary.min),
+            max: round(m.summary.max),
             runs: args.runs,
-            note: subjects.note(imp),
-            ratio: round(s.median / baseline(t)),
+            note: subjects.note(m.imp),
+            ratio: round(
+                m.summary.median / report::baseline_median(&measured, BASELINE, m.threads),
+            ),
         })
         .collect();
     let report = Report {
         bench: "read",
-        machine: Machine {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            arch: std::env::consts::ARCH,
-            os: std::env::consts::OS,
-        },
+        machine: Machine::this(),
         runs: args.runs,
         millis_per_run: args.millis_per_run,
         ratios: results
@@ -280,17 +232,14 @@ pub(super) fn run(args: &ReadArgs) -> io::Result<()> {
     out.flush()
 }
 
-/// Three decimals: well below the run-to-run noise of a sub-nanosecond loop.
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(
         out,
         "enter+exit of an empty read section: ns per op per thread, \
          median of {} runs x {} ms ({} cpus)",
-        r.runs, r.millis_per_run, r.machine.cpus
+        r.runs,
+        r.millis_per_run,
+        r.machine.cpus()
     )?;
     let vs = format!("vs {}", BASELINE.name());
     writeln!(
