@@ -14,6 +14,8 @@
 //! per lookup, which stops the CPU from overlapping one lookup's cache misses
 //! with the next. `smr_mode` in the report says what the kernel allowed.
 
+use super::harness::Summary;
+use super::report::{self, Machine, round};
 use pcb::{
     ConnTable, DashMapTable, FlowBuildHasher, FlowHash, FourTuple, Key, PapayaTable, RwLockTable,
     Table,
@@ -286,11 +288,15 @@ fn timed(
         let c: Vec<(u32, f64)> = cs.into_iter().map(|h| h.join().expect("churner")).collect();
         (r, c)
     });
-    let lookups_per_s = lookups.iter().map(|&(n, t)| n as f64 / t).sum();
+    // Folded from +0.0: `sum` of no f64s is -0.0, which would print as such.
+    let lookups_per_s = lookups
+        .iter()
+        .map(|&(n, t)| n as f64 / t)
+        .fold(0.0, |a, b| a + b);
     let churn_ops_per_s = steps
         .iter()
         .map(|&(k, t)| (2 * u64::from(k)).saturating_sub(u64::from(CHURN_WINDOW)) as f64 / t)
-        .sum();
+        .fold(0.0, |a, b| a + b);
     Sample {
         lookups_per_s,
         churn_ops_per_s,
@@ -304,7 +310,7 @@ struct Report {
     entries: u32,
     runs: u32,
     millis_per_run: u64,
-    cpus: usize,
+    machine: Machine,
     /// The SMR domain's mode in effect (lazy falls back to default when the
     /// kernel refuses membarrier).
     smr_mode: &'static str,
@@ -346,16 +352,6 @@ struct Ratios {
     read_smr_over_unsync_2: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
     let subjects = Subjects::new(args.entries);
     let budget = Duration::from_millis(args.millis_per_run);
@@ -374,14 +370,19 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
         .iter()
         .zip(&samples)
         .map(|(&(imp, readers, churners), s)| {
-            let lookups = median(s.iter().map(|x| x.lookups_per_s).collect());
+            let lookups =
+                Summary::of(&s.iter().map(|x| x.lookups_per_s).collect::<Vec<_>>()).median;
             Row {
                 imp: imp.name(),
                 entries: args.entries,
                 readers,
                 churners,
                 lookups_per_s: lookups.round(),
-                churn_ops_per_s: median(s.iter().map(|x| x.churn_ops_per_s).collect()).round(),
+                churn_ops_per_s: Summary::of(
+                    &s.iter().map(|x| x.churn_ops_per_s).collect::<Vec<_>>(),
+                )
+                .median
+                .round(),
                 ns_per_lookup: ((readers as f64 * 1e9 / lookups) * 100.0).round() / 100.0,
             }
         })
@@ -392,7 +393,7 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
             .find(|x| x.imp == imp.name() && x.readers == r && x.churners == c)
             .expect("every configuration is measured")
     };
-    let ratio = |a: f64, b: f64| (a / b * 1000.0).round() / 1000.0;
+    let ratio = |a: f64, b: f64| round(a / b);
     let ratios = Ratios {
         churn_lookups_smr_over_dashmap: ratio(
             find(Impl::Smr, 1, 1).lookups_per_s,
@@ -416,7 +417,7 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
         entries: args.entries,
         runs: args.runs,
         millis_per_run: args.millis_per_run,
-        cpus: thread::available_parallelism().map_or(1, |n| n.get()),
+        machine: Machine::this(),
         smr_mode: subjects.smr.domain().mode().name(),
         memory: Memory {
             smr_table_bytes_per_entry: (subjects.smr.overhead_per_entry(args.entries as usize)
@@ -429,39 +430,40 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
         ratios,
         results,
     };
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
+    report::emit(args.json, &report, write_table)
+}
+
+fn write_table(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    writeln!(
+        out,
+        "connection table, {} entries, random hits: median of {} runs x {} ms ({} cpus, smr {})",
+        report.entries,
+        report.runs,
+        report.millis_per_run,
+        report.machine.cpus(),
+        report.smr_mode
+    )?;
+    writeln!(
+        out,
+        "{:<15} {:>7} {:>8} {:>14} {:>14} {:>9}",
+        "impl", "readers", "churners", "lookups/s", "churn ops/s", "ns/lookup"
+    )?;
+    for r in &report.results {
         writeln!(
             out,
-            "connection table, {} entries, random hits: median of {} runs x {} ms ({} cpus, smr {})",
-            report.entries, report.runs, report.millis_per_run, report.cpus, report.smr_mode
-        )?;
-        writeln!(
-            out,
-            "{:<15} {:>7} {:>8} {:>14} {:>14} {:>9}",
-            "impl", "readers", "churners", "lookups/s", "churn ops/s", "ns/lookup"
-        )?;
-        for r in &report.results {
-            writeln!(
-                out,
-                "{:<15} {:>7} {:>8} {:>14.0} {:>14.0} {:>9.2}",
-                r.imp, r.readers, r.churners, r.lookups_per_s, r.churn_ops_per_s, r.ns_per_lookup
-            )?;
-        }
-        let m = &report.memory;
-        writeln!(
-            out,
-            "smr table overhead: {:.2} bytes/entry ({} buckets); PCB body {} bytes",
-            m.smr_table_bytes_per_entry, m.buckets, m.pcb_bytes
-        )?;
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&report.ratios).map_err(io::Error::other)?
+            "{:<15} {:>7} {:>8} {:>14.0} {:>14.0} {:>9.2}",
+            r.imp, r.readers, r.churners, r.lookups_per_s, r.churn_ops_per_s, r.ns_per_lookup
         )?;
     }
-    out.flush()
+    let m = &report.memory;
+    writeln!(
+        out,
+        "smr table overhead: {:.2} bytes/entry ({} buckets); PCB body {} bytes",
+        m.smr_table_bytes_per_entry, m.buckets, m.pcb_bytes
+    )?;
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&report.ratios).map_err(io::Error::other)?
+    )
 }

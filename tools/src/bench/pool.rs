@@ -249,27 +249,16 @@ pub(super) fn run(args: &PoolArgs) -> io::Result<()> {
         millis_per_run: args.millis_per_run,
         object_bytes: std::mem::size_of::<Block>(),
         cap: CAP,
-        ratios: results
-            .iter()
-            .filter(|row| row.imp != BASELINE.name())
-            .map(|row| {
-                let key = format!("{}/{}@{}", row.imp, BASELINE.name(), row.threads);
-                (key, row.ratio)
-            })
-            .collect(),
+        ratios: report::ratios(
+            results.iter().map(|r| (r.imp, r.threads, r.ratio)),
+            BASELINE.name(),
+        ),
         results,
     };
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write_table(&mut out, &report)?;
-    }
-    out.flush()
+    report::emit(args.json, &report, write_table)
 }
 
-fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
+fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(
         out,
         "alloc+retire of a {}-byte object: ns per pair per thread, median of {} runs x {} ms ({} cpus)",

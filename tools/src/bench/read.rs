@@ -211,28 +211,17 @@ pub(super) fn run(args: &ReadArgs) -> io::Result<()> {
         machine: Machine::this(),
         runs: args.runs,
         millis_per_run: args.millis_per_run,
-        ratios: results
-            .iter()
-            .filter(|row| row.imp != BASELINE.name())
-            .map(|row| {
-                let key = format!("{}/{}@{}", row.imp, BASELINE.name(), row.threads);
-                (key, row.ratio)
-            })
-            .collect(),
+        ratios: report::ratios(
+            results.iter().map(|r| (r.imp, r.threads, r.ratio)),
+            BASELINE.name(),
+        ),
         results,
     };
 
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write_table(&mut out, &report)?;
-    }
-    out.flush()
+    report::emit(args.json, &report, write_table)
 }
 
-fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
+fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(
         out,
         "enter+exit of an empty read section: ns per op per thread, \

@@ -125,3 +125,32 @@ impl Machine {
 pub(crate) fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+/// `"<impl>/<baseline>@<threads>"` for every row but the baseline's: the
+/// ratio of each median to the baseline's at the same thread count.
+pub(crate) fn ratios<'a>(
+    rows: impl IntoIterator<Item = (&'a str, usize, f64)>,
+    baseline: &str,
+) -> std::collections::BTreeMap<String, f64> {
+    rows.into_iter()
+        .filter(|&(imp, _, _)| imp != baseline)
+        .map(|(imp, threads, ratio)| (format!("{imp}/{baseline}@{threads}"), ratio))
+        .collect()
+}
+
+/// Print `report` as one JSON object, or as the table `table` writes.
+pub(crate) fn emit<R: Serialize>(
+    json: bool,
+    report: &R,
+    table: impl FnOnce(&mut dyn std::io::Write, &R) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        table(&mut out, report)?;
+    }
+    out.flush()
+}
