@@ -1,0 +1,5 @@
+//! TCP building blocks that need no connection table: sequence arithmetic, options,
+//! initial sequence numbers, SYN cookies and the retransmission timer estimate.
+
+pub(crate) mod options;
+pub(crate) mod seq;
