@@ -13,11 +13,17 @@ mod time;
 mod wire;
 
 pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
+pub use crate::tcp::cookie::{
+    CookieOptions, DEFAULT_PERIOD as COOKIE_PERIOD, MSS_TABLE, SynCookies,
+};
+pub use crate::tcp::isn::IsnGenerator;
 pub use crate::tcp::options::{
     MAX_OPTIONS_LEN, MAX_SACK_BLOCKS, MAX_WINDOW_SCALE, MalformedOption, SackBlock, SackBlocks,
     TcpOptions, Timestamps,
 };
+pub use crate::tcp::rtt::{RtoConfig, RttEstimator, karn_sample};
 pub use crate::tcp::seq::SeqNum;
+pub use crate::tcp::siphash::SecretKey;
 pub use crate::time::Instant;
 pub use crate::wire::{
     DEFAULT_HOP_LIMIT, Datagram, Drop, ECHO_HEADER_LEN, Echo, EchoKind, EmitError,
