@@ -293,8 +293,10 @@ fn a_million_hostile_frames_never_panic_and_every_drop_is_counted() {
     for _ in 0..cases {
         let n = hostile_frame(&mut rng, &mut buf);
         let outcome = parse_frame(&buf[..n]);
-        if let Ok(datagram) = &outcome
-            && let Transport::Tcp(segment) = datagram.transport
+        if let Ok(Datagram {
+            transport: Transport::Tcp(segment),
+            ..
+        }) = &outcome
         {
             assert!(segment.payload.len() <= n);
             assert!(segment.header.options.window_scale.is_none_or(|s| s <= 14));
