@@ -1,1 +1,32 @@
-//! The sans-IO TCP/IP engine. Not yet built: see the issue tracker.
+//! The sans-IO TCP/IP engine.
+//!
+//! This crate turns TUN frames into validated views and named drop reasons, and
+//! builds outbound segments into caller buffers; the TCP building blocks (sequence
+//! numbers, options, ISNs, SYN cookies, RTO) sit beside it, ready for the state
+//! machine. Nothing here reads a clock or does I/O: time is an argument
+//! ([`Instant`]). Invariant: no input a peer can send makes any function here panic;
+//! bad input becomes a [`Drop`] reason and a counter.
+
+mod counters;
+mod tcp;
+mod time;
+mod wire;
+
+pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
+pub use crate::tcp::cookie::{
+    CookieOptions, DEFAULT_PERIOD as COOKIE_PERIOD, MSS_TABLE, SynCookies,
+};
+pub use crate::tcp::isn::IsnGenerator;
+pub use crate::tcp::options::{
+    MAX_OPTIONS_LEN, MAX_SACK_BLOCKS, MAX_WINDOW_SCALE, MalformedOption, SackBlock, SackBlocks,
+    TcpOptions, Timestamps,
+};
+pub use crate::tcp::rtt::{RtoConfig, RttEstimator, karn_sample};
+pub use crate::tcp::seq::SeqNum;
+pub use crate::tcp::siphash::SecretKey;
+pub use crate::time::Instant;
+pub use crate::wire::{
+    DEFAULT_HOP_LIMIT, Datagram, Drop, ECHO_HEADER_LEN, Echo, EchoKind, EmitError,
+    MAX_IPV6_EXT_HEADERS, TCP_HEADER_LEN, TcpFlags, TcpHeader, TcpSegment, Transport, emit_echo,
+    emit_tcp, parse as parse_frame,
+};
