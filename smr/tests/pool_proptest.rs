@@ -150,13 +150,13 @@ fn run(ops: Vec<(usize, Op)>) -> Result<(), TestCaseError> {
                     )));
                     break;
                 }
-                if let Some(r) = retired_at.remove(&p) {
-                    if let Some((reader, entered)) = open.iter().find(|&(_, &e)| e < r) {
-                        result = Err(TestCaseError::fail(format!(
-                            "step {step}: {p:#x} retired at step {r} reused while thread {reader}'s section from step {entered} is open"
-                        )));
-                        break;
-                    }
+                if let Some(r) = retired_at.remove(&p)
+                    && let Some((reader, entered)) = open.iter().find(|&(_, &e)| e < r)
+                {
+                    result = Err(TestCaseError::fail(format!(
+                        "step {step}: {p:#x} retired at step {r} reused while thread {reader}'s section from step {entered} is open"
+                    )));
+                    break;
                 }
             }
             Reply::Alloc(Err(Exhausted)) => {
