@@ -562,7 +562,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
         });
         let mut out = Reclaimed::default();
         // Expired batches, oldest first, without blocking.
-        while let Some((id, Stamp::Goal(goal))) = lock(&this.depot).head() {
+        loop {
+            // A separate statement: the guard must not live through the body.
+            let head = lock(&this.depot).head();
+            let Some((id, Stamp::Goal(goal))) = head else {
+                break;
+            };
             if !this.poll(goal) {
                 break;
             }

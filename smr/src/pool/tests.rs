@@ -432,3 +432,19 @@ fn many_threads_churning_keep_the_books_balanced() {
     assert_eq!(s.pending, 0);
     assert_accounted(&s);
 }
+
+#[test]
+fn reclaim_makes_passed_batches_reusable_without_waiting() {
+    let pool = smr_pool(Mode::Default, small(1024));
+    let objs: Vec<_> = (0..16).map(|_| pool.alloc().unwrap()).collect();
+    drop(objs);
+    assert_eq!(pool.stats().pending_batches, 2);
+    let r = pool.reclaim();
+    assert_eq!(
+        r.passed, 16,
+        "no reader is inside: both batches have passed"
+    );
+    let s = pool.stats();
+    assert_eq!(s.pending, 0);
+    assert_accounted(&s);
+}
