@@ -29,6 +29,10 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+/// How many times `alloc_slow` looks at a newly exposed oldest batch after
+/// losing the previous one to another thread.
+const HEAD_RETRIES: usize = 4;
+
 static NEXT_POOL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub(crate) struct Shared<T> {
@@ -249,21 +253,32 @@ impl<T: Send + Sync + 'static> Shared<T> {
             std::mem::swap(&mut m.alloc, &mut m.prev);
             return Ok(m.alloc.pop().expect("non-empty"));
         }
-        let head = {
-            let mut d = lock(&self.depot);
-            if let Some(full) = d.pop_ready() {
-                let empty = std::mem::replace(&mut m.alloc, full);
-                d.put_empty(empty);
-                drop(d);
-                return Ok(m.alloc.pop().expect("ready magazines are non-empty"));
+        // Another thread may take the head batch between our poll and our
+        // pop; then the next batch is the likeliest to have passed, so look
+        // again (a few times: each loss means someone else made progress)
+        // rather than grow a chunk while reusable memory is queued.
+        let mut head = None;
+        for _ in 0..HEAD_RETRIES {
+            head = {
+                let mut d = lock(&self.depot);
+                if let Some(full) = d.pop_ready() {
+                    let empty = std::mem::replace(&mut m.alloc, full);
+                    d.put_empty(empty);
+                    drop(d);
+                    return Ok(m.alloc.pop().expect("ready magazines are non-empty"));
+                }
+                d.head()
+            };
+            let Some((id, Stamp::Goal(goal))) = head else {
+                break;
+            };
+            if !self.poll(goal) {
+                break;
             }
-            d.head()
-        };
-        if let Some((id, Stamp::Goal(goal))) = head
-            && self.poll(goal)
-            && let Some(slot) = self.take_head(m, id)
-        {
-            return Ok(slot);
+            if let Some(slot) = self.take_head(m, id) {
+                return Ok(slot);
+            }
+            SharedCounters::add(&self.counters.head_races, 1);
         }
         if let Some(slot) = self.grow(m) {
             return Ok(slot);
@@ -703,6 +718,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 stamped as f64 / (advances + performs) as f64
             },
             polls: c(&self.counters.polls),
+            head_races: c(&self.counters.head_races),
             sync_waits: c(&self.counters.sync_waits),
             sync_wait_failures: c(&self.counters.sync_wait_failures),
             performs,

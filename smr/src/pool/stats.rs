@@ -68,6 +68,7 @@ pub(crate) struct SharedCounters {
     pub(crate) advances: AtomicU64,
     pub(crate) stamped: AtomicU64,
     pub(crate) polls: AtomicU64,
+    pub(crate) head_races: AtomicU64,
     pub(crate) sync_waits: AtomicU64,
     pub(crate) sync_wait_failures: AtomicU64,
     pub(crate) performs: AtomicU64,
@@ -131,6 +132,9 @@ pub struct PoolStats {
     pub frees_per_advance: f64,
     /// `poll()` calls made by the pool.
     pub polls: u64,
+    /// Times a thread saw the oldest batch pass but another thread took it
+    /// first (the allocator then looks at the next one).
+    pub head_races: u64,
     /// Synchronous waits (expedites, barriers, synchronous performs).
     pub sync_waits: u64,
     /// Expedited waits that timed out.

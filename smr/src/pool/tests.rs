@@ -448,3 +448,36 @@ fn reclaim_makes_passed_batches_reusable_without_waiting() {
     assert_eq!(s.pending, 0);
     assert_accounted(&s);
 }
+
+#[test]
+fn concurrent_churn_recycles_instead_of_growing() {
+    // Two threads racing for the oldest batch: the loser must look at the
+    // next batch, not grow a chunk. Without the retry this pool grew to
+    // tens of thousands of objects on two CPUs.
+    let d = Arc::new(Domain::new(Mode::Default));
+    let pool = Arc::new(PoolCache::with_config(
+        Protection::Smr(d),
+        PoolConfig::default(),
+        node,
+    ));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                for _ in 0..200_000 {
+                    pool.alloc().unwrap().retire();
+                }
+                pool.flush();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = pool.stats();
+    assert!(
+        s.allocated <= 64 * 64,
+        "two churners must recycle, not grow: {s:?}"
+    );
+    assert_accounted(&s);
+}
