@@ -13,10 +13,13 @@ mod time;
 mod wire;
 
 pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
+pub use crate::tcp::config::{KeepaliveConfig, TcpConfig};
 pub use crate::tcp::cookie::{
     CookieOptions, DEFAULT_PERIOD as COOKIE_PERIOD, MSS_TABLE, SynCookies,
 };
+pub use crate::tcp::handshake::Handshake;
 pub use crate::tcp::isn::IsnGenerator;
+pub use crate::tcp::mib::{MibCounter, TcpMib, TcpMibSnapshot, sum_mibs};
 pub use crate::tcp::options::{
     MAX_OPTIONS_LEN, MAX_SACK_BLOCKS, MAX_WINDOW_SCALE, MalformedOption, SackBlock, SackBlocks,
     TcpOptions, Timestamps,
