@@ -196,6 +196,9 @@ pub struct Tcb {
     ack_due: AckDue,
     /// Full-sized segments received since our last ACK.
     unacked_segs: u8,
+    /// One ACK is owed per out-of-order arrival, even if several arrive
+    /// between two `poll_transmit` calls: the sender counts duplicates.
+    dup_acks_owed: u8,
     /// An RST to send: (its seq, and the ack it carries if any).
     rst_pending: Option<(SeqNum, Option<SeqNum>)>,
     /// The sequence number our FIN occupies, once sent.
@@ -279,6 +282,7 @@ impl Tcb {
             retransmit_now: false,
             ack_due: AckDue::No,
             unacked_segs: 0,
+            dup_acks_owed: 0,
             rst_pending: None,
             fin_seq: None,
             probe_pending: false,
@@ -327,7 +331,7 @@ impl Tcb {
     ) -> Tcb {
         mib.passive_opens.bump();
         let mut tcb = Tcb::new(cfg, hs.local, hs.remote, hs.iss, now, State::SynReceived);
-        tcb.snd_una = hs.iss + 1;
+        // SND.UNA stays at the ISS: the final ACK is what acknowledges the SYN.
         tcb.snd_nxt = hs.iss + 1;
         tcb.snd_max = hs.iss + 1;
         tcb.irs = hs.irs;
@@ -363,6 +367,7 @@ impl Tcb {
         if tcb.state == State::SynReceived {
             // The listener validated this ACK; take its word even if the
             // segment itself was, say, trimmed away.
+            tcb.snd_una = tcb.snd_nxt;
             tcb.enter_established();
         }
         tcb.settle(mib);
