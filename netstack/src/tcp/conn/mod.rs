@@ -29,6 +29,8 @@ mod timestamps;
 mod types;
 
 #[cfg(test)]
+mod reliability_tests;
+#[cfg(test)]
 mod script_tests;
 #[cfg(test)]
 mod tests;
@@ -398,6 +400,10 @@ impl Tcb {
         self.unsettled.estab_entered = self.unsettled.estab_entered.saturating_add(1);
         self.events |= Events::CONNECTED | Events::WRITABLE;
         self.arm_keepalive(self.last_heard);
+        if self.fin_queued {
+            // The application closed during the handshake.
+            self.set_state(State::FinWait1);
+        }
     }
 
     /// Moves to `next`, keeping the CurrEstab gauge: leaving ESTABLISHED or
@@ -513,7 +519,11 @@ impl Tcb {
     pub fn close(&mut self) {
         match self.state {
             State::SynSent | State::Listen => self.terminate(None),
-            State::SynReceived | State::Established => {
+            // > SYN-RECEIVED: [...] if there is pending data to send, queue
+            // the FIN for processing after entering ESTABLISHED state.
+            // (`enter_established` moves on to FIN-WAIT-1.)
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.set_state(State::FinWait1);
             }
@@ -605,12 +615,6 @@ impl Tcb {
         if self.state != State::TimeWait || self.recv_buf.len() > 0 {
             return None;
         }
-        let two_msl = dur(self.limits.msl_ms).saturating_mul(2);
-        let now = self
-            .timers
-            .close
-            .map(|at| Instant::from_nanos(at.as_nanos().saturating_sub(two_msl.as_nanos() as u64)))
-            .unwrap_or(Instant::ZERO);
         Some(TimeWait::new(
             self.local.port(),
             self.remote.port(),
@@ -619,8 +623,8 @@ impl Tcb {
             self.ts_on.then_some((self.ts_offset, self.ts_recent)),
             self.advertised_window_field(),
             self.ack_due != AckDue::No,
-            two_msl,
-            now,
+            dur(self.limits.msl_ms).saturating_mul(2),
+            self.timers.close.unwrap_or(Instant::ZERO),
         ))
     }
 
