@@ -251,3 +251,15 @@ fn fast_retransmitted_segment_is_not_timed() {
         "Karn: no sample from a retransmission"
     );
 }
+
+#[test]
+fn dup_acks_after_a_timeout_do_not_start_fast_recovery() {
+    let mut s = with_flight(6);
+    s.fire_next();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    for _ in 0..4 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1));
+    }
+    assert!(s.tcb.recover.is_none());
+    assert_eq!(s.mib.snapshot().fast_retrans, 0);
+}
