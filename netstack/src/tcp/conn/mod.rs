@@ -357,9 +357,9 @@ impl Tcb {
         // The SYN-ACK offered a window of at most 65535 octets unscaled
         // (RFC 7323 §2.2: a SYN's window is never scaled).
         tcb.rcv_adv = tcb.rcv_nxt + tcb.limits.recv_buffer.min(u32::from(u16::MAX)) as usize;
-        tcb.set_peer_mss(hs.peer_mss);
         tcb.ts_on = hs.ts_recent.is_some();
         tcb.ts_recent = hs.ts_recent.unwrap_or(0);
+        tcb.set_peer_mss(hs.peer_mss);
         if let Some(ts) = ack.header.options.timestamps {
             tcb.ts_offset = ts_offset_for(now, ts.echo_reply);
         }
@@ -374,6 +374,7 @@ impl Tcb {
             // The listener validated this ACK; take its word even if the
             // segment itself was, say, trimmed away.
             tcb.snd_una = tcb.snd_nxt;
+            tcb.rst_pending = None;
             tcb.enter_established();
         }
         tcb.settle(mib);
