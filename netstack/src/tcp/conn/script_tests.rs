@@ -195,6 +195,58 @@ impl Script {
     }
 }
 
+/// One line of a table-driven script.
+pub(super) enum Step {
+    /// Move the clock to this many milliseconds and run due timers.
+    At(u64),
+    /// The peer sends this segment.
+    In(Seg),
+    /// The TCB sends a segment with these flags (PSH aside), seq and ack.
+    Out(TcpFlags, u32, u32),
+    /// The TCB sends nothing more.
+    Quiet,
+    /// The TCB is in this state.
+    Is(State),
+    /// The application does something.
+    App(fn(&mut Tcb)),
+}
+
+impl Script {
+    /// Runs a table of steps; a failing assertion names the step.
+    #[track_caller]
+    pub(super) fn run(&mut self, steps: Vec<Step>) {
+        for (i, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::At(ms) => {
+                    self.at_ms(ms);
+                    self.fire();
+                }
+                Step::In(seg) => {
+                    self.inject(seg);
+                }
+                Step::Out(flags, seq, ack) => {
+                    let sent = self
+                        .poll()
+                        .unwrap_or_else(|| panic!("step {i}: nothing sent"));
+                    let got = TcpFlags(sent.header.flags.0 & !TcpFlags::PSH.0);
+                    assert_eq!(got, flags, "step {i}: flags of {sent:?}");
+                    assert_eq!(sent.header.seq, SeqNum(seq), "step {i}: seq of {sent:?}");
+                    if flags.contains(ACK) {
+                        assert_eq!(sent.header.ack, SeqNum(ack), "step {i}: ack of {sent:?}");
+                    }
+                }
+                Step::Quiet => {
+                    if let Some(sent) = self.poll() {
+                        panic!("step {i}: expected nothing, got {sent:?}");
+                    }
+                }
+                Step::Is(state) => assert_eq!(self.tcb.state(), state, "step {i}"),
+                Step::App(f) => f(&mut self.tcb),
+            }
+        }
+    }
+}
+
 #[test]
 fn syn_sent_syn_ack_establishes() {
     let mut s = Script::established(&plain());
@@ -398,15 +450,46 @@ fn passive_close_goes_through_close_wait_and_last_ack() {
 
 #[test]
 fn simultaneous_close_goes_through_closing() {
+    use Step::*;
     let mut s = Script::established(&plain());
-    s.tcb.close();
-    s.expect(FIN | ACK, ISS + 1, IRS + 1);
-    // The peer's FIN crosses ours: it does not acknowledge our FIN.
-    s.inject(Seg::new(FIN | ACK, IRS + 1, ISS + 1));
-    assert_eq!(s.tcb.state(), State::Closing);
-    s.expect(ACK, ISS + 2, IRS + 2);
-    s.inject(Seg::new(ACK, IRS + 2, ISS + 2));
-    assert_eq!(s.tcb.state(), State::TimeWait);
+    s.run(vec![
+        App(Tcb::close),
+        Is(State::FinWait1),
+        Out(FIN | ACK, ISS + 1, IRS + 1),
+        // The peer's FIN crosses ours: it does not acknowledge our FIN.
+        In(Seg::new(FIN | ACK, IRS + 1, ISS + 1)),
+        Is(State::Closing),
+        Out(ACK, ISS + 2, IRS + 2),
+        Quiet,
+        In(Seg::new(ACK, IRS + 2, ISS + 2)),
+        Is(State::TimeWait),
+        At(59_999),
+        Is(State::TimeWait),
+        At(60_000),
+        Is(State::Closed),
+    ]);
+}
+
+#[test]
+fn lost_fin_is_retransmitted_in_last_ack() {
+    use Step::*;
+    let mut s = Script::established(&plain());
+    s.run(vec![
+        In(Seg::new(FIN | ACK, IRS + 1, ISS + 1)),
+        Is(State::CloseWait),
+        Out(ACK, ISS + 1, IRS + 2),
+        App(Tcb::close),
+        Is(State::LastAck),
+        Out(FIN | ACK, ISS + 1, IRS + 2),
+        Quiet,
+        At(1000),
+        Out(FIN | ACK, ISS + 1, IRS + 2),
+        At(3000),
+        Out(FIN | ACK, ISS + 1, IRS + 2),
+        In(Seg::new(ACK, IRS + 2, ISS + 2)),
+        Is(State::Closed),
+        Quiet,
+    ]);
 }
 
 #[test]
