@@ -184,6 +184,10 @@ impl Tcb {
             // > should be sent in reply (unless the RST bit is set).
             mib.out_of_window.bump();
             self.ack_due = AckDue::Now;
+            if self.state == State::TimeWait && flags.contains(TcpFlags::FIN) {
+                // §3.10.7.4: a retransmitted FIN restarts the 2·MSL wait.
+                self.timers.close = Some(now + dur(self.limits.msl_ms).saturating_mul(2));
+            }
             return SegmentDisposition::Dropped(SegmentDrop::OutOfWindow);
         }
         if zero_window_ack {
@@ -193,6 +197,11 @@ impl Tcb {
         self.last_heard = now;
         self.keepalive_out = 0;
         self.arm_keepalive(now);
+        if self.state == State::FinWait2 {
+            // The limit is on silence: a peer still sending is not the one
+            // that never sends its FIN.
+            self.timers.close = Some(now + dur(self.limits.fin_wait2_ms));
+        }
 
         // Second: the RST bit (RFC 5961 §3.2).
         if rst {

@@ -499,8 +499,13 @@ fn fin_wait_2_times_out() {
     s.expect(FIN | ACK, ISS + 1, IRS + 1);
     s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
     assert_eq!(s.tcb.state(), State::FinWait2);
+    // Data from the peer restarts the limit.
+    s.at_ms(30_000);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2).data(b"more"));
+    s.fire_next();
+    s.expect(ACK, ISS + 2, IRS + 5);
     let at = s.fire_next();
-    assert_eq!(at, Instant::from_secs(60));
+    assert_eq!(at, Instant::from_secs(90));
     assert!(s.tcb.is_closed());
 }
 
