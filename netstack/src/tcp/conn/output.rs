@@ -109,6 +109,18 @@ impl Tcb {
                 return Some(self.data_segment(now, seq, len, fin, mib));
             }
         }
+        if core::mem::take(&mut self.sack_rexmit)
+            && self.recover.is_some()
+            && let Some((hole, hole_len)) = self
+                .scoreboard
+                .next_hole(self.rexmit_next.max(self.snd_una))
+        {
+            let (seq, len, fin) = self.segment_at(hole, hole_len);
+            if len > 0 || fin {
+                self.rexmit_next = seq + len;
+                return Some(self.data_segment(now, seq, len, fin, mib));
+            }
+        }
         let buffered = self.send_buf.len();
         let offset = usize::try_from(self.snd_nxt - self.snd_una).unwrap_or(0);
         let unsent = buffered.saturating_sub(offset);

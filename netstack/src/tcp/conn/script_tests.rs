@@ -83,6 +83,20 @@ impl Seg {
         self
     }
 
+    /// SACK blocks, as offsets from ISS.
+    pub(super) fn sack(mut self, blocks: &[(u32, u32)]) -> Seg {
+        for &(l, r) in blocks {
+            self.header
+                .options
+                .sack_blocks
+                .push(crate::tcp::options::SackBlock {
+                    left: SeqNum(ISS + l),
+                    right: SeqNum(ISS + r),
+                });
+        }
+        self
+    }
+
     pub(super) fn sack_permitted(mut self) -> Seg {
         self.header.options.sack_permitted = true;
         self

@@ -668,3 +668,10 @@ fn soak_lossy_loopback() {
         );
     }
 }
+
+#[test]
+fn connections_can_be_shared_by_worker_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Tcb>();
+    shareable::<TimeWait>();
+}
