@@ -32,6 +32,8 @@ mod types;
 #[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]
+mod script;
+#[cfg(test)]
 mod script_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use super::script_tests::{ACK, FIN, IRS, ISS, SYN, Script, Seg, plain};
+use super::script::{ACK, FIN, IRS, ISS, SYN, Script, Seg, plain};
 use super::*;
 use crate::tcp::options::SackBlock;
 

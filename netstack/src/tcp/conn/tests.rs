@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use proptest::prelude::*;
 
-use super::script_tests::{ACK, FIN, IRS, ISS, RST, SYN, Script, Seg, plain};
+use super::script::{ACK, FIN, IRS, ISS, RST, SYN, Script, Seg, plain};
 use super::*;
 use crate::tcp::mib::TcpMibSnapshot;
 use crate::tcp::options::Timestamps;
