@@ -332,3 +332,22 @@ fn sack_blocks_beyond_what_was_sent_are_ignored() {
     s.expect(ACK, ISS + 1, IRS + 1);
     s.expect_nothing();
 }
+
+#[test]
+fn data_segments_make_room_for_sack_blocks() {
+    let cfg = TcpConfig {
+        sack: true,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000).sack_permitted());
+    s.drain();
+    // Out-of-order data from the peer: our segments now carry one SACK block.
+    s.inject(Seg::new(ACK, IRS + 101, ISS + 1).data(&[1; 10]));
+    s.drain();
+    s.tcb.send(&[2u8; 3000]).unwrap();
+    let seg = s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(seg.header.options.sack_blocks.len(), 1);
+    let options = seg.header.options.emitted_len();
+    assert_eq!(seg.payload.len() + options, 1000);
+}
