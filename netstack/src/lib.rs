@@ -14,6 +14,10 @@ mod wire;
 
 pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
 pub use crate::tcp::config::{KeepaliveConfig, TcpConfig};
+pub use crate::tcp::conn::{
+    ConnError, Events, SegmentDisposition, SegmentDrop, State, Tcb, TimeWait, TimeWaitDisposition,
+    Transmit, rst_for,
+};
 pub use crate::tcp::cookie::{
     CookieOptions, DEFAULT_PERIOD as COOKIE_PERIOD, MSS_TABLE, SynCookies,
 };

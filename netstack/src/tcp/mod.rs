@@ -3,6 +3,7 @@
 //! between the listener and a connection.
 
 pub(crate) mod config;
+pub(crate) mod conn;
 pub(crate) mod cookie;
 pub(crate) mod handshake;
 pub(crate) mod isn;
