@@ -11,3 +11,4 @@ pub(crate) mod options;
 pub(crate) mod rtt;
 pub(crate) mod seq;
 pub(crate) mod siphash;
+pub(crate) mod syncache;
