@@ -477,7 +477,7 @@ fn synacks_are_retransmitted_with_backoff_then_the_entry_expires() {
     assert_eq!(c.poll_at(), Some(secs(1)));
 
     let mut sent = Vec::new();
-    let mut run = |at: Instant, sent: &mut Vec<(Instant, TcpHeader)>| {
+    let run = |at: Instant, sent: &mut Vec<(Instant, TcpHeader)>| {
         c.on_timeout(at, &mib, |l, r, hdr| {
             assert_eq!((l, r), (local(), remote()));
             sent.push((at, hdr));
@@ -686,7 +686,7 @@ fn forged_and_stale_cookies_fail_and_are_counted() {
         &mib,
     ));
     let mut forged = final_ack(&h, 4300);
-    forged.header.ack = forged.header.ack + 16usize;
+    forged.header.ack += 16usize;
     let d = c.on_segment(t0(), LISTENER, local(), remote(), &forged, &mib);
     assert_eq!(d, HandshakeDisposition::NotOurs);
     let other_port = c.on_segment(t0(), LISTENER, local(), peer(1), &final_ack(&h, 4300), &mib);
