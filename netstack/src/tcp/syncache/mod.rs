@@ -399,3 +399,6 @@ impl SynCache {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod flood_tests;

@@ -936,3 +936,36 @@ fn memory_stays_under_the_configured_bound() {
     );
     assert!(c.memory_bytes() <= config.memory_bound());
 }
+
+#[test]
+fn no_shard_holds_more_than_its_capacity() {
+    let config = SynCacheConfig {
+        max_entries: 64,
+        max_per_listener: 64,
+        shards: 32,
+        cookies: CookiePolicy::Off,
+        ..SynCacheConfig::default()
+    };
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    let mut full = 0;
+    for n in 0..64u16 {
+        let d = c.on_syn(
+            t0(),
+            LISTENER,
+            local(),
+            peer(n),
+            &syn(1, full_offer()),
+            &mib,
+        );
+        if d == SynDisposition::Dropped(SynDrop::CacheFull) {
+            full += 1;
+        }
+    }
+    // 64 tuples over 32 shards of capacity 4: some shard gets more than 4.
+    assert!(full > 0, "the shard bound was never reached");
+    for shard in c.shards.iter() {
+        assert!(lock(&shard.map).entries.len() <= config.shard_capacity());
+    }
+    assert_eq!(c.len() + full, 64);
+}
