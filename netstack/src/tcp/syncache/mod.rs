@@ -186,7 +186,7 @@ impl SynCache {
         } else {
             lock(&self.ledger).take(
                 listener_id,
-                self.config.max_entries,
+                self.config.entry_limit(),
                 self.config.max_per_listener,
             )
         };

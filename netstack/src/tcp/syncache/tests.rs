@@ -1049,3 +1049,37 @@ fn timer_deadlines_round_up_to_the_tick() {
     c.on_timeout(due, &mib, |_, _, _| sent += 1);
     assert_eq!(sent, 1);
 }
+
+#[test]
+fn absurd_settings_are_clamped_not_obeyed() {
+    let huge = SynCacheConfig {
+        max_entries: usize::MAX,
+        max_per_listener: usize::MAX,
+        shards: usize::MAX,
+        synack_retries: u8::MAX,
+        cookies: CookiePolicy::WhenFull,
+    };
+    assert!(huge.memory_bound() < 400 << 20, "{}", huge.memory_bound());
+    // Endless retries are cut at the counter's width; the entry still expires.
+    let c = cache_with(SynCacheConfig {
+        max_entries: 4,
+        synack_retries: u8::MAX,
+        ..SynCacheConfig::default()
+    });
+    let mib = TcpMib::default();
+    reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let mut at = t0();
+    while !c.is_empty() {
+        at = c.poll_at().unwrap();
+        c.on_timeout(at, &mib, |_, _, _| {});
+    }
+    assert_eq!(mib.syncache_retransmits.get(), 62);
+    assert!(at <= t0() + Duration::from_secs(62 * 60 + 1));
+}
