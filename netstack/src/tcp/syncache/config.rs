@@ -44,7 +44,7 @@ pub struct SynCacheConfig {
     /// (with the defaults a shard's share is 256 entries and its limit 384,
     /// eight standard deviations away).
     pub shards: usize,
-    /// SYN-ACK retransmissions before an entry expires (at most 63). With an
+    /// SYN-ACK retransmissions before an entry expires (at most 62). With an
     /// initial RTO of 1 s and 3 retries: SYN-ACKs at 0, 1, 3 and 7 s, expiry at
     /// 15 s. Each interval is capped at the RTO ceiling.
     pub synack_retries: u8,
@@ -53,6 +53,14 @@ pub struct SynCacheConfig {
 }
 
 impl Default for SynCacheConfig {
+    /// 16384 entries: the order of FreeBSD's default (512 buckets of 30), and
+    /// 4.3 MB is cheap to pin. 4096 per listener: a
+    /// flood against one port leaves three quarters to the others. 64 shards:
+    /// far more than the workers that contend for them. 3 retries (15 s; Linux
+    /// uses 5, 63 s): an entry held longer helps only peers on very lossy paths,
+    /// and under a flood only fills the cache; cookies catch the rest.
+    /// Cookies only when full: a cookie handshake loses window scaling and SACK
+    /// unless the peer uses timestamps.
     fn default() -> SynCacheConfig {
         SynCacheConfig {
             max_entries: 16384,
