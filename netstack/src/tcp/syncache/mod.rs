@@ -398,6 +398,8 @@ impl SynCache {
 }
 
 #[cfg(test)]
+mod bound_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]
