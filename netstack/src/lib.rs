@@ -31,6 +31,10 @@ pub use crate::tcp::options::{
 pub use crate::tcp::rtt::{RtoConfig, RttEstimator, karn_sample};
 pub use crate::tcp::seq::SeqNum;
 pub use crate::tcp::siphash::SecretKey;
+pub use crate::tcp::syncache::{
+    CookiePolicy, DEFAULT_PEER_MSS, HandshakeDisposition, HandshakeDrop, MIN_PEER_MSS, SynCache,
+    SynCacheConfig, SynDisposition, SynDrop, timestamp_clock,
+};
 pub use crate::time::Instant;
 pub use crate::wire::{
     DEFAULT_HOP_LIMIT, Datagram, Drop, ECHO_HEADER_LEN, Echo, EchoKind, EmitError,

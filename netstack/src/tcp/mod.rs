@@ -12,3 +12,4 @@ pub(crate) mod options;
 pub(crate) mod rtt;
 pub(crate) mod seq;
 pub(crate) mod siphash;
+pub(crate) mod syncache;
