@@ -11,7 +11,7 @@
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
-use pcb::{FourTuple, PcbGuard, PortError};
+use pcb::{FourTuple, InsertError, PcbGuard, PortError};
 
 use super::Stack;
 use super::conn::{Conn, ConnState};
@@ -76,6 +76,8 @@ pub enum ConnectError {
     NoSuchWorker(usize),
     /// No ephemeral port is free towards this destination.
     Ports(PortError),
+    /// `connect_from`: this exact connection already exists.
+    AddrInUse(SocketAddr),
 }
 
 impl fmt::Display for ConnectError {
@@ -93,6 +95,10 @@ impl fmt::Display for ConnectError {
                 )
             }
             ConnectError::Ports(e) => e.fmt(f),
+            ConnectError::AddrInUse(l) => write!(
+                f,
+                "a connection from {l} to that peer already exists: use another local port"
+            ),
         }
     }
 }
@@ -132,7 +138,44 @@ impl Stack {
                 Conn::new(ConnState::Reserved, worker),
             )
             .map_err(ConnectError::Ports)?;
-        let local = SocketAddr::new(local_ip, tuple.local.port);
+        self.start_connect(now, worker, tuple)
+    }
+
+    /// Opens a connection from exactly `local` (address and port) to `remote`,
+    /// as a simultaneous open or a reconnect from a known port needs.
+    pub fn connect_from(
+        &self,
+        now: Instant,
+        worker: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnHandle, ConnectError> {
+        if worker >= self.workers.len() {
+            return Err(ConnectError::NoSuchWorker(worker));
+        }
+        if !self.owns(local.ip()) || local.is_ipv4() != remote.is_ipv4() || local.port() == 0 {
+            return Err(ConnectError::NoLocalAddress(remote));
+        }
+        let tuple = FourTuple::new(local, remote);
+        match self
+            .table
+            .insert(&tuple, Conn::new(ConnState::Reserved, worker))
+        {
+            Ok(()) => self.start_connect(now, worker, tuple),
+            Err(InsertError::Duplicate(_)) => Err(ConnectError::AddrInUse(local)),
+            Err(InsertError::Exhausted) => Err(ConnectError::Ports(PortError::NoPcb)),
+        }
+    }
+
+    /// Turns a reserved tuple into a TCB in SYN-SENT.
+    fn start_connect(
+        &self,
+        now: Instant,
+        worker: usize,
+        tuple: FourTuple,
+    ) -> Result<ConnHandle, ConnectError> {
+        let local = SocketAddr::new(tuple.local.addr, tuple.local.port);
+        let remote = SocketAddr::new(tuple.foreign.addr, tuple.foreign.port);
         let mib = self.mib_of(worker);
         let Some(mut guard) = self.table.lock(&tuple) else {
             // Only a concurrent abort of a handle nobody has yet could do this.
