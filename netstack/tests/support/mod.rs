@@ -89,6 +89,9 @@ impl Default for NetConfig {
     }
 }
 
+/// Decides whether a frame enters the wire.
+pub type Filter = Box<dyn FnMut(&[u8]) -> bool>;
+
 struct Flight {
     at: Instant,
     order: u64,
@@ -108,7 +111,7 @@ pub struct FakeNet {
     pub lost: u64,
     /// A filter applied to every frame before it enters the wire: return
     /// false to drop it (for targeted loss).
-    pub filter: Option<Box<dyn FnMut(&[u8]) -> bool>>,
+    pub filter: Option<Filter>,
     flights: Vec<Flight>,
     order: u64,
     rng: Rng,
