@@ -218,6 +218,11 @@ impl Stack {
         self.syncache.len()
     }
 
+    /// Bytes held by the SYN cache.
+    pub fn syncache_memory_bytes(&self) -> usize {
+        self.syncache.memory_bytes()
+    }
+
     /// Every worker's wire counters, summed.
     pub fn counters(&self) -> crate::counters::CounterSnapshot {
         crate::counters::sum(self.counters.iter())
