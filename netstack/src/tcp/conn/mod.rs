@@ -18,7 +18,6 @@
 //! The send buffer holds the octets from SND.UNA on; the FIN, once queued,
 //! sits just past the last of them. Invariant: SND.UNA <= SND.NXT <= SND.MAX,
 //! and the buffer never holds more than the configured send buffer.
-#![allow(dead_code)] // The skeleton; removed once the engine is filled in.
 
 mod buffers;
 mod input;
@@ -154,6 +153,8 @@ pub struct Tcb {
     snd_mss: u16,
     snd_wscale: u8,
     rcv_wscale: u8,
+    /// Both sides offered window scaling.
+    wscale_on: bool,
 
     // Receive sequence space.
     irs: SeqNum,
@@ -195,11 +196,16 @@ pub struct Tcb {
     ack_due: AckDue,
     /// Full-sized segments received since our last ACK.
     unacked_segs: u8,
-    rst_pending: bool,
+    /// An RST to send: (its seq, and the ack it carries if any).
+    rst_pending: Option<(SeqNum, Option<SeqNum>)>,
+    /// The sequence number our FIN occupies, once sent.
+    fin_seq: Option<SeqNum>,
     probe_pending: bool,
     keepalive_pending: bool,
-    /// Keepalive probes sent without an answer; also persist backoff count.
-    probes_out: u16,
+    /// Keepalive probes sent without an answer.
+    keepalive_out: u16,
+    /// Zero-window probes sent since the window was last open (persist backoff).
+    persist_out: u16,
     nagle: bool,
     keepalive: bool,
     timers: Timers,
@@ -211,6 +217,8 @@ pub struct Tcb {
     events: Events,
     error: Option<ConnError>,
     unsettled: Unsettled,
+    /// Out-of-order segments (queued, dropped) not yet counted in the MIB.
+    ofo_note: (u16, u16),
 }
 
 /// Counter changes made where no MIB is at hand; see `Tcb::settle`.
@@ -218,6 +226,8 @@ pub struct Tcb {
 struct Unsettled {
     estab_left: u8,
     estab_resets: u8,
+    time_waits: u8,
+    estab_entered: u8,
 }
 
 impl Tcb {
@@ -246,6 +256,7 @@ impl Tcb {
             snd_mss: DEFAULT_PEER_MSS,
             snd_wscale: 0,
             rcv_wscale: cfg.window_scale.min(MAX_WINDOW_SCALE),
+            wscale_on: false,
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
@@ -268,10 +279,12 @@ impl Tcb {
             retransmit_now: false,
             ack_due: AckDue::No,
             unacked_segs: 0,
-            rst_pending: false,
+            rst_pending: None,
+            fin_seq: None,
             probe_pending: false,
             keepalive_pending: false,
-            probes_out: 0,
+            keepalive_out: 0,
+            persist_out: 0,
             nagle: cfg.nagle,
             keepalive: false,
             timers: Timers::default(),
@@ -280,6 +293,7 @@ impl Tcb {
             events: Events::NONE,
             error: None,
             unsettled: Unsettled::default(),
+            ofo_note: (0, 0),
         }
     }
 
@@ -323,6 +337,7 @@ impl Tcb {
             Some((peer, ours)) => {
                 tcb.snd_wscale = peer.min(MAX_WINDOW_SCALE);
                 tcb.rcv_wscale = ours.min(MAX_WINDOW_SCALE);
+                tcb.wscale_on = true;
             }
             None => {
                 tcb.snd_wscale = 0;
@@ -348,8 +363,9 @@ impl Tcb {
         if tcb.state == State::SynReceived {
             // The listener validated this ACK; take its word even if the
             // segment itself was, say, trimmed away.
-            tcb.enter_established(mib);
+            tcb.enter_established();
         }
+        tcb.settle(mib);
         tcb
     }
 
@@ -372,9 +388,9 @@ impl Tcb {
         self.snd_mss = mss;
     }
 
-    fn enter_established(&mut self, mib: &TcpMib) {
+    fn enter_established(&mut self) {
         self.state = State::Established;
-        mib.estab_entered.bump();
+        self.unsettled.estab_entered = self.unsettled.estab_entered.saturating_add(1);
         self.events |= Events::CONNECTED | Events::WRITABLE;
         self.arm_keepalive(self.last_heard);
     }
@@ -397,6 +413,19 @@ impl Tcb {
         }
         if u.estab_resets > 0 {
             mib.estab_resets.add(u64::from(u.estab_resets));
+        }
+        if u.estab_entered > 0 {
+            mib.estab_entered.add(u64::from(u.estab_entered));
+        }
+        if u.time_waits > 0 {
+            mib.time_waits.add(u64::from(u.time_waits));
+        }
+        let (queued, dropped) = core::mem::take(&mut self.ofo_note);
+        if queued > 0 {
+            mib.ofo_queued.add(u64::from(queued));
+        }
+        if dropped > 0 {
+            mib.ofo_drops.add(u64::from(dropped));
         }
     }
 
@@ -505,8 +534,11 @@ impl Tcb {
         if self.state == State::Established || self.state == State::CloseWait {
             self.unsettled.estab_resets = self.unsettled.estab_resets.saturating_add(1);
         }
+        let seq = self.snd_nxt;
         self.terminate(Some(ConnError::Aborted));
-        self.rst_pending = tell_peer;
+        if tell_peer {
+            self.rst_pending = Some((seq, None));
+        }
     }
 
     /// Nagle's algorithm on (the default from the config) or off.
@@ -558,13 +590,14 @@ impl Tcb {
 
     /// The connection is over and has nothing left to send: the Stack may drop it.
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed && !self.rst_pending
+        self.state == State::Closed && self.rst_pending.is_none()
     }
 
     /// In TIME-WAIT, the buffer-free form the Stack should keep instead of this
     /// TCB (after draining [`poll_transmit`](Self::poll_transmit)).
+    /// `None` while received data is unread, so the application can still read it.
     pub fn time_wait(&self) -> Option<TimeWait> {
-        if self.state != State::TimeWait {
+        if self.state != State::TimeWait || self.recv_buf.len() > 0 {
             return None;
         }
         let two_msl = dur(self.limits.msl_ms).saturating_mul(2);

@@ -1,1 +1,884 @@
+//! Segment scripts in the spirit of packetdrill: at a time, inject a segment,
+//! expect what the TCB sends (or that it sends nothing) and its state.
 
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use super::*;
+use crate::tcp::options::{SackBlock, TcpOptions, Timestamps};
+use crate::wire::{TcpFlags, TcpHeader};
+
+pub(super) const ISS: u32 = 1000;
+pub(super) const IRS: u32 = 5000;
+pub(super) const ACK: TcpFlags = TcpFlags::ACK;
+pub(super) const SYN: TcpFlags = TcpFlags::SYN;
+pub(super) const FIN: TcpFlags = TcpFlags::FIN;
+pub(super) const RST: TcpFlags = TcpFlags::RST;
+
+pub(super) fn local() -> SocketAddr {
+    "10.0.0.1:40000".parse().unwrap()
+}
+
+pub(super) fn remote() -> SocketAddr {
+    "10.0.0.2:80".parse().unwrap()
+}
+
+/// A plain configuration: no timestamps, SACK or scaling unless a test turns
+/// them on, short delayed ACK, 1 s minimum RTO.
+pub(super) fn plain() -> TcpConfig {
+    TcpConfig {
+        timestamps: false,
+        sack: false,
+        window_scale: 0,
+        ..TcpConfig::default()
+    }
+}
+
+/// A segment the peer sends.
+#[derive(Clone, Debug)]
+pub(super) struct Seg {
+    pub(super) header: TcpHeader,
+    pub(super) payload: Vec<u8>,
+}
+
+impl Seg {
+    pub(super) fn new(flags: TcpFlags, seq: u32, ack: u32) -> Seg {
+        Seg {
+            header: TcpHeader {
+                src_port: remote().port(),
+                dst_port: local().port(),
+                seq: SeqNum(seq),
+                ack: SeqNum(ack),
+                flags,
+                window: 65535,
+                urgent: 0,
+                options: TcpOptions::default(),
+            },
+            payload: Vec::new(),
+        }
+    }
+
+    pub(super) fn win(mut self, window: u16) -> Seg {
+        self.header.window = window;
+        self
+    }
+
+    pub(super) fn data(mut self, bytes: &[u8]) -> Seg {
+        self.payload = bytes.to_vec();
+        self
+    }
+
+    pub(super) fn ts(mut self, value: u32, echo_reply: u32) -> Seg {
+        self.header.options.timestamps = Some(Timestamps { value, echo_reply });
+        self
+    }
+
+    pub(super) fn mss(mut self, mss: u16) -> Seg {
+        self.header.options.mss = Some(mss);
+        self
+    }
+
+    pub(super) fn wscale(mut self, shift: u8) -> Seg {
+        self.header.options.window_scale = Some(shift);
+        self
+    }
+
+    pub(super) fn sack_permitted(mut self) -> Seg {
+        self.header.options.sack_permitted = true;
+        self
+    }
+
+    pub(super) fn segment(&self) -> TcpSegment<'_> {
+        TcpSegment {
+            header: self.header,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// One TCB, its counters and a fake clock.
+pub(super) struct Script {
+    pub(super) tcb: Tcb,
+    pub(super) mib: TcpMib,
+    pub(super) now: Instant,
+}
+
+/// What the TCB sent, owned.
+#[derive(Clone, Debug)]
+pub(super) struct Sent {
+    pub(super) header: TcpHeader,
+    pub(super) payload: Vec<u8>,
+}
+
+impl Script {
+    /// An active open that has sent its SYN.
+    pub(super) fn syn_sent(cfg: &TcpConfig) -> Script {
+        let mib = TcpMib::default();
+        let tcb = Tcb::connect(cfg, local(), remote(), SeqNum(ISS), Instant::ZERO, &mib);
+        let mut s = Script {
+            tcb,
+            mib,
+            now: Instant::ZERO,
+        };
+        let syn = s.expect(SYN, ISS, 0);
+        assert_eq!(syn.header.options.mss, Some(cfg.mss));
+        s.expect_nothing();
+        s
+    }
+
+    /// An active open completed by a plain SYN-ACK (no options but MSS 1000).
+    pub(super) fn established(cfg: &TcpConfig) -> Script {
+        let mut s = Script::syn_sent(cfg);
+        let d = s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000));
+        assert_eq!(d, SegmentDisposition::Established);
+        s.expect(ACK, ISS + 1, IRS + 1);
+        s.expect_nothing();
+        assert_eq!(s.tcb.state(), State::Established);
+        s
+    }
+
+    pub(super) fn at_ms(&mut self, ms: u64) {
+        self.now = Instant::from_millis(ms);
+    }
+
+    pub(super) fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+    }
+
+    pub(super) fn inject(&mut self, seg: Seg) -> SegmentDisposition {
+        self.tcb.on_segment(self.now, &seg.segment(), &self.mib)
+    }
+
+    /// Runs the timers due now.
+    pub(super) fn fire(&mut self) {
+        self.tcb.on_timeout(self.now, &self.mib);
+    }
+
+    /// Moves the clock to the next deadline and runs it.
+    pub(super) fn fire_next(&mut self) -> Instant {
+        let at = self.tcb.poll_at().expect("a timer is armed");
+        self.now = self.now.max(at);
+        self.fire();
+        at
+    }
+
+    pub(super) fn poll(&mut self) -> Option<Sent> {
+        self.tcb.poll_transmit(self.now, &self.mib).map(|t| Sent {
+            header: t.header,
+            payload: t.payload.to_vec(),
+        })
+    }
+
+    /// Expects the next segment to have exactly these flags (PSH aside), this
+    /// sequence number and, if it has ACK, this acknowledgment.
+    #[track_caller]
+    pub(super) fn expect(&mut self, flags: TcpFlags, seq: u32, ack: u32) -> Sent {
+        let sent = self.poll().expect("expected a segment, got nothing");
+        let got = TcpFlags(sent.header.flags.0 & !TcpFlags::PSH.0);
+        assert_eq!(got, flags, "flags of {sent:?}");
+        assert_eq!(sent.header.seq, SeqNum(seq), "seq of {sent:?}");
+        if flags.contains(ACK) {
+            assert_eq!(sent.header.ack, SeqNum(ack), "ack of {sent:?}");
+        }
+        sent
+    }
+
+    #[track_caller]
+    pub(super) fn expect_nothing(&mut self) {
+        if let Some(sent) = self.poll() {
+            panic!("expected nothing, got {sent:?}");
+        }
+    }
+
+    pub(super) fn drain(&mut self) -> Vec<Sent> {
+        core::iter::from_fn(|| self.poll()).collect()
+    }
+}
+
+#[test]
+fn syn_sent_syn_ack_establishes() {
+    let mut s = Script::established(&plain());
+    assert!(
+        s.tcb
+            .take_events()
+            .contains(Events::CONNECTED | Events::WRITABLE)
+    );
+    let m = s.mib.snapshot();
+    assert_eq!((m.active_opens, m.estab_entered, m.out_segs), (1, 1, 2));
+}
+
+#[test]
+fn syn_sent_offers_configured_options() {
+    let cfg = TcpConfig::default();
+    let mib = TcpMib::default();
+    let mut tcb = Tcb::connect(&cfg, local(), remote(), SeqNum(ISS), Instant::ZERO, &mib);
+    let syn = tcb.poll_transmit(Instant::ZERO, &mib).unwrap().header;
+    assert_eq!(syn.options.window_scale, Some(cfg.window_scale));
+    assert!(syn.options.sack_permitted);
+    assert!(syn.options.timestamps.is_some());
+    assert_eq!(syn.window, 65535);
+}
+
+#[test]
+fn syn_sent_bad_ack_is_answered_with_rst() {
+    let mut s = Script::syn_sent(&plain());
+    let d = s.inject(Seg::new(SYN | ACK, IRS, ISS + 7));
+    assert_eq!(d, SegmentDisposition::Rejected);
+    s.expect(RST, ISS + 7, 0);
+    assert_eq!(s.tcb.state(), State::SynSent);
+}
+
+#[test]
+fn syn_sent_rst_with_acceptable_ack_refuses() {
+    let mut s = Script::syn_sent(&plain());
+    assert_eq!(
+        s.inject(Seg::new(RST | ACK, 0, ISS + 1)),
+        SegmentDisposition::Reset
+    );
+    assert_eq!(s.tcb.state(), State::Closed);
+    assert_eq!(s.tcb.recv(&mut [0; 4]), Err(ConnError::Refused));
+    assert_eq!(s.mib.snapshot().attempt_fails, 1);
+    s.expect_nothing();
+}
+
+#[test]
+fn syn_sent_rst_without_ack_is_ignored() {
+    let mut s = Script::syn_sent(&plain());
+    let d = s.inject(Seg::new(RST, 0, 0));
+    assert_eq!(d, SegmentDisposition::Dropped(SegmentDrop::BadRst));
+    assert_eq!(s.tcb.state(), State::SynSent);
+}
+
+#[test]
+fn simultaneous_open_reaches_established() {
+    let mut s = Script::syn_sent(&plain());
+    let d = s.inject(Seg::new(SYN, IRS, 0).mss(1000));
+    assert_eq!(d, SegmentDisposition::SimultaneousOpen);
+    assert_eq!(s.tcb.state(), State::SynReceived);
+    s.expect(SYN | ACK, ISS, IRS + 1);
+    // The peer's SYN-ACK repeats its SYN and acknowledges ours.
+    let d = s.inject(Seg::new(SYN | ACK, IRS, ISS + 1));
+    assert_eq!(d, SegmentDisposition::Established);
+    assert_eq!(s.tcb.state(), State::Established);
+}
+
+#[test]
+fn syn_received_unacceptable_ack_sends_rst() {
+    let mut s = Script::syn_sent(&plain());
+    s.inject(Seg::new(SYN, IRS, 0));
+    s.expect(SYN | ACK, ISS, IRS + 1);
+    let d = s.inject(Seg::new(ACK, IRS + 1, ISS + 50));
+    assert_eq!(d, SegmentDisposition::Rejected);
+    s.expect(RST, ISS + 50, 0);
+}
+
+#[test]
+fn data_is_acked_after_second_full_segment() {
+    let mut s = Script::established(&plain());
+    let full = vec![7u8; 1000];
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).data(&full));
+    s.expect_nothing();
+    s.inject(Seg::new(ACK, IRS + 1001, ISS + 1).data(&full));
+    s.expect(ACK, ISS + 1, IRS + 2001);
+    let mut buf = [0u8; 4000];
+    assert_eq!(s.tcb.recv(&mut buf), Ok(2000));
+    assert!(buf[..2000].iter().all(|b| *b == 7));
+    assert_eq!(s.tcb.recv(&mut buf), Err(ConnError::WouldBlock));
+}
+
+#[test]
+fn delayed_ack_fires_after_timeout() {
+    let mut s = Script::established(&plain());
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).data(b"hello"));
+    s.expect_nothing();
+    let at = s.fire_next();
+    assert_eq!(at, Instant::from_millis(40));
+    s.expect(ACK, ISS + 1, IRS + 6);
+    s.expect_nothing();
+}
+
+#[test]
+fn send_is_segmented_by_peer_mss() {
+    let mut s = Script::established(&plain());
+    s.tcb.set_nagle(false);
+    assert_eq!(s.tcb.send(&[1u8; 2500]), Ok(2500));
+    let a = s.expect(ACK, ISS + 1, IRS + 1);
+    let b = s.expect(ACK, ISS + 1001, IRS + 1);
+    let c = s.expect(ACK, ISS + 2001, IRS + 1);
+    assert_eq!(
+        (a.payload.len(), b.payload.len(), c.payload.len()),
+        (1000, 1000, 500)
+    );
+    s.expect_nothing();
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2501));
+    assert_eq!(s.tcb.send_sequence().0, SeqNum(ISS + 2501));
+    assert_eq!(s.tcb.buffer_bytes(), 0);
+}
+
+#[test]
+fn nagle_holds_small_segment_until_ack() {
+    let mut s = Script::established(&plain());
+    s.tcb.send(b"a").unwrap();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.tcb.send(b"b").unwrap();
+    s.tcb.send(b"c").unwrap();
+    s.expect_nothing();
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
+    let sent = s.expect(ACK, ISS + 2, IRS + 1);
+    assert_eq!(sent.payload, b"bc");
+}
+
+#[test]
+fn nagle_off_sends_small_segments_at_once() {
+    let mut s = Script::established(&plain());
+    s.tcb.set_nagle(false);
+    s.tcb.send(b"a").unwrap();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.tcb.send(b"b").unwrap();
+    s.expect(ACK, ISS + 2, IRS + 1);
+}
+
+#[test]
+fn window_update_uses_the_wl1_wl2_rule() {
+    let mut s = Script::established(&plain());
+    s.tcb.set_nagle(false);
+    // An older segment (lower SEQ) must not shrink the window.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(100));
+    assert_eq!(s.tcb.snd_wnd, 100);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(2000));
+    assert_eq!(s.tcb.snd_wnd, 2000);
+    s.tcb.send(&[0u8; 3000]).unwrap();
+    let sent = s.drain();
+    let total: usize = sent.iter().map(|x| x.payload.len()).sum();
+    assert_eq!(total, 2000, "only the offered window is sent");
+}
+
+#[test]
+fn active_close_goes_through_fin_wait_to_time_wait() {
+    let mut s = Script::established(&plain());
+    s.tcb.close();
+    assert_eq!(s.tcb.state(), State::FinWait1);
+    s.expect(FIN | ACK, ISS + 1, IRS + 1);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
+    assert_eq!(s.tcb.state(), State::FinWait2);
+    s.inject(Seg::new(FIN | ACK, IRS + 1, ISS + 2));
+    assert_eq!(s.tcb.state(), State::TimeWait);
+    s.expect(ACK, ISS + 2, IRS + 2);
+    let m = s.mib.snapshot();
+    assert_eq!((m.estab_entered, m.estab_left, m.time_waits), (1, 1, 1));
+}
+
+#[test]
+fn passive_close_goes_through_close_wait_and_last_ack() {
+    let mut s = Script::established(&plain());
+    s.inject(Seg::new(FIN | ACK, IRS + 1, ISS + 1));
+    assert_eq!(s.tcb.state(), State::CloseWait);
+    s.expect(ACK, ISS + 1, IRS + 2);
+    assert!(s.tcb.take_events().contains(Events::PEER_CLOSED));
+    assert_eq!(s.tcb.recv(&mut [0; 8]), Ok(0));
+    s.tcb.send(b"bye").unwrap();
+    s.tcb.close();
+    assert_eq!(s.tcb.state(), State::LastAck);
+    let fin = s.expect(FIN | ACK, ISS + 1, IRS + 2);
+    assert_eq!(fin.payload, b"bye");
+    s.inject(Seg::new(ACK, IRS + 2, ISS + 5));
+    assert_eq!(s.tcb.state(), State::Closed);
+    assert!(s.tcb.is_closed());
+    assert_eq!(s.tcb.error(), None);
+    let m = s.mib.snapshot();
+    assert_eq!((m.estab_entered, m.estab_left), (1, 1));
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut s = Script::established(&plain());
+    s.tcb.close();
+    s.expect(FIN | ACK, ISS + 1, IRS + 1);
+    // The peer's FIN crosses ours: it does not acknowledge our FIN.
+    s.inject(Seg::new(FIN | ACK, IRS + 1, ISS + 1));
+    assert_eq!(s.tcb.state(), State::Closing);
+    s.expect(ACK, ISS + 2, IRS + 2);
+    s.inject(Seg::new(ACK, IRS + 2, ISS + 2));
+    assert_eq!(s.tcb.state(), State::TimeWait);
+}
+
+#[test]
+fn fin_wait_2_times_out() {
+    let mut s = Script::established(&plain());
+    s.tcb.close();
+    s.expect(FIN | ACK, ISS + 1, IRS + 1);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
+    assert_eq!(s.tcb.state(), State::FinWait2);
+    let at = s.fire_next();
+    assert_eq!(at, Instant::from_secs(60));
+    assert!(s.tcb.is_closed());
+}
+
+#[test]
+fn time_wait_expires_after_2msl() {
+    let mut s = Script::established(&plain());
+    s.tcb.close();
+    s.drain();
+    s.inject(Seg::new(FIN | ACK, IRS + 1, ISS + 2));
+    assert_eq!(s.tcb.state(), State::TimeWait);
+    let tw = s.tcb.time_wait().expect("TIME-WAIT form");
+    assert_eq!(tw.expires_at(), Instant::from_secs(60));
+    s.drain();
+    s.advance(Duration::from_secs(59));
+    s.fire();
+    assert_eq!(s.tcb.state(), State::TimeWait);
+    assert_eq!(s.fire_next(), Instant::from_secs(60));
+    assert!(s.tcb.is_closed());
+    assert!(s.tcb.take_events().contains(Events::CLOSED));
+}
+
+#[test]
+fn out_of_window_segment_is_acked_and_dropped() {
+    let mut s = Script::established(&plain());
+    let d = s.inject(Seg::new(ACK, IRS + 1_000_000, ISS + 1).data(b"x"));
+    assert_eq!(d, SegmentDisposition::Dropped(SegmentDrop::OutOfWindow));
+    s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(s.tcb.recv_available(), 0);
+    assert_eq!(s.mib.snapshot().out_of_window, 1);
+}
+
+#[test]
+fn ack_for_unsent_data_is_acked_and_dropped() {
+    let mut s = Script::established(&plain());
+    let d = s.inject(Seg::new(ACK, IRS + 1, ISS + 500).data(b"x"));
+    assert_eq!(d, SegmentDisposition::Dropped(SegmentDrop::AckTooNew));
+    s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(s.tcb.recv_available(), 0);
+}
+
+#[test]
+fn ack_older_than_max_window_is_dropped_with_ack() {
+    let mut s = Script::established(&plain());
+    let d = s.inject(Seg::new(ACK, IRS + 1, ISS.wrapping_sub(70_000)).data(b"x"));
+    assert_eq!(d, SegmentDisposition::Dropped(SegmentDrop::AckTooOld));
+    s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(s.tcb.recv_available(), 0);
+}
+
+#[test]
+fn rst_exact_seq_resets_established() {
+    let mut s = Script::established(&plain());
+    assert_eq!(
+        s.inject(Seg::new(RST, IRS + 1, 0)),
+        SegmentDisposition::Reset
+    );
+    assert_eq!(s.tcb.state(), State::Closed);
+    assert_eq!(s.tcb.send(b"x"), Err(ConnError::Reset));
+    assert!(s.tcb.take_events().contains(Events::RESET | Events::CLOSED));
+    let m = s.mib.snapshot();
+    assert_eq!((m.estab_resets, m.in_rsts, m.estab_left), (1, 1, 1));
+    s.expect_nothing();
+}
+
+#[test]
+fn rst_in_window_not_exact_sends_challenge_ack() {
+    let mut s = Script::established(&plain());
+    assert_eq!(
+        s.inject(Seg::new(RST, IRS + 100, 0)),
+        SegmentDisposition::ChallengeAck
+    );
+    assert_eq!(s.tcb.state(), State::Established);
+    s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(s.mib.snapshot().challenge_acks, 1);
+}
+
+#[test]
+fn rst_out_of_window_is_ignored_silently() {
+    let mut s = Script::established(&plain());
+    let d = s.inject(Seg::new(RST, IRS + 1_000_000, 0));
+    assert_eq!(d, SegmentDisposition::Dropped(SegmentDrop::BadRst));
+    s.expect_nothing();
+    assert_eq!(s.mib.snapshot().rsts_ignored, 1);
+}
+
+#[test]
+fn syn_in_established_sends_challenge_ack() {
+    let mut s = Script::established(&plain());
+    assert_eq!(
+        s.inject(Seg::new(SYN, IRS + 1, 0)),
+        SegmentDisposition::ChallengeAck
+    );
+    assert_eq!(s.tcb.state(), State::Established);
+    s.expect(ACK, ISS + 1, IRS + 1);
+}
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    let cfg = TcpConfig {
+        challenge_acks_per_sec: 3,
+        ..plain()
+    };
+    let mut s = Script::established(&cfg);
+    let mut acks = 0;
+    for _ in 0..10 {
+        s.inject(Seg::new(SYN, IRS + 1, 0));
+        acks += s.drain().len();
+    }
+    assert_eq!(acks, 3);
+    let m = s.mib.snapshot();
+    assert_eq!((m.challenge_acks, m.challenge_acks_limited), (3, 7));
+    // A new second, a new allowance.
+    s.advance(Duration::from_secs(1));
+    s.inject(Seg::new(SYN, IRS + 1, 0));
+    assert_eq!(s.drain().len(), 1);
+}
+
+/// Established with timestamps: our clock reads ISS at time zero.
+fn established_ts() -> Script {
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    let d = s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000).ts(100, ISS));
+    assert_eq!(d, SegmentDisposition::Established);
+    let ack = s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(
+        ack.header.options.timestamps,
+        Some(Timestamps {
+            value: ISS,
+            echo_reply: 100
+        })
+    );
+    s
+}
+
+#[test]
+fn paws_drops_old_timestamp() {
+    let mut s = established_ts();
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).ts(200, ISS).data(b"new"));
+    assert_eq!(s.tcb.recv_available(), 3);
+    let d = s.inject(Seg::new(ACK, IRS + 4, ISS + 1).ts(150, ISS).data(b"old"));
+    assert_eq!(d, SegmentDisposition::Dropped(SegmentDrop::Paws));
+    assert_eq!(s.tcb.recv_available(), 3);
+    let ack = s.expect(ACK, ISS + 1, IRS + 4);
+    assert_eq!(ack.header.options.timestamps.unwrap().echo_reply, 200);
+    assert_eq!(s.mib.snapshot().paws_drops, 1);
+}
+
+#[test]
+fn ts_recent_follows_the_segment_at_last_ack_sent() {
+    let mut s = established_ts();
+    // A segment beyond Last.ACK.sent (out of order) does not update TS.Recent.
+    s.inject(Seg::new(ACK, IRS + 11, ISS + 1).ts(300, ISS).data(b"later"));
+    let ack = s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(ack.header.options.timestamps.unwrap().echo_reply, 100);
+    s.inject(
+        Seg::new(ACK, IRS + 1, ISS + 1)
+            .ts(301, ISS)
+            .data(b"0123456789"),
+    );
+    let ack = s.expect(ACK, ISS + 1, IRS + 16);
+    assert_eq!(ack.header.options.timestamps.unwrap().echo_reply, 301);
+}
+
+#[test]
+fn window_scale_applies_both_ways() {
+    let cfg = TcpConfig {
+        window_scale: 2,
+        recv_buffer: 200_000,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).wscale(3).win(1000));
+    let ack = s.expect(ACK, ISS + 1, IRS + 1);
+    // A SYN's window is never scaled: 1000 octets.
+    assert_eq!(s.tcb.snd_wnd, 1000);
+    // We offered 65535 on our SYN; now we advertise 200000 >> 2.
+    assert_eq!(ack.header.window, 50_000);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(1000));
+    assert_eq!(s.tcb.snd_wnd, 8000);
+}
+
+#[test]
+fn no_window_scale_when_the_peer_does_not_offer_it() {
+    let cfg = TcpConfig {
+        window_scale: 5,
+        recv_buffer: 200_000,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1));
+    let ack = s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(ack.header.window, 65535);
+}
+
+#[test]
+fn mss_is_the_smaller_of_both_less_timestamp_space() {
+    let s = established_ts();
+    assert_eq!(s.tcb.snd_mss, 1000 - 12);
+    let s = Script::established(&TcpConfig {
+        mss: 600,
+        ..plain()
+    });
+    assert_eq!(s.tcb.snd_mss, 600);
+}
+
+#[test]
+fn ofo_queue_is_bounded() {
+    let cfg = TcpConfig {
+        max_ofo_segments: 3,
+        ..plain()
+    };
+    let mut s = Script::established(&cfg);
+    for i in 0..5u32 {
+        s.inject(Seg::new(ACK, IRS + 101 + i * 100, ISS + 1).data(&[1; 10]));
+        // Every out-of-order segment is acknowledged at once.
+        s.expect(ACK, ISS + 1, IRS + 1);
+    }
+    let m = s.mib.snapshot();
+    assert_eq!((m.ofo_queued, m.ofo_drops), (3, 2));
+    // Filling the hole delivers the first queued segment only.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).data(&[0; 100]));
+    assert_eq!(s.tcb.recv_available(), 110);
+}
+
+#[test]
+fn ofo_data_is_reassembled_in_order() {
+    let mut s = Script::established(&plain());
+    s.inject(Seg::new(ACK, IRS + 4, ISS + 1).data(b"def"));
+    s.inject(Seg::new(ACK, IRS + 7, ISS + 1).data(b"ghi").data(b"ghi"));
+    s.inject(Seg::new(FIN | ACK, IRS + 10, ISS + 1));
+    assert_eq!(s.tcb.recv_available(), 0);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).data(b"abc"));
+    let mut buf = [0u8; 16];
+    assert_eq!(s.tcb.recv(&mut buf), Ok(9));
+    assert_eq!(&buf[..9], b"abcdefghi");
+    assert_eq!(s.tcb.state(), State::CloseWait);
+    assert_eq!(s.tcb.recv(&mut buf), Ok(0));
+    let acks = s.drain();
+    assert_eq!(acks.last().unwrap().header.ack, SeqNum(IRS + 11));
+}
+
+#[test]
+fn sack_blocks_describe_ofo_data() {
+    let cfg = TcpConfig {
+        sack: true,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).sack_permitted());
+    s.drain();
+    let block = |l: u32, r: u32| SackBlock {
+        left: SeqNum(IRS + l),
+        right: SeqNum(IRS + r),
+    };
+    let mut sacks = Vec::new();
+    for (at, len) in [(101, 100), (201, 50), (401, 10)] {
+        s.inject(Seg::new(ACK, IRS + at, ISS + 1).data(&vec![1; len]));
+        let ack = s.expect(ACK, ISS + 1, IRS + 1);
+        sacks.push(ack.header.options.sack_blocks);
+    }
+    assert_eq!(sacks[0].as_slice(), &[block(101, 201)]);
+    // Adjacent segments coalesce.
+    assert_eq!(sacks[1].as_slice(), &[block(101, 251)]);
+    // The newest block first, then the rest.
+    assert_eq!(sacks[2].as_slice(), &[block(401, 411), block(101, 251)]);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).data(&[1; 100]));
+    let ack = s.expect(ACK, ISS + 1, IRS + 251);
+    assert_eq!(
+        ack.header.options.sack_blocks.as_slice(),
+        &[block(401, 411)]
+    );
+}
+
+#[test]
+fn retransmits_with_backoff_then_times_out() {
+    let cfg = TcpConfig {
+        data_retries: 3,
+        ..plain()
+    };
+    let mut s = Script::established(&cfg);
+    s.tcb.send(b"data").unwrap();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    let mut fired = Vec::new();
+    for _ in 0..3 {
+        fired.push(s.fire_next().as_nanos() / 1_000_000);
+        let again = s.expect(ACK, ISS + 1, IRS + 1);
+        assert_eq!(again.payload, b"data");
+    }
+    // 1 s, then 2 s and 4 s later.
+    assert_eq!(fired, [1000, 3000, 7000]);
+    assert_eq!(s.fire_next(), Instant::from_secs(15));
+    assert_eq!(s.tcb.state(), State::Closed);
+    assert_eq!(s.tcb.error(), Some(ConnError::TimedOut));
+    let m = s.mib.snapshot();
+    assert_eq!((m.retrans_segs, m.timeouts, m.estab_resets), (3, 4, 1));
+}
+
+#[test]
+fn syn_retransmits_then_attempt_fails() {
+    let cfg = TcpConfig {
+        syn_retries: 2,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.fire_next();
+    s.expect(SYN, ISS, 0);
+    s.fire_next();
+    s.expect(SYN, ISS, 0);
+    s.fire_next();
+    s.expect_nothing();
+    assert_eq!(s.tcb.error(), Some(ConnError::TimedOut));
+    assert_eq!(s.mib.snapshot().attempt_fails, 1);
+}
+
+#[test]
+fn rtt_samples_come_from_the_syn_and_from_data() {
+    let mut s = Script::syn_sent(&plain());
+    s.at_ms(100);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1));
+    assert_eq!(s.tcb.rtt.srtt(), Some(Duration::from_millis(100)));
+    s.drain();
+    s.tcb.send(b"x").unwrap();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.at_ms(400);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
+    // SRTT <- 7/8 * 100 + 1/8 * 300.
+    assert_eq!(s.tcb.rtt.srtt(), Some(Duration::from_millis(125)));
+}
+
+#[test]
+fn retransmitted_segment_is_not_timed() {
+    let mut s = Script::established(&plain());
+    s.tcb.send(b"x").unwrap();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.fire_next();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    let before = s.tcb.rtt.srtt();
+    s.at_ms(1500);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
+    assert_eq!(
+        s.tcb.rtt.srtt(),
+        before,
+        "Karn: no sample from a retransmission"
+    );
+}
+
+/// Established with `n` segments of 1000 octets in flight, Nagle off.
+fn with_flight(n: u32) -> Script {
+    let mut s = Script::established(&plain());
+    s.tcb.set_nagle(false);
+    s.tcb.cwnd = 100_000;
+    s.tcb.send(&vec![9u8; n as usize * 1000]).unwrap();
+    assert_eq!(s.drain().len(), n as usize);
+    s
+}
+
+#[test]
+fn three_dup_acks_fast_retransmit() {
+    let mut s = with_flight(6);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1001));
+    for _ in 0..2 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1001));
+        s.expect_nothing();
+    }
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1001));
+    let again = s.expect(ACK, ISS + 1001, IRS + 1);
+    assert_eq!(again.payload.len(), 1000);
+    assert_eq!(s.mib.snapshot().fast_retrans, 1);
+    assert_eq!(s.tcb.ssthresh, 2500);
+}
+
+#[test]
+fn newreno_partial_ack_retransmits_next() {
+    let mut s = with_flight(6);
+    for _ in 0..3 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1));
+    }
+    s.expect(ACK, ISS + 1, IRS + 1);
+    // A partial ACK: the first hole is filled, the second remains.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2001));
+    let again = s.expect(ACK, ISS + 2001, IRS + 1);
+    assert_eq!(again.payload.len(), 1000);
+    assert!(s.tcb.recover.is_some());
+    // The full ACK ends recovery.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 6001));
+    assert!(s.tcb.recover.is_none());
+    assert_eq!(s.tcb.cwnd, s.tcb.ssthresh.min(1000));
+}
+
+#[test]
+fn zero_window_probe_sent() {
+    let mut s = Script::established(&plain());
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(0));
+    s.tcb.send(b"stuck").unwrap();
+    s.expect_nothing();
+    let at = s.fire_next();
+    assert_eq!(at, Instant::from_secs(1));
+    s.expect(ACK, ISS, IRS + 1);
+    assert_eq!(s.mib.snapshot().window_probes, 1);
+    // Unanswered, the next probe waits twice as long.
+    assert_eq!(s.fire_next(), Instant::from_secs(3));
+    s.expect(ACK, ISS, IRS + 1);
+    // The window opens: the data goes.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(1000));
+    let data = s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(data.payload, b"stuck");
+}
+
+#[test]
+fn keepalive_probes_then_aborts() {
+    let mut cfg = plain();
+    cfg.keepalive.idle = Duration::from_secs(10);
+    cfg.keepalive.interval = Duration::from_secs(2);
+    cfg.keepalive.probes = 3;
+    let mut s = Script::established(&cfg);
+    s.tcb.set_keepalive(true);
+    assert_eq!(s.fire_next(), Instant::from_secs(10));
+    s.expect(ACK, ISS, IRS + 1);
+    // An answer resets the count.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1));
+    assert_eq!(s.fire_next(), Instant::from_secs(20));
+    s.expect(ACK, ISS, IRS + 1);
+    assert_eq!(s.fire_next(), Instant::from_secs(22));
+    s.expect(ACK, ISS, IRS + 1);
+    assert_eq!(s.fire_next(), Instant::from_secs(24));
+    s.expect(ACK, ISS, IRS + 1);
+    assert_eq!(s.fire_next(), Instant::from_secs(26));
+    s.expect_nothing();
+    assert_eq!(s.tcb.error(), Some(ConnError::TimedOut));
+    let m = s.mib.snapshot();
+    assert_eq!((m.keepalive_probes, m.keepalive_timeouts), (4, 1));
+}
+
+#[test]
+fn abort_sends_rst_and_reports_aborted() {
+    let mut s = Script::established(&plain());
+    s.tcb.abort();
+    s.expect(RST, ISS + 1, 0);
+    assert!(s.tcb.is_closed());
+    assert_eq!(s.tcb.recv(&mut [0; 1]), Err(ConnError::Aborted));
+    let m = s.mib.snapshot();
+    assert_eq!((m.out_rsts, m.estab_resets, m.estab_left), (1, 1, 1));
+}
+
+#[test]
+fn reading_reopens_a_closed_window() {
+    let cfg = TcpConfig {
+        recv_buffer: 4000,
+        ..plain()
+    };
+    let mut s = Script::established(&cfg);
+    for i in 0..4 {
+        s.inject(Seg::new(ACK, IRS + 1 + i * 1000, ISS + 1).data(&[0; 1000]));
+    }
+    let last = s.drain().pop().unwrap();
+    assert_eq!(last.header.window, 0);
+    let d = s.inject(Seg::new(ACK, IRS + 4001, ISS + 1).data(&[0; 10]));
+    assert_eq!(
+        d,
+        SegmentDisposition::Accepted,
+        "zero window still takes the ACK"
+    );
+    assert_eq!(s.tcb.recv_available(), 4000);
+    s.drain();
+    s.tcb.recv(&mut [0; 2500]).unwrap();
+    let update = s.expect(ACK, ISS + 1, IRS + 4001);
+    assert_eq!(update.header.window, 2500);
+}
