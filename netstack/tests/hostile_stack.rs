@@ -26,7 +26,10 @@ fn env(name: &str, default: u64) -> u64 {
 fn aimed_segment(rng: &mut Rng, conn: (SocketAddr, SocketAddr), buf: &mut [u8]) -> usize {
     let r = rng.next_u64();
     let (src, dst) = match r % 4 {
-        0 => (SocketAddr::new(A4, (r >> 8) as u16 | 1), SocketAddr::new(B4, 80)),
+        0 => (
+            SocketAddr::new(A4, (r >> 8) as u16 | 1),
+            SocketAddr::new(B4, 80),
+        ),
         1 | 2 => conn,
         _ => (
             SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 9, 0, (r >> 8) as u8 | 1)), 999),
@@ -51,8 +54,16 @@ fn aimed_segment(rng: &mut Rng, conn: (SocketAddr, SocketAddr), buf: &mut [u8]) 
     let header = TcpHeader {
         src_port: src.port(),
         dst_port: dst.port(),
-        seq: SeqNum(if rng.chance(500) { rng.next_u64() as u32 } else { near(rng) }),
-        ack: SeqNum(if rng.chance(500) { rng.next_u64() as u32 } else { near(rng) }),
+        seq: SeqNum(if rng.chance(500) {
+            rng.next_u64() as u32
+        } else {
+            near(rng)
+        }),
+        ack: SeqNum(if rng.chance(500) {
+            rng.next_u64() as u32
+        } else {
+            near(rng)
+        }),
         flags: TcpFlags(rng.next_u64() as u8),
         window: rng.next_u64() as u16,
         urgent: rng.next_u64() as u16,
@@ -112,7 +123,8 @@ fn a_million_hostile_frames_through_the_stack() {
         .a()
         .connect(net.now(), 0, None, SocketAddr::new(B4, 80))
         .unwrap();
-    assert!(net.run_until(1000, |n| n.a().state_of(&client) == Some(State::Established)));
+    assert!(net.run_until(1000, |n| n.a().state_of(&client)
+        == Some(State::Established)));
     let conn = (client.local(), client.remote());
     let mut rng = Rng::new(seed);
     let mut buf = [0u8; 256];

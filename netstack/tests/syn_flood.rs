@@ -80,9 +80,18 @@ fn syn_flood_legitimate_peers_complete_and_state_stays_bounded() {
     }
     let mib = net.b().mib();
     assert!(max_cache <= CACHE, "SYN cache grew to {max_cache}");
-    assert!(max_pcbs <= LEGIT, "{max_pcbs} PCBs for {LEGIT} real connections");
-    assert!(mib.syncookies_sent > 0, "the full cache should answer with cookies");
-    assert!(mib.syncookies_recv > 0, "legitimate peers should complete via cookies");
+    assert!(
+        max_pcbs <= LEGIT,
+        "{max_pcbs} PCBs for {LEGIT} real connections"
+    );
+    assert!(
+        mib.syncookies_sent > 0,
+        "the full cache should answer with cookies"
+    );
+    assert!(
+        mib.syncookies_recv > 0,
+        "legitimate peers should complete via cookies"
+    );
     assert!(mib.listen_syns >= FLOOD as u64);
     eprintln!(
         "flood: cache max {max_cache}, pcbs max {max_pcbs}, cookies sent {} validated {}, \

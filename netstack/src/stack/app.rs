@@ -1,7 +1,7 @@
 //! The application side: connect, read, write, close, abort, events.
 //!
-//! A [`ConnHandle`] names a connection by its 4-tuple and the incarnation of
-//! the PCB that held it when the handle was made, never by pointer: a handle
+//! A [`ConnHandle`] names a connection by its 4-tuple and a stack-wide
+//! connection number, never by pointer: a handle
 //! to a connection that has since closed (and whose tuple may have been
 //! reused) fails with [`AppError::Gone`] instead of reaching the newcomer.
 //! Every call locks the PCB, acts on the TCB, and then does what the input
@@ -22,7 +22,7 @@ use crate::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnHandle {
     pub(crate) tuple: FourTuple,
-    pub(crate) incarnation: u64,
+    pub(crate) id: u64,
 }
 
 impl ConnHandle {
@@ -135,7 +135,7 @@ impl Stack {
                 &self.table,
                 local_ip,
                 remote.into(),
-                Conn::new(ConnState::Reserved, worker),
+                Conn::new(ConnState::Reserved, self.next_conn_id(), worker),
             )
             .map_err(ConnectError::Ports)?;
         self.start_connect(now, worker, tuple)
@@ -157,10 +157,10 @@ impl Stack {
             return Err(ConnectError::NoLocalAddress(remote));
         }
         let tuple = FourTuple::new(local, remote);
-        match self
-            .table
-            .insert(&tuple, Conn::new(ConnState::Reserved, worker))
-        {
+        match self.table.insert(
+            &tuple,
+            Conn::new(ConnState::Reserved, self.next_conn_id(), worker),
+        ) {
             Ok(()) => self.start_connect(now, worker, tuple),
             Err(InsertError::Duplicate(_)) => Err(ConnectError::AddrInUse(local)),
             Err(InsertError::Exhausted) => Err(ConnectError::Ports(PortError::NoPcb)),
@@ -186,7 +186,7 @@ impl Stack {
         guard.state = ConnState::Tcb(Box::new(tcb));
         let handle = ConnHandle {
             tuple,
-            incarnation: guard.incarnation(),
+            id: guard.id,
         };
         self.touch(&mut guard);
         Ok(handle)
@@ -195,7 +195,7 @@ impl Stack {
     /// Locks the handle's connection if it is still the same one.
     fn lock_handle(&self, handle: &ConnHandle) -> Option<PcbGuard<'_, Conn>> {
         let guard = self.table.lock(&handle.tuple)?;
-        (guard.incarnation() == handle.incarnation).then_some(guard)
+        (guard.id == handle.id).then_some(guard)
     }
 
     /// Runs `f` on the handle's TCB and then does the after-touch work.

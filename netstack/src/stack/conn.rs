@@ -25,6 +25,10 @@ pub(crate) enum ConnState {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) state: ConnState,
+    /// Stack-wide unique number of this connection (what handles carry; a
+    /// PCB's incarnation would not do: a new connection on the same tuple may
+    /// land in a different PCB with the same incarnation).
+    pub(crate) id: u64,
     /// The worker whose timer heap and ready list carry this connection.
     pub(crate) home: usize,
     /// The deadline this connection's newest timer-heap entry is for; entries
@@ -39,9 +43,10 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(state: ConnState, home: usize) -> Conn {
+    pub(crate) fn new(state: ConnState, id: u64, home: usize) -> Conn {
         Conn {
             state,
+            id,
             home,
             armed: None,
             queued: false,

@@ -147,7 +147,11 @@ impl Worker<'_> {
             HandshakeDisposition::Established(hs) => {
                 let tcb = Tcb::accept(&self.stack.cfg.tcp, &hs, seg, now, mib);
                 let tuple = FourTuple::new(local, remote);
-                let conn = Conn::new(ConnState::Tcb(Box::new(tcb)), self.index);
+                let conn = Conn::new(
+                    ConnState::Tcb(Box::new(tcb)),
+                    self.stack.next_conn_id(),
+                    self.index,
+                );
                 match self.stack.table.insert(&tuple, conn) {
                     Ok(()) => {}
                     Err(InsertError::Exhausted) => {
@@ -164,7 +168,7 @@ impl Worker<'_> {
                 };
                 let handle = ConnHandle {
                     tuple,
-                    incarnation: guard.incarnation(),
+                    id: guard.id,
                 };
                 queue.push_back((handle, in_flight));
                 drop(queue);

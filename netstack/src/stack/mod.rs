@@ -32,6 +32,8 @@ mod worker;
 
 use core::net::IpAddr;
 use core::ops::RangeInclusive;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 
 use pcb::{EphemeralPorts, FlowHash, ListenTable, Table, TableConfig};
@@ -112,6 +114,7 @@ pub struct Stack {
     counters: Box<[WorkerCounters]>,
     mibs: Box<[TcpMib]>,
     stack_counters: Box<[StackCounters]>,
+    next_id: AtomicU64,
 }
 
 impl core::fmt::Debug for Stack {
@@ -190,6 +193,7 @@ impl Stack {
             counters: (0..n).map(|_| WorkerCounters::new()).collect(),
             mibs: (0..n).map(|_| TcpMib::default()).collect(),
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
+            next_id: AtomicU64::new(1),
             cfg,
         }
     }
@@ -251,6 +255,12 @@ impl Stack {
     fn state(&self, worker: usize) -> std::sync::MutexGuard<'_, worker::Queues> {
         let w = self.workers.get(worker).unwrap_or(&self.workers[0]);
         w.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A number no other connection of this stack had.
+    fn next_conn_id(&self) -> u64 {
+        // Relaxed: a unique number; nothing is published with it.
+        self.next_id.fetch_add(1, Relaxed)
     }
 
     fn mib_of(&self, worker: usize) -> &TcpMib {

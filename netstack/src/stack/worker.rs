@@ -383,7 +383,7 @@ impl Stack {
         let tuple = guard.tuple();
         let handle = ConnHandle {
             tuple,
-            incarnation: guard.incarnation(),
+            id: guard.id,
         };
         if let ConnState::Tcb(tcb) = &mut guard.state {
             let ev = tcb.take_events();
@@ -434,7 +434,7 @@ impl Stack {
             let events = guard.events | ev;
             let handle = ConnHandle {
                 tuple: guard.tuple(),
-                incarnation: guard.incarnation(),
+                id: guard.id,
             };
             let home = guard.home;
             drop(guard.remove());
