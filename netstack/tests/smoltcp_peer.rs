@@ -73,6 +73,27 @@ struct Pair {
     buf: Vec<u8>,
 }
 
+/// With `TRACE_FRAMES` set, prints one line per segment (for debugging a
+/// failing run).
+fn trace(from: &str, frame: &[u8]) {
+    if std::env::var_os("TRACE_FRAMES").is_none() {
+        return;
+    }
+    if let Ok(d) = netstack::parse_frame(frame)
+        && let netstack::Transport::Tcp(s) = d.transport
+    {
+        let h = s.header;
+        eprintln!(
+            "{from:>7}> {:?} seq {} ack {} win {} len {}",
+            h.flags,
+            h.seq.0,
+            h.ack.0,
+            h.window,
+            s.payload.len()
+        );
+    }
+}
+
 fn smol_now(t: Instant) -> SmolInstant {
     SmolInstant::from_micros((t.as_nanos() / 1000) as i64)
 }
@@ -118,40 +139,14 @@ impl Pair {
             .poll(smol_now(now), &mut self.device, &mut self.sockets);
         let worker = self.ours.worker(0);
         while let Some(frame) = self.device.tx.pop_front() {
-            if std::env::var("DUMP").is_ok() {
-                if let Ok(d) = netstack::parse_frame(&frame) {
-                    if let netstack::Transport::Tcp(s) = d.transport {
-                        eprintln!(
-                            "smol> {:?} seq {} ack {} win {} len {} {:?}",
-                            s.header.flags,
-                            s.header.seq.0,
-                            s.header.ack.0,
-                            s.header.window,
-                            s.payload.len(),
-                            s.header.options
-                        );
-                    }
-                }
-            }
+            trace("smoltcp", &frame);
             worker.handle_frame(now, &frame);
         }
         if worker.poll_timeout().is_some_and(|t| t <= now) {
             worker.handle_timeout(now);
         }
         while let Some(n) = worker.poll_transmit(now, &mut self.buf) {
-            if std::env::var("DUMP").is_ok() {
-                let f = &self.buf[..n];
-                let hl = 20;
-                let t = &f[hl..];
-                eprintln!(
-                    "ours> flags {:02x} seq {} ack {} win {} len {}",
-                    t[13],
-                    u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
-                    u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
-                    u16::from_be_bytes([t[14], t[15]]),
-                    n - 20 - usize::from(t[12] >> 4) * 4
-                );
-            }
+            trace("ours", &self.buf[..n]);
             self.device.rx.push_back(self.buf[..n].to_vec());
         }
         if !self.device.rx.is_empty() {
