@@ -15,6 +15,10 @@ use crate::wire::TcpFlags;
 /// very stale TSecr would otherwise set SRTT to minutes).
 const MAX_TS_RTT_MS: u32 = 60_000;
 
+/// Duplicate ACKs kept owed between two `poll_transmit` calls; more than
+/// enough to trigger fast retransmit, few enough to bound the burst.
+const MAX_DUP_ACKS_OWED: u8 = 8;
+
 impl Tcb {
     /// Processes one segment for this connection. Any reply it calls for
     /// (ACK, RST, challenge ACK) is queued for [`poll_transmit`](Self::poll_transmit).
@@ -474,6 +478,9 @@ impl Tcb {
             // RFC 5681 §4.2: out-of-order data, or data that fills a hole, is
             // acknowledged at once (the sender counts duplicate ACKs).
             self.ack_due = AckDue::Now;
+            if placed.queued || placed.dropped {
+                self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
+            }
         } else if placed.advanced > 0 {
             if full {
                 self.unacked_segs = self.unacked_segs.saturating_add(1);

@@ -29,6 +29,8 @@ mod timestamps;
 mod types;
 
 #[cfg(test)]
+mod reliability_tests;
+#[cfg(test)]
 mod script_tests;
 #[cfg(test)]
 mod tests;
@@ -196,6 +198,9 @@ pub struct Tcb {
     ack_due: AckDue,
     /// Full-sized segments received since our last ACK.
     unacked_segs: u8,
+    /// One ACK is owed per out-of-order arrival, even if several arrive
+    /// between two `poll_transmit` calls: the sender counts duplicates.
+    dup_acks_owed: u8,
     /// An RST to send: (its seq, and the ack it carries if any).
     rst_pending: Option<(SeqNum, Option<SeqNum>)>,
     /// The sequence number our FIN occupies, once sent.
@@ -279,6 +284,7 @@ impl Tcb {
             retransmit_now: false,
             ack_due: AckDue::No,
             unacked_segs: 0,
+            dup_acks_owed: 0,
             rst_pending: None,
             fin_seq: None,
             probe_pending: false,
@@ -327,7 +333,7 @@ impl Tcb {
     ) -> Tcb {
         mib.passive_opens.bump();
         let mut tcb = Tcb::new(cfg, hs.local, hs.remote, hs.iss, now, State::SynReceived);
-        tcb.snd_una = hs.iss + 1;
+        // SND.UNA stays at the ISS: the final ACK is what acknowledges the SYN.
         tcb.snd_nxt = hs.iss + 1;
         tcb.snd_max = hs.iss + 1;
         tcb.irs = hs.irs;
@@ -363,6 +369,7 @@ impl Tcb {
         if tcb.state == State::SynReceived {
             // The listener validated this ACK; take its word even if the
             // segment itself was, say, trimmed away.
+            tcb.snd_una = tcb.snd_nxt;
             tcb.enter_established();
         }
         tcb.settle(mib);
@@ -393,6 +400,10 @@ impl Tcb {
         self.unsettled.estab_entered = self.unsettled.estab_entered.saturating_add(1);
         self.events |= Events::CONNECTED | Events::WRITABLE;
         self.arm_keepalive(self.last_heard);
+        if self.fin_queued {
+            // The application closed during the handshake.
+            self.set_state(State::FinWait1);
+        }
     }
 
     /// Moves to `next`, keeping the CurrEstab gauge: leaving ESTABLISHED or
@@ -508,7 +519,11 @@ impl Tcb {
     pub fn close(&mut self) {
         match self.state {
             State::SynSent | State::Listen => self.terminate(None),
-            State::SynReceived | State::Established => {
+            // > SYN-RECEIVED: [...] if there is pending data to send, queue
+            // the FIN for processing after entering ESTABLISHED state.
+            // (`enter_established` moves on to FIN-WAIT-1.)
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.set_state(State::FinWait1);
             }
@@ -600,12 +615,6 @@ impl Tcb {
         if self.state != State::TimeWait || self.recv_buf.len() > 0 {
             return None;
         }
-        let two_msl = dur(self.limits.msl_ms).saturating_mul(2);
-        let now = self
-            .timers
-            .close
-            .map(|at| Instant::from_nanos(at.as_nanos().saturating_sub(two_msl.as_nanos() as u64)))
-            .unwrap_or(Instant::ZERO);
         Some(TimeWait::new(
             self.local.port(),
             self.remote.port(),
@@ -614,8 +623,8 @@ impl Tcb {
             self.ts_on.then_some((self.ts_offset, self.ts_recent)),
             self.advertised_window_field(),
             self.ack_due != AckDue::No,
-            two_msl,
-            now,
+            dur(self.limits.msl_ms).saturating_mul(2),
+            self.timers.close.unwrap_or(Instant::ZERO),
         ))
     }
 

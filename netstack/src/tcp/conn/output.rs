@@ -162,9 +162,10 @@ impl Tcb {
     }
 
     fn poll_ack(&mut self, now: Instant, mib: &TcpMib) -> Option<Transmit<'static>> {
-        if self.ack_due != AckDue::Now {
+        if self.ack_due != AckDue::Now && self.dup_acks_owed == 0 {
             return None;
         }
+        self.dup_acks_owed = self.dup_acks_owed.saturating_sub(1);
         mib.out_segs.bump();
         let seq = self.snd_nxt;
         let header = self.ack_header(now, seq);

@@ -67,7 +67,7 @@ impl TimeWait {
         window: u16,
         ack_pending: bool,
         two_msl: Duration,
-        now: Instant,
+        expires_at: Instant,
     ) -> TimeWait {
         let (ts_offset, ts_recent) = timestamps.unwrap_or((0, 0));
         TimeWait {
@@ -81,7 +81,7 @@ impl TimeWait {
             timestamps: timestamps.is_some(),
             ack_pending,
             two_msl_ms: u32::try_from(two_msl.as_millis()).unwrap_or(u32::MAX),
-            expires_at: now + two_msl,
+            expires_at,
         }
     }
 
