@@ -30,20 +30,22 @@
 //! them. Invariant: the number of entries never exceeds `max_entries` overall
 //! nor `max_per_listener` for any listener, and no peer input allocates.
 
-// Skeleton: the bodies arrive in the next commits.
-#![allow(dead_code, unused_imports)]
-
+mod ack;
+mod config;
+mod disposition;
 mod entry;
 mod table;
+mod timer;
+
+pub use self::config::{CookiePolicy, DEFAULT_PEER_MSS, MIN_PEER_MSS, SynCacheConfig};
+pub use self::disposition::{HandshakeDisposition, HandshakeDrop, SynDisposition, SynDrop};
 
 use core::net::SocketAddr;
-use core::time::Duration;
 
-use self::entry::{Entry, MAX_RETRANSMITS, Negotiated, TupleKey};
-use self::table::{Full, Ledger, Shard, lock, slot_bytes};
+use self::entry::{Entry, Negotiated, TupleKey};
+use self::table::{Full, Ledger, Shard, lock};
 use crate::tcp::config::TcpConfig;
 use crate::tcp::cookie::SynCookies;
-use crate::tcp::handshake::Handshake;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::mib::TcpMib;
 use crate::tcp::options::{MAX_WINDOW_SCALE, TcpOptions, Timestamps};
@@ -51,164 +53,6 @@ use crate::tcp::seq::SeqNum;
 use crate::tcp::siphash::{SecretKey, siphash24, tuple_message};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpHeader, TcpSegment};
-
-/// RFC 9293 §3.7.1: the MSS to assume when a SYN carries none.
-pub const DEFAULT_PEER_MSS: u16 = 536;
-
-/// The smallest peer MSS we honour; a smaller announcement is raised to this
-/// (a tiny MSS only multiplies the segments, and thus our work, per octet).
-pub const MIN_PEER_MSS: u16 = 64;
-
-/// When to answer a SYN with a cookie instead of a cache entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CookiePolicy {
-    /// Never: a SYN that finds the cache full is dropped.
-    Off,
-    /// Only when the cache (globally, for the listener, or in the shard) is full.
-    #[default]
-    WhenFull,
-    /// Always: the cache keeps no entries at all.
-    Always,
-}
-
-/// Bounds and timing of a [`SynCache`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SynCacheConfig {
-    /// Entries over all listeners. Bounds the cache's memory
-    /// ([`SynCacheConfig::memory_bound`]); a SYN beyond it gets a cookie.
-    pub max_entries: usize,
-    /// Entries for one listener, so that a flood against one port cannot take
-    /// the whole cache from the others.
-    pub max_per_listener: usize,
-    /// Number of independently locked shards (at least 1). Each holds at most
-    /// `2 * ceil(max_entries / shards)` entries, so an uneven spread of tuples
-    /// still lets the global bound, not a shard, be the one normally reached.
-    pub shards: usize,
-    /// SYN-ACK retransmissions before an entry expires (at most 63). With an
-    /// initial RTO of 1 s and 3 retries: SYN-ACKs at 0, 1, 3 and 7 s, expiry at
-    /// 15 s. Each interval is capped at the RTO ceiling.
-    pub synack_retries: u8,
-    /// When to use SYN cookies.
-    pub cookies: CookiePolicy,
-}
-
-impl Default for SynCacheConfig {
-    fn default() -> SynCacheConfig {
-        SynCacheConfig {
-            max_entries: 16384,
-            max_per_listener: 4096,
-            shards: 64,
-            synack_retries: 3,
-            cookies: CookiePolicy::WhenFull,
-        }
-    }
-}
-
-impl SynCacheConfig {
-    fn shard_count(&self) -> usize {
-        self.shards.max(1)
-    }
-
-    fn shard_capacity(&self) -> usize {
-        self.max_entries
-            .div_ceil(self.shard_count())
-            .saturating_mul(2)
-    }
-
-    /// An upper bound on [`SynCache::memory_bytes`] for this configuration,
-    /// whatever the peers send: every shard's table at twice its initial
-    /// allocation (see the table module), plus the per-listener ledger at one
-    /// record per possible entry.
-    pub fn memory_bound(&self) -> usize {
-        let slots = self
-            .shard_capacity()
-            .saturating_mul(8)
-            .div_ceil(7)
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX)
-            .saturating_mul(2);
-        let shard = slots
-            .saturating_mul(slot_bytes())
-            .saturating_add(core::mem::size_of::<Shard>());
-        let ledger = self
-            .max_entries
-            .saturating_mul(8)
-            .div_ceil(7)
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX)
-            .max(16)
-            .saturating_mul(core::mem::size_of::<(u64, usize)>() + 1);
-        shard
-            .saturating_mul(self.shard_count())
-            .saturating_add(ledger)
-            .saturating_add(core::mem::size_of::<SynCache>())
-    }
-}
-
-/// Why a SYN got no answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SynDrop {
-    /// Not a SYN, or a SYN with ACK or RST (those go to [`SynCache::on_segment`]).
-    NotASyn,
-    /// SYN and FIN together: no legitimate stack sends it.
-    SynFin,
-    /// The cache is full and cookies are off.
-    CacheFull,
-}
-
-/// What [`SynCache::on_syn`] did with a SYN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SynDisposition {
-    /// A new entry: send this SYN-ACK.
-    Reply(TcpHeader),
-    /// The cache was full (or cookies are always on): send this stateless
-    /// SYN-ACK, whose sequence number is a cookie.
-    Cookie(TcpHeader),
-    /// The tuple already had an entry (the peer retransmitted its SYN, or
-    /// restarted with a new ISN, which the entry now records): send this
-    /// SYN-ACK again.
-    Duplicate(TcpHeader),
-    /// Nothing to send.
-    Dropped(SynDrop),
-}
-
-/// Why a non-SYN segment to a listening port was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandshakeDrop {
-    /// No ACK bit (RFC 9293 §3.10.7.2: drop it).
-    NoAck,
-    /// A RST for which there is no entry (a RST is never answered).
-    RstNoEntry,
-    /// A RST whose sequence number is outside the window we offered.
-    RstOutOfWindow,
-    /// A SYN for a tuple that has an entry; SYNs go to [`SynCache::on_syn`].
-    UnexpectedSyn,
-    /// The sequence number is outside the window we offered.
-    OutOfWindow,
-    /// Timestamps were negotiated and the segment carries none (RFC 7323 §3.2).
-    MissingTimestamp,
-    /// PAWS: its TSval is older than the SYN's (RFC 7323 §5).
-    Paws,
-    /// The handshake is valid but the Stack's accept queue is full; the entry
-    /// is kept, so the peer's next segment can complete it.
-    AcceptQueueFull,
-}
-
-/// What [`SynCache::on_segment`] did with a non-SYN segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandshakeDisposition {
-    /// The final ACK is valid: create the connection with `Tcb::accept`, which
-    /// also processes any data or FIN the segment carries.
-    Established(Handshake),
-    /// An acceptable RST removed the entry.
-    Reset,
-    /// Send this (a RST answering an unacceptable ACK, RFC 9293 §3.10.7.4).
-    Reply(TcpHeader),
-    /// Nothing to send.
-    Dropped(HandshakeDrop),
-    /// No entry and no valid cookie: answer as for a closed port (RST).
-    NotOurs,
-}
 
 /// Our TSval clock: milliseconds since `now`'s origin, wrapping (RFC 7323 §5.4
 /// asks for a tick between 1 ms and 1 s). Connections created from a handshake
@@ -303,8 +147,158 @@ impl SynCache {
         seg: &TcpSegment,
         mib: &TcpMib,
     ) -> SynDisposition {
-        let _ = (now, listener_id, local, remote, seg, mib);
-        SynDisposition::Dropped(SynDrop::NotASyn)
+        let flags = seg.header.flags;
+        if !flags.contains(TcpFlags::SYN) || flags.intersects(TcpFlags::ACK | TcpFlags::RST) {
+            return SynDisposition::Dropped(SynDrop::NotASyn);
+        }
+        if flags.contains(TcpFlags::FIN) {
+            mib.syncache_drops.bump();
+            return SynDisposition::Dropped(SynDrop::SynFin);
+        }
+        mib.listen_syns.bump();
+        let offered = self.negotiate(&seg.header.options);
+        let irs = seg.header.seq;
+        if self.config.cookies == CookiePolicy::Always {
+            return self.cookie(now, local, remote, irs, offered, mib);
+        }
+        let key = TupleKey::new(local, remote);
+        let shard = self.shard(local, remote);
+        let mut map = lock(&shard.map);
+        if let Some(entry) = map.entries.get_mut(&key) {
+            if entry.irs == irs.0 {
+                // A retransmitted SYN: our SYN-ACK (or its ACK) was lost.
+                if let Some(ts) = seg.header.options.timestamps {
+                    entry.set_ts_recent(ts.value);
+                }
+            } else {
+                // The peer gave up on its first attempt and tries again from
+                // the same port with a new ISN: answer the new attempt. Our
+                // ISN and the retransmit schedule stay those of the entry.
+                let retransmits = entry.retransmits();
+                *entry = Entry::new(entry.listener(), entry.syn_at(), irs.0, offered);
+                entry.set_retransmits(retransmits);
+            }
+            let iss = self.isn.isn(local, remote, entry.syn_at());
+            let header = self.synack(local, remote, iss, irs, &entry.negotiated(), now);
+            return SynDisposition::Duplicate(header);
+        }
+        let room = if map.is_full() {
+            Err(Full::Shard)
+        } else {
+            lock(&self.ledger).take(
+                listener_id,
+                self.config.max_entries,
+                self.config.max_per_listener,
+            )
+        };
+        if room.is_err() {
+            drop(map);
+            mib.syncache_overflow.bump();
+            return match self.config.cookies {
+                CookiePolicy::Off => SynDisposition::Dropped(SynDrop::CacheFull),
+                CookiePolicy::WhenFull | CookiePolicy::Always => {
+                    self.cookie(now, local, remote, irs, offered, mib)
+                }
+            };
+        }
+        map.entries
+            .insert(key, Entry::new(listener_id, now, irs.0, offered));
+        shard.lower_due(&map, self.deadline(now, 1));
+        drop(map);
+        mib.syncache_added.bump();
+        let iss = self.isn.isn(local, remote, now);
+        SynDisposition::Reply(self.synack(local, remote, iss, irs, &offered, now))
+    }
+
+    /// What we agree to, given the options of the peer's SYN.
+    fn negotiate(&self, syn: &TcpOptions) -> Negotiated {
+        Negotiated {
+            peer_mss: syn.mss.unwrap_or(DEFAULT_PEER_MSS).max(MIN_PEER_MSS),
+            // RFC 7323 §2.2: scaling is on only if both sides send the option;
+            // we always do when the peer does.
+            peer_window_scale: syn.window_scale.map(|s| s.min(MAX_WINDOW_SCALE)),
+            sack_permitted: self.tcp.sack && syn.sack_permitted,
+            ts_recent: if self.tcp.timestamps {
+                syn.timestamps.map(|ts| ts.value)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The window we offer on the SYN-ACK (never scaled, RFC 7323 §2.2).
+    fn syn_window(&self) -> u16 {
+        u16::try_from(self.tcp.recv_buffer).unwrap_or(u16::MAX)
+    }
+
+    fn our_window_scale(&self) -> u8 {
+        self.tcp.window_scale.min(MAX_WINDOW_SCALE)
+    }
+
+    /// Our SYN-ACK answering `irs` with `iss` and the agreed options.
+    fn synack(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNum,
+        irs: SeqNum,
+        agreed: &Negotiated,
+        now: Instant,
+    ) -> TcpHeader {
+        TcpHeader {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq: iss,
+            ack: irs + 1usize,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: self.syn_window(),
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(self.tcp.mss),
+                window_scale: agreed.peer_window_scale.map(|_| self.our_window_scale()),
+                sack_permitted: agreed.sack_permitted,
+                timestamps: agreed.ts_recent.map(|echo_reply| Timestamps {
+                    value: timestamp_clock(now),
+                    echo_reply,
+                }),
+                ..TcpOptions::default()
+            },
+        }
+    }
+
+    /// A stateless SYN-ACK whose ISN is a cookie.
+    fn cookie(
+        &self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        irs: SeqNum,
+        offered: Negotiated,
+        mib: &TcpMib,
+    ) -> SynDisposition {
+        let iss = self.cookies.generate(local, remote, offered.peer_mss, now);
+        // Window scale and SACK-permitted come back only inside our TSval;
+        // without timestamps we cannot remember them, so we do not offer them
+        // (a peer that believed scaling on would misread every window).
+        let agreed = if offered.ts_recent.is_some() {
+            offered
+        } else {
+            Negotiated {
+                peer_window_scale: None,
+                sack_permitted: false,
+                ..offered
+            }
+        };
+        let mut header = self.synack(local, remote, iss, irs, &agreed, now);
+        if let Some(ts) = header.options.timestamps.as_mut() {
+            ts.value = SynCookies::timestamp_value(
+                ts.value,
+                agreed.peer_window_scale,
+                agreed.sack_permitted,
+            );
+        }
+        mib.syncookies_sent.bump();
+        SynDisposition::Cookie(header)
     }
 
     /// Handles a non-SYN segment to a listening port when the listener's accept
@@ -339,21 +333,6 @@ impl SynCache {
         self.handle_segment(now, listener_id, local, remote, seg, false, mib)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn handle_segment(
-        &self,
-        now: Instant,
-        listener_id: u64,
-        local: SocketAddr,
-        remote: SocketAddr,
-        seg: &TcpSegment,
-        can_accept: bool,
-        mib: &TcpMib,
-    ) -> HandshakeDisposition {
-        let _ = (now, listener_id, local, remote, seg, can_accept, mib);
-        HandshakeDisposition::NotOurs
-    }
-
     /// Forgets the entry for this tuple, if any; returns whether there was one.
     pub fn remove(&self, local: SocketAddr, remote: SocketAddr) -> bool {
         let shard = self.shard(local, remote);
@@ -368,28 +347,6 @@ impl SynCache {
     }
 
     /// Retransmits the SYN-ACKs that are due and expires entries that ran out
-    /// of retransmissions. `emit(local, remote, header)` is called once per
-    /// SYN-ACK, with a shard lock held: it must not call back into the cache.
-    ///
-    /// Work: every shard whose earliest deadline has passed is scanned whole
-    /// (at most its capacity); shards with nothing due are skipped without
-    /// taking their lock. An entry that is several deadlines late gets one
-    /// SYN-ACK, not a burst.
-    pub fn on_timeout(
-        &self,
-        now: Instant,
-        mib: &TcpMib,
-        mut emit: impl FnMut(SocketAddr, SocketAddr, TcpHeader),
-    ) {
-        let _ = (now, mib, &mut emit);
-    }
-
-    /// The earliest time [`on_timeout`](SynCache::on_timeout) has work to do
-    /// (possibly earlier, never later, for the calling worker's own inserts).
-    pub fn poll_at(&self) -> Option<Instant> {
-        self.shards.iter().filter_map(Shard::next_due).min()
-    }
-
     /// Entries in the cache.
     pub fn len(&self) -> usize {
         lock(&self.ledger).total()
@@ -427,8 +384,7 @@ impl SynCache {
             let mut map = lock(&shard.map);
             let before = map.entries.len();
             map.entries.retain(|_, e| e.listener() != listener_id);
-            let gone = before - map.entries.len();
-            drop(map);
+            let gone = before.saturating_sub(map.entries.len());
             if gone > 0 {
                 let mut ledger = lock(&self.ledger);
                 for _ in 0..gone {
@@ -443,3 +399,6 @@ impl SynCache {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod flood_tests;

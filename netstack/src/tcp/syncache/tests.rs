@@ -1,6 +1,971 @@
+use core::net::SocketAddr;
+use core::time::Duration;
+
 use super::entry::{Entry, TupleKey};
+use super::*;
+use crate::tcp::cookie::DEFAULT_PERIOD;
+use crate::tcp::handshake::Handshake;
+
+const KEY: SecretKey = SecretKey([0x5a; 16]);
+const LISTENER: u64 = 7;
+
+fn local() -> SocketAddr {
+    "10.0.0.1:80".parse().unwrap()
+}
+
+fn remote() -> SocketAddr {
+    "10.0.0.2:40000".parse().unwrap()
+}
+
+fn peer(n: u16) -> SocketAddr {
+    SocketAddr::new("10.0.0.2".parse().unwrap(), 40000 + n)
+}
+
+fn cache_with(config: SynCacheConfig) -> SynCache {
+    SynCache::new(config, &TcpConfig::default(), KEY)
+}
+
+fn cache() -> SynCache {
+    cache_with(SynCacheConfig::default())
+}
+
+fn t0() -> Instant {
+    Instant::from_secs(1000)
+}
+
+/// A peer's options: everything offered, like Linux.
+fn full_offer() -> TcpOptions {
+    TcpOptions {
+        mss: Some(1400),
+        window_scale: Some(9),
+        sack_permitted: true,
+        timestamps: Some(Timestamps {
+            value: 4242,
+            echo_reply: 0,
+        }),
+        ..TcpOptions::default()
+    }
+}
+
+fn syn(seq: u32, options: TcpOptions) -> TcpSegment<'static> {
+    TcpSegment {
+        header: TcpHeader {
+            src_port: remote().port(),
+            dst_port: local().port(),
+            seq: SeqNum(seq),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: 64240,
+            urgent: 0,
+            options,
+        },
+        payload: &[],
+    }
+}
+
+/// The peer's final ACK answering `synack`, with a TSval of `tsval` if the
+/// SYN-ACK carried timestamps.
+fn final_ack(synack: &TcpHeader, tsval: u32) -> TcpSegment<'static> {
+    TcpSegment {
+        header: TcpHeader {
+            src_port: synack.dst_port,
+            dst_port: synack.src_port,
+            seq: synack.ack,
+            ack: synack.seq + 1usize,
+            flags: TcpFlags::ACK,
+            window: 502,
+            urgent: 0,
+            options: TcpOptions {
+                timestamps: synack.options.timestamps.map(|ts| Timestamps {
+                    value: tsval,
+                    echo_reply: ts.value,
+                }),
+                ..TcpOptions::default()
+            },
+        },
+        payload: &[],
+    }
+}
+
+fn reply(d: SynDisposition) -> TcpHeader {
+    match d {
+        SynDisposition::Reply(h) => h,
+        other => panic!("expected Reply, got {other:?}"),
+    }
+}
+
+fn cookie(d: SynDisposition) -> TcpHeader {
+    match d {
+        SynDisposition::Cookie(h) => h,
+        other => panic!("expected Cookie, got {other:?}"),
+    }
+}
+
+fn established(d: HandshakeDisposition) -> Handshake {
+    match d {
+        HandshakeDisposition::Established(hs) => hs,
+        other => panic!("expected Established, got {other:?}"),
+    }
+}
+
+fn our_iss(at: Instant) -> SeqNum {
+    IsnGenerator::new(KEY).isn(local(), remote(), at)
+}
 
 #[test]
 fn an_entry_and_its_key_fit_in_a_cache_line() {
     assert!(core::mem::size_of::<(TupleKey, Entry)>() <= 64);
+}
+
+#[test]
+fn tuple_keys_give_back_the_addresses_of_both_families() {
+    let v6_local: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+    let v6_remote: SocketAddr = "[2001:db8::2]:50000".parse().unwrap();
+    let key = TupleKey::new(v6_local, v6_remote);
+    assert_eq!((key.local(), key.remote()), (v6_local, v6_remote));
+    let key = TupleKey::new(local(), remote());
+    assert_eq!((key.local(), key.remote()), (local(), remote()));
+}
+
+#[test]
+fn synack_offers_exactly_what_the_peer_offered_and_we_support() {
+    let cfg = TcpConfig::default();
+    for bits in 0..16u8 {
+        let offer = TcpOptions {
+            mss: (bits & 1 != 0).then_some(1200),
+            window_scale: (bits & 2 != 0).then_some(5),
+            sack_permitted: bits & 4 != 0,
+            timestamps: (bits & 8 != 0).then_some(Timestamps {
+                value: 99,
+                echo_reply: 0,
+            }),
+            ..TcpOptions::default()
+        };
+        let c = cache();
+        let mib = TcpMib::default();
+        let h = reply(c.on_syn(t0(), LISTENER, local(), remote(), &syn(5000, offer), &mib));
+        assert_eq!((h.src_port, h.dst_port), (80, 40000));
+        assert_eq!(h.flags, TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(h.seq, our_iss(t0()));
+        assert_eq!(h.ack, SeqNum(5001));
+        assert_eq!(h.window, 65535, "recv_buffer 64 KiB, unscaled on a SYN-ACK");
+        assert_eq!(h.options.mss, Some(cfg.mss));
+        assert_eq!(
+            h.options.window_scale,
+            offer.window_scale.map(|_| cfg.window_scale)
+        );
+        assert_eq!(h.options.sack_permitted, offer.sack_permitted);
+        assert_eq!(
+            h.options.timestamps,
+            offer.timestamps.map(|_| Timestamps {
+                value: timestamp_clock(t0()),
+                echo_reply: 99,
+            })
+        );
+        assert!(h.options.sack_blocks.is_empty());
+        assert_eq!(mib.listen_syns.get(), 1);
+        assert_eq!(mib.syncache_added.get(), 1);
+        assert_eq!(c.len(), 1);
+    }
+}
+
+#[test]
+fn options_we_turned_off_are_never_offered() {
+    let tcp = TcpConfig {
+        sack: false,
+        timestamps: false,
+        ..TcpConfig::default()
+    };
+    let c = SynCache::new(SynCacheConfig::default(), &tcp, KEY);
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    assert!(!h.options.sack_permitted);
+    assert_eq!(h.options.timestamps, None);
+    assert_eq!(h.options.window_scale, Some(tcp.window_scale));
+    let hs = established(c.on_segment(t0(), LISTENER, local(), remote(), &final_ack(&h, 0), &mib));
+    assert_eq!(hs.ts_recent, None);
+    assert!(!hs.sack_permitted);
+}
+
+#[test]
+fn a_retransmitted_syn_gets_the_same_synack_again() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let first = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let later = t0() + Duration::from_millis(500);
+    let again = match c.on_syn(
+        later,
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ) {
+        SynDisposition::Duplicate(h) => h,
+        other => panic!("expected Duplicate, got {other:?}"),
+    };
+    assert_eq!(again.seq, first.seq);
+    assert_eq!(again.ack, first.ack);
+    assert_eq!(again.options.mss, first.options.mss);
+    assert_eq!(
+        again.options.timestamps.map(|ts| ts.value),
+        Some(timestamp_clock(later))
+    );
+    assert_eq!(c.len(), 1);
+    assert_eq!(mib.syncache_added.get(), 1);
+}
+
+#[test]
+fn a_syn_with_a_new_isn_restarts_the_entry_under_the_same_iss() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let first = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let offer = TcpOptions {
+        sack_permitted: false,
+        ..full_offer()
+    };
+    let again = match c.on_syn(t0(), LISTENER, local(), remote(), &syn(900, offer), &mib) {
+        SynDisposition::Duplicate(h) => h,
+        other => panic!("expected Duplicate, got {other:?}"),
+    };
+    assert_eq!(again.seq, first.seq);
+    assert_eq!(again.ack, SeqNum(901));
+    assert!(!again.options.sack_permitted);
+    // The first attempt's ACK no longer fits; the new one completes.
+    let old = c.on_segment(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &final_ack(&first, 5000),
+        &mib,
+    );
+    assert_eq!(
+        old,
+        HandshakeDisposition::Dropped(HandshakeDrop::OutOfWindow)
+    );
+    let hs = established(c.on_segment(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &final_ack(&again, 5000),
+        &mib,
+    ));
+    assert_eq!(hs.irs, SeqNum(900));
+    assert!(!hs.sack_permitted);
+}
+
+#[test]
+fn the_final_ack_hands_over_exactly_what_was_negotiated() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(77, full_offer()),
+        &mib,
+    ));
+    let at = t0() + Duration::from_millis(30);
+    let hs = established(c.on_segment(at, LISTENER, local(), remote(), &final_ack(&h, 4250), &mib));
+    assert_eq!(
+        hs,
+        Handshake {
+            local: local(),
+            remote: remote(),
+            iss: our_iss(t0()),
+            irs: SeqNum(77),
+            peer_mss: 1400,
+            window_scale: Some((9, TcpConfig::default().window_scale)),
+            ts_recent: Some(4250),
+            sack_permitted: true,
+            syn_at: t0(),
+            from_cookie: false,
+        }
+    );
+    assert_eq!(c.len(), 0);
+    assert_eq!(mib.syncache_completed.get(), 1);
+    // The entry is gone: the same ACK again is no longer a handshake.
+    let again = c.on_segment(at, LISTENER, local(), remote(), &final_ack(&h, 4250), &mib);
+    assert_eq!(again, HandshakeDisposition::NotOurs);
+    assert_eq!(mib.syncookies_failed.get(), 1);
+}
+
+#[test]
+fn a_syn_without_options_gets_the_default_mss_and_nothing_else() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, TcpOptions::default()),
+        &mib,
+    ));
+    let hs = established(c.on_segment(t0(), LISTENER, local(), remote(), &final_ack(&h, 0), &mib));
+    assert_eq!(hs.peer_mss, DEFAULT_PEER_MSS);
+    assert_eq!(
+        (hs.window_scale, hs.ts_recent, hs.sack_permitted),
+        (None, None, false)
+    );
+}
+
+#[test]
+fn a_tiny_peer_mss_is_raised_to_the_floor() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let offer = TcpOptions {
+        mss: Some(1),
+        ..TcpOptions::default()
+    };
+    let h = reply(c.on_syn(t0(), LISTENER, local(), remote(), &syn(1, offer), &mib));
+    let hs = established(c.on_segment(t0(), LISTENER, local(), remote(), &final_ack(&h, 0), &mib));
+    assert_eq!(hs.peer_mss, MIN_PEER_MSS);
+}
+
+#[test]
+fn an_ack_for_another_iss_is_answered_with_a_reset_and_the_entry_stays() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let mut bad = final_ack(&h, 4300);
+    bad.header.ack = h.seq + 1000usize;
+    let rst = match c.on_segment(t0(), LISTENER, local(), remote(), &bad, &mib) {
+        HandshakeDisposition::Reply(rst) => rst,
+        other => panic!("expected Reply(RST), got {other:?}"),
+    };
+    assert_eq!(rst.flags, TcpFlags::RST);
+    assert_eq!(rst.seq, bad.header.ack);
+    assert_eq!((rst.src_port, rst.dst_port), (80, 40000));
+    assert_eq!(c.len(), 1);
+    assert_eq!(mib.syncache_drops.get(), 1);
+    established(c.on_segment(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &final_ack(&h, 4300),
+        &mib,
+    ));
+}
+
+#[test]
+fn segments_that_fail_a_check_are_dropped_with_their_reason() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let ok = final_ack(&h, 4300);
+
+    let mut no_ts = ok;
+    no_ts.header.options.timestamps = None;
+    let mut old_ts = ok;
+    if let Some(ts) = old_ts.header.options.timestamps.as_mut() {
+        ts.value = 4000;
+    }
+    let mut out_of_window = ok;
+    out_of_window.header.seq = ok.header.seq + 70_000usize;
+    let mut no_ack = ok;
+    no_ack.header.flags = TcpFlags::PSH;
+    let mut syn_ack = ok;
+    syn_ack.header.flags = TcpFlags::SYN | TcpFlags::ACK;
+
+    for (seg, why) in [
+        (no_ts, HandshakeDrop::MissingTimestamp),
+        (old_ts, HandshakeDrop::Paws),
+        (out_of_window, HandshakeDrop::OutOfWindow),
+        (no_ack, HandshakeDrop::NoAck),
+        (syn_ack, HandshakeDrop::UnexpectedSyn),
+    ] {
+        let d = c.on_segment(t0(), LISTENER, local(), remote(), &seg, &mib);
+        assert_eq!(d, HandshakeDisposition::Dropped(why));
+        assert_eq!(c.len(), 1, "{why:?} must not remove the entry");
+    }
+    assert_eq!(mib.paws_drops.get(), 1);
+    assert_eq!(mib.out_of_window.get(), 1);
+    established(c.on_segment(t0(), LISTENER, local(), remote(), &ok, &mib));
+}
+
+#[test]
+fn only_an_exact_reset_removes_the_entry() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let mut rst = final_ack(&h, 0);
+    rst.header.flags = TcpFlags::RST;
+    rst.header.options.timestamps = None;
+
+    let mut in_window = rst;
+    in_window.header.seq = rst.header.seq + 100usize;
+    let mut outside = rst;
+    outside.header.seq = rst.header.seq + 100_000usize;
+    let d = c.on_segment(t0(), LISTENER, local(), remote(), &in_window, &mib);
+    assert_eq!(d, HandshakeDisposition::Dropped(HandshakeDrop::RstInWindow));
+    let d = c.on_segment(t0(), LISTENER, local(), remote(), &outside, &mib);
+    assert_eq!(
+        d,
+        HandshakeDisposition::Dropped(HandshakeDrop::RstOutOfWindow)
+    );
+    assert_eq!((c.len(), mib.rsts_ignored.get()), (1, 2));
+
+    let d = c.on_segment(t0(), LISTENER, local(), remote(), &rst, &mib);
+    assert_eq!(d, HandshakeDisposition::Reset);
+    assert_eq!((c.len(), c.listener_len(LISTENER)), (0, 0));
+    assert_eq!(mib.in_rsts.get(), 1);
+    // With the entry gone a reset is never answered.
+    let d = c.on_segment(t0(), LISTENER, local(), remote(), &rst, &mib);
+    assert_eq!(d, HandshakeDisposition::Dropped(HandshakeDrop::RstNoEntry));
+}
+
+#[test]
+fn synacks_are_retransmitted_with_backoff_then_the_entry_expires() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let secs = |s: u64| t0() + Duration::from_secs(s);
+    assert_eq!(c.poll_at(), Some(secs(1)));
+
+    let mut sent = Vec::new();
+    let run = |at: Instant, sent: &mut Vec<(Instant, TcpHeader)>| {
+        c.on_timeout(at, &mib, |l, r, hdr| {
+            assert_eq!((l, r), (local(), remote()));
+            sent.push((at, hdr));
+        });
+    };
+    run(t0() + Duration::from_nanos(999_999_999), &mut sent);
+    assert!(sent.is_empty(), "nothing is due before the first RTO");
+    for (at, next) in [(1, 3), (3, 7), (7, 15)] {
+        run(secs(at), &mut sent);
+        assert_eq!(c.poll_at(), Some(secs(next)));
+    }
+    assert_eq!(sent.len(), 3);
+    for (at, hdr) in &sent {
+        assert_eq!((hdr.seq, hdr.ack, hdr.flags), (h.seq, h.ack, h.flags));
+        assert_eq!(
+            hdr.options.timestamps.map(|ts| ts.value),
+            Some(timestamp_clock(*at))
+        );
+    }
+    assert_eq!(mib.syncache_retransmits.get(), 3);
+    assert_eq!(c.len(), 1);
+    run(secs(15), &mut sent);
+    assert_eq!(sent.len(), 3, "no SYN-ACK at expiry");
+    assert_eq!((c.len(), c.poll_at()), (0, None));
+    assert_eq!(mib.syncache_expired.get(), 1);
+}
+
+#[test]
+fn a_late_timer_sends_one_synack_not_a_burst() {
+    let c = cache();
+    let mib = TcpMib::default();
+    reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let mut count = 0;
+    c.on_timeout(t0() + Duration::from_secs(5), &mib, |_, _, _| count += 1);
+    assert_eq!(count, 1);
+    assert_eq!(c.poll_at(), Some(t0() + Duration::from_secs(7)));
+    c.on_timeout(t0() + Duration::from_secs(100), &mib, |_, _, _| count += 1);
+    assert_eq!((count, c.len()), (1, 0));
+}
+
+#[test]
+fn the_per_listener_bound_holds_and_overflow_gets_cookies() {
+    let config = SynCacheConfig {
+        max_entries: 100,
+        max_per_listener: 10,
+        ..SynCacheConfig::default()
+    };
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    let mut cookies = 0;
+    for n in 0..30 {
+        match c.on_syn(
+            t0(),
+            LISTENER,
+            local(),
+            peer(n),
+            &syn(1, full_offer()),
+            &mib,
+        ) {
+            SynDisposition::Reply(_) => {}
+            SynDisposition::Cookie(_) => cookies += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((c.len(), c.listener_len(LISTENER), cookies), (10, 10, 20));
+    assert_eq!(mib.syncache_overflow.get(), 20);
+    assert_eq!(mib.syncookies_sent.get(), 20);
+    // Another listener still gets entries.
+    reply(c.on_syn(
+        t0(),
+        LISTENER + 1,
+        local(),
+        peer(99),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    assert_eq!(c.listener_len(LISTENER + 1), 1);
+}
+
+#[test]
+fn the_global_bound_holds_across_listeners() {
+    let config = SynCacheConfig {
+        max_entries: 16,
+        max_per_listener: 16,
+        shards: 1,
+        cookies: CookiePolicy::Off,
+        ..SynCacheConfig::default()
+    };
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    let mut dropped = 0;
+    for n in 0..40u16 {
+        let d = c.on_syn(
+            t0(),
+            u64::from(n % 4),
+            local(),
+            peer(n),
+            &syn(1, full_offer()),
+            &mib,
+        );
+        if d == SynDisposition::Dropped(SynDrop::CacheFull) {
+            dropped += 1;
+        }
+    }
+    assert_eq!((c.len(), dropped), (16, 24));
+    assert_eq!((0..4).map(|l| c.listener_len(l)).sum::<usize>(), 16);
+    assert_eq!(mib.syncache_overflow.get(), 24);
+    assert_eq!(mib.syncookies_sent.get(), 0);
+    assert!(c.memory_bytes() <= config.memory_bound());
+}
+
+/// A cache with room for one entry, already taken by `peer(1000)`.
+fn full_cache() -> (SynCache, TcpMib) {
+    let config = SynCacheConfig {
+        max_entries: 1,
+        ..SynCacheConfig::default()
+    };
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        peer(1000),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    (c, mib)
+}
+
+#[test]
+fn a_cookie_ack_completes_with_the_options_the_cookie_carried() {
+    let (c, mib) = full_cache();
+    let h = cookie(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(500, full_offer()),
+        &mib,
+    ));
+    assert_eq!(h.ack, SeqNum(501));
+    assert_eq!(h.options.mss, Some(1460));
+    assert_eq!(h.options.window_scale, Some(7));
+    assert!(h.options.sack_permitted);
+    let ts = h.options.timestamps.unwrap();
+    assert_eq!(ts.echo_reply, 4242);
+    assert!(SeqNum(ts.value).le(SeqNum(timestamp_clock(t0()))));
+    assert_eq!(c.len(), 1, "a cookie keeps no state");
+
+    let at = t0() + Duration::from_millis(40);
+    let hs = established(c.on_segment(at, LISTENER, local(), remote(), &final_ack(&h, 4300), &mib));
+    assert_eq!(
+        hs,
+        Handshake {
+            local: local(),
+            remote: remote(),
+            iss: h.seq,
+            irs: SeqNum(500),
+            peer_mss: 1380,
+            window_scale: Some((9, 7)),
+            ts_recent: Some(4300),
+            sack_permitted: true,
+            syn_at: at,
+            from_cookie: true,
+        }
+    );
+    assert_eq!(mib.syncookies_recv.get(), 1);
+}
+
+#[test]
+fn without_timestamps_a_cookie_offers_neither_scaling_nor_sack() {
+    let (c, mib) = full_cache();
+    let offer = TcpOptions {
+        timestamps: None,
+        ..full_offer()
+    };
+    let h = cookie(c.on_syn(t0(), LISTENER, local(), remote(), &syn(500, offer), &mib));
+    assert_eq!(h.options.window_scale, None);
+    assert!(!h.options.sack_permitted);
+    assert_eq!(h.options.timestamps, None);
+    let hs = established(c.on_segment(t0(), LISTENER, local(), remote(), &final_ack(&h, 0), &mib));
+    assert_eq!(
+        (hs.window_scale, hs.sack_permitted, hs.ts_recent),
+        (None, false, None)
+    );
+    assert_eq!(hs.peer_mss, 1380);
+}
+
+#[test]
+fn forged_and_stale_cookies_fail_and_are_counted() {
+    let (c, mib) = full_cache();
+    let h = cookie(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(500, full_offer()),
+        &mib,
+    ));
+    let mut forged = final_ack(&h, 4300);
+    forged.header.ack += 16usize;
+    let d = c.on_segment(t0(), LISTENER, local(), remote(), &forged, &mib);
+    assert_eq!(d, HandshakeDisposition::NotOurs);
+    let other_port = c.on_segment(t0(), LISTENER, local(), peer(1), &final_ack(&h, 4300), &mib);
+    assert_eq!(other_port, HandshakeDisposition::NotOurs);
+    let stale = t0() + DEFAULT_PERIOD * 3;
+    let d = c.on_segment(
+        stale,
+        LISTENER,
+        local(),
+        remote(),
+        &final_ack(&h, 4300),
+        &mib,
+    );
+    assert_eq!(d, HandshakeDisposition::NotOurs);
+    assert_eq!(mib.syncookies_failed.get(), 3);
+    assert_eq!(mib.syncookies_recv.get(), 0);
+}
+
+#[test]
+fn new_syns_get_entries_again_once_there_is_room() {
+    let (c, mib) = full_cache();
+    cookie(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    assert!(c.remove(local(), peer(1000)));
+    assert!(!c.remove(local(), peer(1000)));
+    reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        peer(1),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    cookie(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        peer(2),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    // Expiry makes room too.
+    c.on_timeout(t0() + Duration::from_secs(15), &mib, |_, _, _| {});
+    assert!(c.is_empty());
+    reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        peer(3),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+}
+
+#[test]
+fn cookie_policy_off_drops_and_always_keeps_nothing() {
+    let (c, mib) = {
+        let config = SynCacheConfig {
+            max_entries: 0,
+            cookies: CookiePolicy::Off,
+            ..SynCacheConfig::default()
+        };
+        (cache_with(config), TcpMib::default())
+    };
+    let d = c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    );
+    assert_eq!(d, SynDisposition::Dropped(SynDrop::CacheFull));
+    // With cookies off an ACK is not even checked as one.
+    let ack = final_ack(
+        &reply(cache().on_syn(t0(), 1, local(), remote(), &syn(1, full_offer()), &mib)),
+        1,
+    );
+    assert_eq!(
+        c.on_segment(t0(), LISTENER, local(), remote(), &ack, &mib),
+        HandshakeDisposition::NotOurs
+    );
+    assert_eq!(mib.syncookies_failed.get(), 0);
+
+    let c = cache_with(SynCacheConfig {
+        cookies: CookiePolicy::Always,
+        ..SynCacheConfig::default()
+    });
+    let h = cookie(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    assert!(c.is_empty());
+    established(c.on_segment(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &final_ack(&h, 4300),
+        &mib,
+    ));
+}
+
+#[test]
+fn a_full_accept_queue_keeps_the_entry_for_the_next_ack() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let h = reply(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let ack = final_ack(&h, 4300);
+    let d = c.on_segment_queue_full(t0(), LISTENER, local(), remote(), &ack, &mib);
+    assert_eq!(
+        d,
+        HandshakeDisposition::Dropped(HandshakeDrop::AcceptQueueFull)
+    );
+    assert_eq!((c.len(), mib.listen_queue_overflow.get()), (1, 1));
+    established(c.on_segment(t0(), LISTENER, local(), remote(), &ack, &mib));
+
+    let (c, mib) = full_cache();
+    let h = cookie(c.on_syn(
+        t0(),
+        LISTENER,
+        local(),
+        remote(),
+        &syn(1, full_offer()),
+        &mib,
+    ));
+    let ack = final_ack(&h, 4300);
+    let d = c.on_segment_queue_full(t0(), LISTENER, local(), remote(), &ack, &mib);
+    assert_eq!(
+        d,
+        HandshakeDisposition::Dropped(HandshakeDrop::AcceptQueueFull)
+    );
+    established(c.on_segment(t0(), LISTENER, local(), remote(), &ack, &mib));
+}
+
+#[test]
+fn segments_that_are_not_a_handshake_are_sorted_out() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let mut syn_fin = syn(1, full_offer());
+    syn_fin.header.flags = TcpFlags::SYN | TcpFlags::FIN;
+    let d = c.on_syn(t0(), LISTENER, local(), remote(), &syn_fin, &mib);
+    assert_eq!(d, SynDisposition::Dropped(SynDrop::SynFin));
+    assert_eq!((mib.syncache_drops.get(), mib.listen_syns.get()), (1, 0));
+    for flags in [
+        TcpFlags::SYN | TcpFlags::ACK,
+        TcpFlags::SYN | TcpFlags::RST,
+        TcpFlags::ACK,
+    ] {
+        let mut seg = syn(1, full_offer());
+        seg.header.flags = flags;
+        let d = c.on_syn(t0(), LISTENER, local(), remote(), &seg, &mib);
+        assert_eq!(d, SynDisposition::Dropped(SynDrop::NotASyn));
+    }
+    // No entry: a bare ACK is no cookie, a SYN-ACK is answered as by LISTEN.
+    let mut ack = syn(1, TcpOptions::default());
+    ack.header.flags = TcpFlags::ACK;
+    assert_eq!(
+        c.on_segment(t0(), LISTENER, local(), remote(), &ack, &mib),
+        HandshakeDisposition::NotOurs
+    );
+    ack.header.flags = TcpFlags::SYN | TcpFlags::ACK;
+    assert_eq!(
+        c.on_segment(t0(), LISTENER, local(), remote(), &ack, &mib),
+        HandshakeDisposition::NotOurs
+    );
+    ack.header.flags = TcpFlags::FIN;
+    assert_eq!(
+        c.on_segment(t0(), LISTENER, local(), remote(), &ack, &mib),
+        HandshakeDisposition::Dropped(HandshakeDrop::NoAck)
+    );
+    assert!(c.is_empty());
+}
+
+#[test]
+fn draining_a_listener_removes_only_its_entries() {
+    let c = cache();
+    let mib = TcpMib::default();
+    for n in 0..50u16 {
+        reply(c.on_syn(
+            t0(),
+            u64::from(n % 2),
+            local(),
+            peer(n),
+            &syn(1, full_offer()),
+            &mib,
+        ));
+    }
+    assert_eq!(c.drain_listener(0), 25);
+    assert_eq!((c.len(), c.listener_len(0), c.listener_len(1)), (25, 0, 25));
+    assert_eq!(c.drain_listener(0), 0);
+    assert_eq!(c.drain_listener(1), 25);
+    assert!(c.is_empty());
+}
+
+#[test]
+fn ipv6_handshakes_complete_and_retransmit_to_the_right_addresses() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let l: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+    let r: SocketAddr = "[2001:db8::2]:50000".parse().unwrap();
+    let mut s = syn(1, full_offer());
+    (s.header.src_port, s.header.dst_port) = (r.port(), l.port());
+    let h = reply(c.on_syn(t0(), LISTENER, l, r, &s, &mib));
+    let mut seen = Vec::new();
+    c.on_timeout(t0() + Duration::from_secs(1), &mib, |a, b, _| {
+        seen.push((a, b))
+    });
+    assert_eq!(seen, [(l, r)]);
+    let hs = established(c.on_segment(t0(), LISTENER, l, r, &final_ack(&h, 4300), &mib));
+    assert_eq!((hs.local, hs.remote), (l, r));
+}
+
+#[test]
+fn memory_stays_under_the_configured_bound() {
+    let config = SynCacheConfig::default();
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    let empty = c.memory_bytes();
+    assert!(empty <= config.memory_bound());
+    for n in 0..5000u32 {
+        let r = SocketAddr::new(std::net::Ipv4Addr::from(0x0b00_0000 + n).into(), 1234);
+        c.on_syn(t0(), LISTENER, local(), r, &syn(1, full_offer()), &mib);
+    }
+    assert_eq!(c.len(), config.max_per_listener);
+    assert_eq!(
+        c.memory_bytes(),
+        empty,
+        "the tables were allocated up front"
+    );
+    assert!(c.memory_bytes() <= config.memory_bound());
+}
+
+#[test]
+fn no_shard_holds_more_than_its_capacity() {
+    let config = SynCacheConfig {
+        max_entries: 64,
+        max_per_listener: 64,
+        shards: 32,
+        cookies: CookiePolicy::Off,
+        ..SynCacheConfig::default()
+    };
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    let mut full = 0;
+    for n in 0..64u16 {
+        let d = c.on_syn(
+            t0(),
+            LISTENER,
+            local(),
+            peer(n),
+            &syn(1, full_offer()),
+            &mib,
+        );
+        if d == SynDisposition::Dropped(SynDrop::CacheFull) {
+            full += 1;
+        }
+    }
+    // 64 tuples over 32 shards of capacity 4: some shard gets more than 4.
+    assert!(full > 0, "the shard bound was never reached");
+    for shard in c.shards.iter() {
+        assert!(lock(&shard.map).entries.len() <= config.shard_capacity());
+    }
+    assert_eq!(c.len() + full, 64);
 }
