@@ -115,7 +115,7 @@ fn hostile(rng: &mut Rng, conn: (SocketAddr, SocketAddr), buf: &mut [u8]) -> usi
 #[test]
 fn a_million_hostile_frames_through_the_stack() {
     let cases = env("HOSTILE_STACK_CASES", 1_000_000);
-    let seed = env("HOSTILE_STACK_SEED", 0xbad5_eed);
+    let seed = env("HOSTILE_STACK_SEED", 0x0bad_5eed);
     let mut net = FakeNet::pair_with(NetConfig::default(), |c| c.workers = 2);
     net.keep_stray = false;
     let listener = net.b().listen(SocketAddr::new(B4, 80)).unwrap();

@@ -171,7 +171,16 @@ fn transfer(net: &mut FakeNet, from: (usize, ConnHandle), to: (usize, ConnHandle
         }
         received.len() >= total
     });
-    assert!(ok, "transfer stalled at {} of {total}", received.len());
+    assert!(
+        ok,
+        "transfer stalled at {} of {total} (sent {sent}); sender {:?} receiver {:?} at {:?}\n{:?}\n{:?}",
+        received.len(),
+        net.stacks[from.0].state_of(&from.1),
+        net.stacks[to.0].state_of(&to.1),
+        net.now(),
+        net.stacks[from.0].mib(),
+        net.stacks[to.0].mib(),
+    );
     assert_eq!(received.len(), total);
     assert!(received == data, "received octets differ from those sent");
 }
@@ -337,7 +346,9 @@ fn time_wait_reuse() {
     net.b().close(&server).unwrap();
     assert!(net.run_until(10_000, |n| read_eof(n.a(), &client)));
     net.a().close(&client).unwrap();
-    assert!(net.run_until(10_000, |n| n.b().state_of(&server) == Some(State::TimeWait)));
+    assert!(net.run_until(10_000, |n| {
+        n.b().state_of(&server) == Some(State::TimeWait) && n.a().state_of(&client).is_none()
+    }));
     // The client reconnects from the same port at once: its new SYN (newer
     // timestamps) reopens the tuple in TIME-WAIT.
     let again = net
