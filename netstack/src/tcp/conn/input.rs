@@ -381,11 +381,12 @@ impl Tcb {
         {
             // RFC 5681 §2: a duplicate ACK.
             self.dup_acks = self.dup_acks.saturating_add(1);
-            if self.dup_acks == 3 && self.recover.is_none() {
+            if self.dup_acks == 3 && self.recover.is_none() && ack.gt(self.recover_floor) {
                 let flight = u32::try_from(self.snd_max - self.snd_una).unwrap_or(0);
                 self.ssthresh = (flight / 2).max(2 * mss);
                 self.cwnd = self.ssthresh.saturating_add(3 * mss);
                 self.recover = Some(self.snd_max);
+                self.recover_floor = self.snd_max;
                 self.retransmit_now = true;
                 mib.fast_retrans.bump();
             } else if self.dup_acks > 3 || self.recover.is_some() {

@@ -191,6 +191,9 @@ pub struct Tcb {
     dup_acks: u8,
     /// NewReno: SND.MAX when fast recovery began; in recovery while set.
     recover: Option<SeqNum>,
+    /// RFC 6582 §3.2 step 1 / §4: duplicate ACKs at or below this (SND.MAX
+    /// at the last recovery or timeout) cannot start a new recovery.
+    recover_floor: SeqNum,
     /// Send one segment from SND.UNA now (fast retransmit or partial ACK).
     retransmit_now: bool,
 
@@ -281,6 +284,7 @@ impl Tcb {
             ssthresh: u32::MAX,
             dup_acks: 0,
             recover: None,
+            recover_floor: iss,
             retransmit_now: false,
             ack_due: AckDue::No,
             unacked_segs: 0,

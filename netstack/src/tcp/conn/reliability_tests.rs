@@ -234,3 +234,32 @@ fn keepalive_probes_then_aborts() {
     let m = s.mib.snapshot();
     assert_eq!((m.keepalive_probes, m.keepalive_timeouts), (4, 1));
 }
+
+#[test]
+fn fast_retransmitted_segment_is_not_timed() {
+    let mut s = with_flight(6);
+    let before = s.tcb.rtt.srtt();
+    for _ in 0..3 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1));
+    }
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.at_ms(100);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 6001));
+    assert_eq!(
+        s.tcb.rtt.srtt(),
+        before,
+        "Karn: no sample from a retransmission"
+    );
+}
+
+#[test]
+fn dup_acks_after_a_timeout_do_not_start_fast_recovery() {
+    let mut s = with_flight(6);
+    s.fire_next();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    for _ in 0..4 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1));
+    }
+    assert!(s.tcb.recover.is_none());
+    assert_eq!(s.mib.snapshot().fast_retrans, 0);
+}

@@ -342,15 +342,22 @@ fn nagle_off_sends_small_segments_at_once() {
 fn window_update_uses_the_wl1_wl2_rule() {
     let mut s = Script::established(&plain());
     s.tcb.set_nagle(false);
-    // An older segment (lower SEQ) must not shrink the window.
-    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(100));
-    assert_eq!(s.tcb.snd_wnd, 100);
     s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(2000));
     assert_eq!(s.tcb.snd_wnd, 2000);
+    // Newer data (higher SEQ) sets the window, even to less.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(1800).data(&[0; 10]));
+    s.inject(Seg::new(ACK, IRS + 11, ISS + 1).win(1500).data(&[0; 10]));
+    assert_eq!(s.tcb.snd_wnd, 1500);
+    // A segment that starts earlier (an old retransmission overlapping new
+    // data) is accepted but must not set the window: SEG.SEQ < SND.WL1.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 1).win(9000).data(&[0; 30]));
+    assert_eq!(s.tcb.recv_available(), 30);
+    assert_eq!(s.tcb.snd_wnd, 1500);
     s.tcb.send(&[0u8; 3000]).unwrap();
-    let sent = s.drain();
-    let total: usize = sent.iter().map(|x| x.payload.len()).sum();
-    assert_eq!(total, 2000, "only the offered window is sent");
+    let sent: Vec<usize> = s.drain().iter().map(|x| x.payload.len()).collect();
+    // One full segment fits in 1500; the 500 left would be a silly window
+    // (RFC 9293 §3.8.6.2.1), so it waits for the ACK.
+    assert_eq!(sent, [1000]);
 }
 
 #[test]
@@ -679,4 +686,20 @@ fn close_in_syn_sent_just_ends() {
     assert!(s.tcb.is_closed());
     assert_eq!(s.tcb.poll_at(), None);
     s.expect_nothing();
+}
+
+#[test]
+fn timestamps_time_even_a_retransmission() {
+    let mut s = established_ts();
+    assert_eq!(s.tcb.rtt.srtt(), Some(Duration::ZERO));
+    s.tcb.send(b"x").unwrap();
+    s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(s.fire_next(), Instant::from_secs(1));
+    let again = s.expect(ACK, ISS + 1, IRS + 1);
+    let tsval = again.header.options.timestamps.unwrap().value;
+    assert_eq!(tsval, ISS + 1000);
+    s.at_ms(1200);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2).ts(300, tsval));
+    // The echo says which transmission is acknowledged: a 200 ms sample.
+    assert_eq!(s.tcb.rtt.srtt(), Some(Duration::from_millis(25)));
 }

@@ -507,3 +507,110 @@ proptest! {
         }
     }
 }
+
+/// One step of the application-and-network property test.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A segment: flags, offsets from RCV.NXT and SND.UNA, window, payload
+    /// length, optional timestamps.
+    Segment(u8, i32, i32, u16, usize, Option<(u32, u32)>),
+    Send(usize),
+    Recv(usize),
+    Close,
+    Abort,
+    Keepalive(bool),
+    /// Let time pass and run the timers.
+    Wait(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (any::<u8>(), -2000i32..70_000, -2000i32..9000, any::<u16>(), 0usize..1600,
+              prop::option::of((any::<u32>(), any::<u32>())))
+            .prop_map(|(f, s, a, w, l, t)| Op::Segment(f, s, a, w, l, t)),
+        2 => (0usize..40_000).prop_map(Op::Send),
+        2 => (0usize..40_000).prop_map(Op::Recv),
+        1 => Just(Op::Close),
+        1 => Just(Op::Abort),
+        1 => any::<bool>().prop_map(Op::Keepalive),
+        3 => (0u64..200_000).prop_map(Op::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the application and the peer do, in any state: no panic, the
+    /// send sequence stays ordered, buffers stay bounded, poll_transmit ends.
+    #[test]
+    fn any_interleaving_of_calls_and_segments_is_safe(
+        established in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let cfg = TcpConfig {
+            recv_buffer: 8000,
+            send_buffer: 8000,
+            max_ofo_segments: 4,
+            ..TcpConfig::default()
+        };
+        let mut s = if established {
+            let mut s = Script::syn_sent(&cfg);
+            s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).ts(1, ISS).sack_permitted().wscale(3));
+            s
+        } else {
+            Script::syn_sent(&cfg)
+        };
+        let mut buf = vec![0u8; 40_000];
+        for op in ops {
+            match op {
+                Op::Segment(flags, dseq, dack, win, len, ts) => {
+                    let payload = vec![3u8; len];
+                    let (una, _, _) = s.tcb.send_sequence();
+                    let mut seg = Seg::new(
+                        TcpFlags(flags),
+                        s.tcb.rcv_nxt().0.wrapping_add(dseq as u32),
+                        una.0.wrapping_add(dack as u32),
+                    )
+                    .win(win)
+                    .data(&payload);
+                    if let Some((v, e)) = ts {
+                        seg = seg.ts(v, e);
+                    }
+                    s.inject(seg);
+                }
+                Op::Send(n) => {
+                    let _ = s.tcb.send(&buf[..n]);
+                }
+                Op::Recv(n) => {
+                    let _ = s.tcb.recv(&mut buf[..n]);
+                }
+                Op::Close => s.tcb.close(),
+                Op::Abort => s.tcb.abort(),
+                Op::Keepalive(on) => s.tcb.set_keepalive(on),
+                Op::Wait(ms) => {
+                    s.advance(Duration::from_millis(ms));
+                    s.fire();
+                }
+            }
+            let mut sent = 0;
+            while s.poll().is_some() {
+                sent += 1;
+                prop_assert!(sent < 1000, "poll_transmit does not run dry");
+            }
+            let (una, nxt, max) = s.tcb.send_sequence();
+            prop_assert!(una.le(nxt) && nxt.le(max), "{una:?} {nxt:?} {max:?}");
+            prop_assert!(s.tcb.recv_available() <= cfg.recv_buffer);
+            prop_assert!(s.tcb.buffer_bytes() <= 4 * (cfg.recv_buffer + cfg.send_buffer));
+            if let Some(at) = s.tcb.poll_at() {
+                prop_assert!(at >= s.now || s.tcb.state() != State::Closed);
+            }
+            let _ = s.tcb.take_events();
+            if let Some(mut tw) = s.tcb.time_wait() {
+                let _ = tw.on_segment(s.now, &Seg::new(FIN | ACK, 0, 0).segment(), &s.mib);
+                let _ = tw.poll_transmit(s.now, &s.mib);
+            }
+        }
+        let m = s.mib.snapshot();
+        prop_assert!(m.estab_left <= m.estab_entered);
+    }
+}

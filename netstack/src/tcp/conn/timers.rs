@@ -83,6 +83,9 @@ impl Tcb {
         self.ssthresh = (flight / 2).max(2 * mss);
         self.cwnd = mss;
         self.recover = None;
+        // RFC 6582 §4: duplicates of what was sent before the timeout must not
+        // trigger a fast retransmit of what the timeout already resends.
+        self.recover_floor = self.snd_max;
         self.dup_acks = 0;
         self.retransmit_now = false;
         self.rtt_probe = None;
