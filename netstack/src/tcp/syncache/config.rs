@@ -1,7 +1,10 @@
 //! The SYN cache's bounds and policies, each with the reason for its default.
 
 use super::SynCache;
-use super::table::{Shard, slot_bytes};
+use super::table::{LEDGER_PREALLOC, Shard, buckets_for, slot_bytes, table_bytes};
+
+/// More shards than this buy no parallelism on any machine we run on.
+const MAX_SHARDS: usize = 4096;
 
 /// RFC 9293 §3.7.1: the MSS to assume when a SYN carries none.
 pub const DEFAULT_PEER_MSS: u16 = 536;
@@ -25,15 +28,18 @@ pub enum CookiePolicy {
 /// Bounds and timing of a [`SynCache`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SynCacheConfig {
-    /// Entries over all listeners. Bounds the cache's memory
-    /// ([`SynCacheConfig::memory_bound`]); a SYN beyond it gets a cookie.
+    /// Entries over all listeners; a SYN beyond it gets a cookie. Sets the
+    /// cache's memory, allocated up front ([`SynCacheConfig::memory_bound`]:
+    /// about 4.3 MB for the defaults).
     pub max_entries: usize,
     /// Entries for one listener, so that a flood against one port cannot take
     /// the whole cache from the others.
     pub max_per_listener: usize,
-    /// Number of independently locked shards (at least 1). Each holds at most
-    /// `2 * ceil(max_entries / shards)` entries, so an uneven spread of tuples
-    /// still lets the global bound, not a shard, be the one normally reached.
+    /// Number of independently locked shards (1 to 4096). Each holds at most
+    /// 1.5 times its even share of `max_entries`: tuples spread by a keyed
+    /// hash, so the global bound, not a shard's, is the one normally reached
+    /// (with the defaults a shard's share is 256 entries and its limit 384,
+    /// eight standard deviations away).
     pub shards: usize,
     /// SYN-ACK retransmissions before an entry expires (at most 63). With an
     /// initial RTO of 1 s and 3 retries: SYN-ACKs at 0, 1, 3 and 7 s, expiry at
@@ -56,39 +62,28 @@ impl Default for SynCacheConfig {
 }
 
 impl SynCacheConfig {
+    /// Shards actually made: `shards` clamped to 1..=4096.
     pub(super) fn shard_count(&self) -> usize {
-        self.shards.max(1)
+        self.shards.clamp(1, MAX_SHARDS)
     }
 
+    /// Entries one shard may hold: half again its even share.
     pub(super) fn shard_capacity(&self) -> usize {
-        self.max_entries
-            .div_ceil(self.shard_count())
-            .saturating_mul(2)
+        let share = self.max_entries.div_ceil(self.shard_count());
+        share.saturating_add(share.div_ceil(2))
     }
 
     /// An upper bound on [`SynCache::memory_bytes`] for this configuration,
-    /// whatever the peers send: every shard's table at twice its initial
-    /// allocation (see the table module), plus the per-listener ledger at one
-    /// record per possible entry.
+    /// whatever the peers send: the shard tables as allocated by
+    /// [`SynCache::new`] (they never grow), plus the per-listener ledger as if
+    /// every entry had its own listener.
     pub fn memory_bound(&self) -> usize {
-        let slots = self
-            .shard_capacity()
-            .saturating_mul(8)
-            .div_ceil(7)
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX)
-            .saturating_mul(2);
-        let shard = slots
-            .saturating_mul(slot_bytes())
-            .saturating_add(core::mem::size_of::<Shard>());
-        let ledger = self
-            .max_entries
-            .saturating_mul(8)
-            .div_ceil(7)
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX)
-            .max(16)
-            .saturating_mul(core::mem::size_of::<(u64, usize)>() + 1);
+        let shard_buckets = buckets_for(self.shard_capacity().saturating_mul(2));
+        let shard =
+            table_bytes(shard_buckets, slot_bytes()).saturating_add(core::mem::size_of::<Shard>());
+        let ledger_entries = self.max_entries.max(LEDGER_PREALLOC);
+        let ledger_buckets = buckets_for(ledger_entries).saturating_mul(2);
+        let ledger = table_bytes(ledger_buckets, core::mem::size_of::<(u64, usize)>());
         shard
             .saturating_mul(self.shard_count())
             .saturating_add(ledger)

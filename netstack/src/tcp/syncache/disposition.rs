@@ -1,13 +1,16 @@
 //! What the SYN cache did with a segment: one named outcome per case, so the
 //! Stack's demultiplexer is a `match`, and every drop has a reason.
 
+#[cfg(doc)]
+use super::SynCache;
 use crate::tcp::handshake::Handshake;
 use crate::wire::TcpHeader;
 
 /// Why a SYN got no answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SynDrop {
-    /// Not a SYN, or a SYN with ACK or RST (those go to [`SynCache::on_segment`](super::SynCache::on_segment)).
+    /// Not a SYN, or a SYN with ACK or RST (those go to
+    /// [`SynCache::on_segment`]).
     NotASyn,
     /// SYN and FIN together: no legitimate stack sends it.
     SynFin,
@@ -15,7 +18,7 @@ pub enum SynDrop {
     CacheFull,
 }
 
-/// What [`SynCache::on_syn`](super::SynCache::on_syn) did with a SYN.
+/// What [`SynCache::on_syn`] did with a SYN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SynDisposition {
     /// A new entry: send this SYN-ACK.
@@ -42,7 +45,7 @@ pub enum HandshakeDrop {
     RstOutOfWindow,
     /// A RST in the window but not at its left edge (RFC 5961 §3.2).
     RstInWindow,
-    /// A SYN for a tuple that has an entry; SYNs go to [`SynCache::on_syn`](super::SynCache::on_syn).
+    /// A SYN (with ACK) for a tuple that has an entry.
     UnexpectedSyn,
     /// The sequence number is outside the window we offered.
     OutOfWindow,
@@ -55,7 +58,7 @@ pub enum HandshakeDrop {
     AcceptQueueFull,
 }
 
-/// What [`SynCache::on_segment`](super::SynCache::on_segment) did with a non-SYN segment.
+/// What [`SynCache::on_segment`] did with a non-SYN segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeDisposition {
     /// The final ACK is valid: create the connection with `Tcb::accept`, which

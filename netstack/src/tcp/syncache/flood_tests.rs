@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::tcp::mib::TcpMibSnapshot;
 
 /// xorshift64*: a seeded, dependency-free source of spoofed addresses.
 struct Rng(u64);
@@ -184,98 +185,186 @@ enum Op {
     Remove(u8),
 }
 
+fn syn_op() -> impl Strategy<Value = Op> {
+    (0..12u8, 0..3u8, any::<u32>(), any::<u64>(), any::<bool>()).prop_map(
+        |(peer, listener, seq, options, fin)| Op::Syn {
+            peer,
+            listener,
+            seq,
+            options,
+            fin,
+        },
+    )
+}
+
+fn segment_op() -> impl Strategy<Value = Op> {
+    // Mostly well-formed final ACKs (so handshakes do complete), often not.
+    let flags = prop_oneof![2 => Just(TcpFlags::ACK.0), 1 => any::<u8>()];
+    let ack = proptest::option::weighted(0.3, any::<u32>());
+    let ts = proptest::option::weighted(0.2, any::<(u32, u32)>());
+    let full = proptest::bool::weighted(0.2);
+    (0..12u8, flags, 0..3u32, ack, ts, full).prop_map(|(peer, flags, seq_off, ack, ts, full)| {
+        Op::Segment {
+            peer,
+            flags,
+            seq_off,
+            ack,
+            ts,
+            full,
+        }
+    })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..12u8, 0..3u8, any::<u32>(), any::<u64>(), any::<bool>())
-            .prop_map(|(peer, listener, seq, options, fin)| Op::Syn { peer, listener, seq, options, fin }),
-        4 => (0..12u8, any::<u8>(), 0..3u32, proptest::option::of(any::<u32>()),
-              proptest::option::of(any::<(u32, u32)>()), any::<bool>())
-            .prop_map(|(peer, flags, seq_off, ack, ts, full)| Op::Segment { peer, flags, seq_off, ack, ts, full }),
-        2 => (0..20_000u32).prop_map(Op::Advance),
+        4 => syn_op(),
+        4 => segment_op(),
+        2 => (0..6_000u32).prop_map(Op::Advance),
         1 => Just(Op::Timeout),
         1 => (0..3u8).prop_map(Op::Drain),
         1 => (0..12u8).prop_map(Op::Remove),
     ]
 }
 
+fn prop_peer(n: u8) -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::new(10, 1, 0, n).into(), 1000 + u16::from(n))
+}
+
+/// Runs `ops` against a cache with room for six entries, four per listener,
+/// checking the bounds after each.
+fn run_ops(ops: Vec<Op>) -> Result<TcpMibSnapshot, TestCaseError> {
+    let config = SynCacheConfig {
+        max_entries: 6,
+        max_per_listener: 4,
+        shards: 2,
+        synack_retries: 2,
+        cookies: CookiePolicy::WhenFull,
+    };
+    let cache = SynCache::new(config, &TcpConfig::default(), SecretKey([9; 16]));
+    let mib = TcpMib::default();
+    let local: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let listeners = [0u64, 1, 2];
+    let mut now = Instant::from_secs(10);
+    // The last SYN-ACK each peer saw, so ACKs can be right as well as wrong.
+    let mut synacks: HashMap<u8, TcpHeader> = HashMap::new();
+    for op in ops {
+        match op {
+            Op::Syn {
+                peer,
+                listener,
+                seq,
+                options,
+                fin,
+            } => {
+                let flags = if fin {
+                    TcpFlags::SYN | TcpFlags::FIN
+                } else {
+                    TcpFlags::SYN
+                };
+                let mut seg = segment(prop_peer(peer), local, seq, flags);
+                seg.header.options = offer(options);
+                let remote = prop_peer(peer);
+                match cache.on_syn(now, u64::from(listener), local, remote, &seg, &mib) {
+                    SynDisposition::Reply(h)
+                    | SynDisposition::Cookie(h)
+                    | SynDisposition::Duplicate(h) => {
+                        prop_assert_eq!(h.ack, SeqNum(seq) + 1usize);
+                        synacks.insert(peer, h);
+                    }
+                    SynDisposition::Dropped(why) => prop_assert!(fin, "{:?}", why),
+                }
+            }
+            Op::Segment {
+                peer,
+                flags,
+                seq_off,
+                ack,
+                ts,
+                full,
+            } => {
+                let known = synacks.get(&peer);
+                let seq = known.map_or(0, |h| h.ack.0).wrapping_add(seq_off);
+                let mut seg = segment(prop_peer(peer), local, seq, TcpFlags(flags));
+                let right_ack = known.map_or(SeqNum(0), |h| h.seq + 1usize);
+                seg.header.ack = ack.map_or(right_ack, SeqNum);
+                let echo = known
+                    .and_then(|h| h.options.timestamps)
+                    .map(|t| Timestamps {
+                        value: t.echo_reply.wrapping_add(1),
+                        echo_reply: t.value,
+                    });
+                seg.header.options.timestamps = ts
+                    .map(|(value, echo_reply)| Timestamps { value, echo_reply })
+                    .or(echo);
+                let remote = prop_peer(peer);
+                let d = if full {
+                    cache.on_segment_queue_full(now, 0, local, remote, &seg, &mib)
+                } else {
+                    cache.on_segment(now, 0, local, remote, &seg, &mib)
+                };
+                if let HandshakeDisposition::Established(hs) = d {
+                    prop_assert!(!full);
+                    prop_assert_eq!(hs.iss + 1usize, seg.header.ack);
+                    prop_assert_eq!(hs.remote, remote);
+                    prop_assert!(hs.peer_mss >= MIN_PEER_MSS);
+                }
+            }
+            Op::Advance(ms) => now = now + Duration::from_millis(u64::from(ms)),
+            Op::Timeout => {
+                cache.on_timeout(now, &mib, |l, r, h| {
+                    assert_eq!(l, local);
+                    assert_eq!((h.src_port, h.dst_port), (l.port(), r.port()));
+                });
+                if let Some(at) = cache.poll_at() {
+                    prop_assert!(at > now, "on_timeout left due work behind");
+                }
+            }
+            Op::Drain(l) => {
+                cache.drain_listener(u64::from(l));
+                prop_assert_eq!(cache.listener_len(u64::from(l)), 0);
+            }
+            Op::Remove(p) => {
+                cache.remove(local, prop_peer(p));
+            }
+        }
+        assert_bounded(&cache, &config, &listeners);
+    }
+    Ok(mib.snapshot())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn random_segments_never_panic_or_break_a_bound(ops in proptest::collection::vec(op(), 1..120)) {
-        let config = SynCacheConfig {
-            max_entries: 6,
-            max_per_listener: 4,
-            shards: 2,
-            synack_retries: 2,
-            cookies: CookiePolicy::WhenFull,
-        };
-        let cache = SynCache::new(config, &TcpConfig::default(), SecretKey([9; 16]));
-        let mib = TcpMib::default();
-        let local: SocketAddr = "10.0.0.1:80".parse().unwrap();
-        let peer = |n: u8| SocketAddr::new(Ipv4Addr::new(10, 1, 0, n).into(), 1000 + u16::from(n));
-        let listeners = [0u64, 1, 2];
-        let mut now = Instant::from_secs(10);
-        // The last SYN-ACK each peer saw, so ACKs can be right as well as wrong.
-        let mut synacks: HashMap<u8, TcpHeader> = HashMap::new();
-        for op in ops {
-            match op {
-                Op::Syn { peer: p, listener, seq, options, fin } => {
-                    let flags = if fin { TcpFlags::SYN | TcpFlags::FIN } else { TcpFlags::SYN };
-                    let mut seg = segment(peer(p), local, seq, flags);
-                    seg.header.options = offer(options);
-                    match cache.on_syn(now, u64::from(listener), local, peer(p), &seg, &mib) {
-                        SynDisposition::Reply(h) | SynDisposition::Cookie(h) | SynDisposition::Duplicate(h) => {
-                            prop_assert_eq!(h.ack, SeqNum(seq) + 1usize);
-                            synacks.insert(p, h);
-                        }
-                        SynDisposition::Dropped(why) => prop_assert!(fin, "{:?}", why),
-                    }
-                }
-                Op::Segment { peer: p, flags, seq_off, ack, ts, full } => {
-                    let known = synacks.get(&p);
-                    let seq = known.map_or(0, |h| h.ack.0).wrapping_add(seq_off);
-                    let mut seg = segment(peer(p), local, seq, TcpFlags(flags));
-                    seg.header.ack = ack.map_or(known.map_or(SeqNum(0), |h| h.seq + 1usize), SeqNum);
-                    seg.header.options.timestamps = ts
-                        .map(|(value, echo_reply)| Timestamps { value, echo_reply })
-                        .or_else(|| known.and_then(|h| h.options.timestamps).map(|t| Timestamps {
-                            value: t.echo_reply.wrapping_add(1),
-                            echo_reply: t.value,
-                        }));
-                    let d = if full {
-                        cache.on_segment_queue_full(now, 0, local, peer(p), &seg, &mib)
-                    } else {
-                        cache.on_segment(now, 0, local, peer(p), &seg, &mib)
-                    };
-                    if let HandshakeDisposition::Established(hs) = d {
-                        prop_assert!(!full);
-                        prop_assert_eq!(hs.iss + 1usize, seg.header.ack);
-                        prop_assert_eq!(hs.remote, peer(p));
-                        prop_assert!(hs.peer_mss >= MIN_PEER_MSS);
-                    }
-                }
-                Op::Advance(ms) => now = now + Duration::from_millis(u64::from(ms)),
-                Op::Timeout => {
-                    cache.on_timeout(now, &mib, |l, r, h| {
-                        assert_eq!(l, local);
-                        assert_eq!((h.src_port, h.dst_port), (l.port(), r.port()));
-                    });
-                    if let Some(at) = cache.poll_at() {
-                        prop_assert!(at > now, "on_timeout left due work behind");
-                    }
-                }
-                Op::Drain(l) => {
-                    cache.drain_listener(u64::from(l));
-                    prop_assert_eq!(cache.listener_len(u64::from(l)), 0);
-                }
-                Op::Remove(p) => {
-                    cache.remove(local, peer(p));
-                }
-            }
-            assert_bounded(&cache, &config, &listeners);
-        }
+    fn random_segments_never_panic_or_break_a_bound(
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        run_ops(ops)?;
     }
+}
+
+/// The proptest above is only as good as the paths it reaches: 200 seeded
+/// conversations must complete handshakes both ways, and see resets, expiry,
+/// overflow and refused ACKs.
+#[test]
+fn random_conversations_reach_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let mut total = TcpMibSnapshot::default();
+    let ops = proptest::collection::vec(op(), 60..120);
+    for _ in 0..200 {
+        let tree = ops.new_tree(&mut runner).unwrap();
+        total.add(&run_ops(tree.current()).unwrap());
+    }
+    assert!(total.syncache_completed > 0, "{total:?}");
+    assert!(total.syncookies_recv > 0, "{total:?}");
+    assert!(total.syncookies_failed > 0, "{total:?}");
+    assert!(total.in_rsts > 0, "{total:?}");
+    assert!(total.syncache_expired > 0, "{total:?}");
+    assert!(total.syncache_overflow > 0, "{total:?}");
+    assert!(total.listen_queue_overflow > 0, "{total:?}");
 }
 
 #[test]

@@ -131,10 +131,8 @@ impl SynCache {
 
     fn shard(&self, local: SocketAddr, remote: SocketAddr) -> &Shard {
         let hash = siphash24(&self.shard_key, &tuple_message(local, remote, [0, 0]));
-        let index = (hash % self.shards.len().max(1) as u64) as usize;
-        // `shards` is never empty (shard_count() >= 1); the fallback only
-        // satisfies the no-indexing rule.
-        self.shards.get(index).unwrap_or_else(|| &self.shards[0])
+        // In bounds: `new` makes at least one shard, and `hash % len < len`.
+        &self.shards[(hash % self.shards.len() as u64) as usize]
     }
 
     /// Answers a SYN to a listening port (see the type's call contract).

@@ -4,12 +4,13 @@
 //! Peers choose the tuples, so the shard is picked by a keyed hash (SipHash under
 //! a secret derived from the cache's key) and each shard's map uses std's
 //! randomly keyed hasher; an attacker cannot aim a flood at one shard or one
-//! chain. Every map is allocated at its full capacity up front and no insert is
-//! allowed past that capacity, so a flood costs no allocation. (std's map may
-//! rebuild itself once, at most doubling, when deletions leave too many
-//! tombstones; [`SynCacheConfig::memory_bound`](super::SynCacheConfig::memory_bound)
-//! allows for that.) Invariant: a shard never holds more than its capacity, and
-//! the ledger's total and per-listener counts equal the entries in the shards,
+//! chain. Every map is allocated once, when the cache is made, with room for
+//! twice the entries its shard may hold, and no insert is allowed past that
+//! limit, so neither a flood nor churn allocates: std's map rebuilds in place
+//! while it is at most half full, and grows only when deletions have left it
+//! too full of tombstones to rebuild in place, which at half load cannot
+//! happen. Invariant: a shard never holds more than its capacity, and the
+//! ledger's total and per-listener counts equal the entries in the shards,
 //! exactly; every insert and removal updates both under the shard's lock.
 //!
 //! Lock order: a shard, then the ledger. The ledger is never held while taking a
@@ -57,7 +58,10 @@ impl Shard {
     pub(super) fn new(capacity: usize) -> Shard {
         Shard {
             map: Mutex::new(ShardMap {
-                entries: HashMap::with_capacity_and_hasher(capacity, RandomState::new()),
+                entries: HashMap::with_capacity_and_hasher(
+                    capacity.saturating_mul(2),
+                    RandomState::new(),
+                ),
                 capacity,
             }),
             next_due: AtomicU64::new(u64::MAX),
@@ -91,19 +95,52 @@ impl Shard {
             .store(at.map_or(u64::MAX, Instant::as_nanos), Ordering::Relaxed);
     }
 
-    /// Bytes of this shard's table, estimated from its capacity: one key, one
-    /// entry and one control octet per slot.
+    /// Bytes of this shard: its table and its bookkeeping.
     pub(super) fn memory_bytes(map: &ShardMap) -> usize {
-        map.entries
-            .capacity()
-            .saturating_mul(slot_bytes())
+        table_bytes(buckets_of(map.entries.capacity()), slot_bytes())
             .saturating_add(core::mem::size_of::<Shard>())
     }
 }
 
-/// Octets per hash-table slot: key, entry, and the map's control octet.
+/// Octets per hash-table element: a key and its entry.
 pub(super) const fn slot_bytes() -> usize {
-    core::mem::size_of::<(TupleKey, Entry)>() + 1
+    core::mem::size_of::<(TupleKey, Entry)>()
+}
+
+// Memory accounting for std's `HashMap`, from its current SwissTable layout
+// (not a documented guarantee, so these are estimates): a power-of-two number
+// of buckets, 7/8 of them usable once there are 8 or more, one control octet
+// per bucket and one trailing group of 16.
+
+/// The buckets behind a table whose `capacity()` reports `capacity`.
+pub(super) fn buckets_of(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..8 => capacity + 1,
+        _ => capacity / 7 * 8,
+    }
+}
+
+/// The buckets std allocates when asked for room for `capacity` elements.
+pub(super) fn buckets_for(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..4 => 4,
+        4..8 => 8,
+        _ => capacity
+            .saturating_mul(8)
+            .div_ceil(7)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX),
+    }
+}
+
+/// Bytes of a table with `buckets` buckets of `slot` octets each.
+pub(super) fn table_bytes(buckets: usize, slot: usize) -> usize {
+    if buckets == 0 {
+        return 0;
+    }
+    buckets.saturating_mul(slot + 1).saturating_add(16)
 }
 
 /// Which bound a SYN ran into.
@@ -117,6 +154,9 @@ pub(super) enum Full {
     Shard,
 }
 
+/// Listeners the ledger has room for before it allocates.
+pub(super) const LEDGER_PREALLOC: usize = 16;
+
 /// The exact counts behind the global and per-listener bounds.
 pub(super) struct Ledger {
     total: usize,
@@ -129,7 +169,7 @@ impl Ledger {
     pub(super) fn new() -> Ledger {
         Ledger {
             total: 0,
-            per_listener: HashMap::with_capacity(16),
+            per_listener: HashMap::with_capacity(LEDGER_PREALLOC),
         }
     }
 
@@ -171,9 +211,9 @@ impl Ledger {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.per_listener
-            .capacity()
-            .saturating_mul(core::mem::size_of::<(u64, usize)>() + 1)
-            .saturating_add(core::mem::size_of::<Ledger>())
+        table_bytes(
+            buckets_of(self.per_listener.capacity()),
+            core::mem::size_of::<(u64, usize)>(),
+        )
     }
 }

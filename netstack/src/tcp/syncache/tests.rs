@@ -962,10 +962,67 @@ fn no_shard_holds_more_than_its_capacity() {
             full += 1;
         }
     }
-    // 64 tuples over 32 shards of capacity 4: some shard gets more than 4.
+    // 64 tuples over 32 shards of capacity 3: some shard gets more than 3.
     assert!(full > 0, "the shard bound was never reached");
     for shard in c.shards.iter() {
         assert!(lock(&shard.map).entries.len() <= config.shard_capacity());
     }
     assert_eq!(c.len() + full, 64);
+}
+
+#[test]
+fn memory_accounting_matches_the_std_table_layout() {
+    use super::table::{buckets_for, buckets_of};
+    for n in [0, 1, 3, 4, 7, 8, 14, 15, 100, 512, 1000, 4096] {
+        let map: std::collections::HashMap<TupleKey, Entry> =
+            std::collections::HashMap::with_capacity(n);
+        assert_eq!(buckets_of(map.capacity()), buckets_for(n), "capacity {n}");
+        assert!(map.capacity() >= n);
+    }
+}
+
+#[test]
+fn churn_never_grows_a_shard() {
+    // One shard kept full while its entries are replaced one by one: every
+    // deletion leaves a tombstone, which must never make std grow the table.
+    let config = SynCacheConfig {
+        max_entries: 256,
+        max_per_listener: 256,
+        shards: 1,
+        cookies: CookiePolicy::Off,
+        ..SynCacheConfig::default()
+    };
+    let c = cache_with(config);
+    let mib = TcpMib::default();
+    let allocated = c.memory_bytes();
+    let tuple = |n: u32| SocketAddr::new(std::net::Ipv4Addr::from(0x0c00_0000 + n).into(), 4000);
+    for n in 0..20_000u32 {
+        if n >= 256 {
+            assert!(c.remove(local(), tuple(n - 256)));
+        }
+        reply(c.on_syn(
+            t0(),
+            LISTENER,
+            local(),
+            tuple(n),
+            &syn(1, full_offer()),
+            &mib,
+        ));
+    }
+    assert_eq!(c.len(), 256);
+    assert_eq!(c.memory_bytes(), allocated);
+    assert!(allocated <= config.memory_bound());
+}
+
+#[test]
+#[ignore = "prints the figures for the default configuration"]
+fn print_default_memory_figures() {
+    let config = SynCacheConfig::default();
+    let c = cache_with(config);
+    println!(
+        "entry {} B, memory_bytes {} B, memory_bound {} B",
+        core::mem::size_of::<(TupleKey, Entry)>(),
+        c.memory_bytes(),
+        config.memory_bound()
+    );
 }
