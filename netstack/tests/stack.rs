@@ -389,3 +389,25 @@ fn accept_queue_full_is_counted_and_recovers() {
         assert_eq!(net.a().state_of(c), Some(State::Established));
     }
 }
+
+#[test]
+fn closing_a_listener_resets_unaccepted_connections_and_refuses_new_ones() {
+    let mut net = FakeNet::pair(NetConfig::default());
+    let server = SocketAddr::new(B4, 80);
+    let listener = net.b().listen(server).unwrap();
+    let waiting = net.a().connect(net.now(), 0, None, server).unwrap();
+    assert!(net.run_until(1000, |n| n.b().accept_queue_len(&listener) == 1));
+    net.b().close_listener(listener);
+    let mut reset = false;
+    assert!(net.run_until(1000, |n| {
+        while let Some((h, ev)) = n.a().poll_events(0) {
+            reset |= h == waiting && ev.contains(Events::RESET);
+        }
+        reset
+    }));
+    let late = net.a().connect(net.now(), 0, None, server).unwrap();
+    assert!(net.run_until(1000, |n| n.a().state_of(&late).is_none()));
+    assert!(net.b().mib().no_port >= 1);
+    // The port can be listened on again.
+    net.b().listen(server).unwrap();
+}
