@@ -131,8 +131,21 @@ struct Timers {
     close: Option<Instant>,
 }
 
-/// A TCP connection: RFC 9293's transmission control block (see the module
-/// comment for how it is driven).
+/// A TCP connection: RFC 9293's transmission control block.
+///
+/// The call contract, for the Stack that owns it:
+///
+/// - feed it every segment of its 4-tuple with [`on_segment`](Self::on_segment),
+///   and call [`on_timeout`](Self::on_timeout) once [`poll_at`](Self::poll_at)
+///   is reached (late is fine: every due timer runs);
+/// - after any of those calls and after any application call, drain
+///   [`poll_transmit`](Self::poll_transmit) until it returns `None` (`poll_at`
+///   covers only deadlines, not segments that are ready now);
+/// - hand [`take_events`](Self::take_events) to the application;
+/// - once [`time_wait`](Self::time_wait) returns `Some`, keep that instead of
+///   the TCB; once [`is_closed`](Self::is_closed), drop it.
+///
+/// No input makes it panic or allocate beyond its configured buffers.
 #[derive(Debug)]
 pub struct Tcb {
     state: State,
@@ -357,9 +370,9 @@ impl Tcb {
         // The SYN-ACK offered a window of at most 65535 octets unscaled
         // (RFC 7323 §2.2: a SYN's window is never scaled).
         tcb.rcv_adv = tcb.rcv_nxt + tcb.limits.recv_buffer.min(u32::from(u16::MAX)) as usize;
-        tcb.set_peer_mss(hs.peer_mss);
         tcb.ts_on = hs.ts_recent.is_some();
         tcb.ts_recent = hs.ts_recent.unwrap_or(0);
+        tcb.set_peer_mss(hs.peer_mss);
         if let Some(ts) = ack.header.options.timestamps {
             tcb.ts_offset = ts_offset_for(now, ts.echo_reply);
         }
@@ -374,6 +387,7 @@ impl Tcb {
             // The listener validated this ACK; take its word even if the
             // segment itself was, say, trimmed away.
             tcb.snd_una = tcb.snd_nxt;
+            tcb.rst_pending = None;
             tcb.enter_established();
         }
         tcb.settle(mib);

@@ -102,7 +102,9 @@ impl Tcb {
             return self.poll_ack(now, mib);
         }
         if core::mem::take(&mut self.retransmit_now) {
-            let (seq, len, fin) = self.segment_at(self.snd_una, usize::MAX);
+            // Only what is outstanding: a later ACK may have covered it all.
+            let outstanding = usize::try_from(self.snd_max - self.snd_una).unwrap_or(0);
+            let (seq, len, fin) = self.segment_at(self.snd_una, outstanding);
             if len > 0 || fin {
                 return Some(self.data_segment(now, seq, len, fin, mib));
             }
@@ -190,7 +192,7 @@ impl Tcb {
         let offset = usize::try_from(seq - self.snd_una).unwrap_or(0);
         let left = self.send_buf.len().saturating_sub(offset);
         let len = left.min(usize::from(self.snd_mss)).min(max);
-        let fin = len == left && self.fin_queued && self.fin_seq.is_some();
+        let fin = len == left && self.fin_seq == Some(seq + len);
         (seq, len, fin)
     }
 

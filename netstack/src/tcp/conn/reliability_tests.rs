@@ -263,3 +263,17 @@ fn dup_acks_after_a_timeout_do_not_start_fast_recovery() {
     assert!(s.tcb.recover.is_none());
     assert_eq!(s.mib.snapshot().fast_retrans, 0);
 }
+
+#[test]
+fn a_retransmission_overtaken_by_an_ack_sends_nothing_new() {
+    let mut s = with_flight(6);
+    for _ in 0..3 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1));
+    }
+    // Before the fast retransmit leaves, everything is acknowledged and the
+    // window closes; the data queued now must wait for the window.
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 6001).win(0));
+    s.tcb.send(&[1; 500]).unwrap();
+    s.expect_nothing();
+    assert!(s.tcb.poll_at().is_some(), "the persist timer is armed");
+}

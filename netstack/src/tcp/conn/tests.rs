@@ -113,6 +113,9 @@ fn handshake(cfg: &TcpConfig) -> Pair {
         &mib,
     );
     assert_eq!(b.state(), State::Established);
+    let ts_space = if cfg.timestamps { 12 } else { 0 };
+    assert_eq!(b.snd_mss, cfg.mss - ts_space);
+    assert_eq!(a.snd_mss, cfg.mss - ts_space);
     Pair { a, b, mib, now }
 }
 
