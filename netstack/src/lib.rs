@@ -38,7 +38,7 @@ pub use crate::tcp::seq::SeqNum;
 pub use crate::tcp::siphash::SecretKey;
 pub use crate::tcp::syncache::{
     CookiePolicy, DEFAULT_PEER_MSS, HandshakeDisposition, HandshakeDrop, MIN_PEER_MSS, SynCache,
-    SynCacheConfig, SynDisposition, SynDrop, timestamp_clock,
+    SynCacheConfig, SynDisposition, SynDrop, TIMER_TICK as SYNCACHE_TIMER_TICK, timestamp_clock,
 };
 pub use crate::time::Instant;
 pub use crate::wire::{

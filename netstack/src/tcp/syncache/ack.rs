@@ -33,6 +33,9 @@ impl SynCache {
         can_accept: bool,
         mib: &TcpMib,
     ) -> HandshakeDisposition {
+        // The tuple alone finds the entry. Entries of a listener that closed
+        // without `drain_listener` complete into whichever listener now owns
+        // the port, as a new SYN would.
         let _ = listener_id;
         let header = &seg.header;
         let flags = header.flags;
@@ -47,18 +50,16 @@ impl SynCache {
         let rcv_nxt = SeqNum(entry.irs) + 1usize;
         let window = u32::from(self.syn_window()).max(1);
 
-        // RFC 9293 §3.10.7.4, SYN-RECEIVED, "first check sequence number ...
-        // If an incoming segment is not acceptable, an acknowledgment should be
-        // sent in reply (unless the RST bit is set ...)". We drop it silently
-        // instead: the peer's retransmission, or our SYN-ACK's, recovers.
-        //
-        // "second, check the RST bit ... If the RST bit is set ... [and] this
-        // connection was initiated with a passive OPEN ... return this
-        // connection to LISTEN state": for us, forget the entry. RFC 5961 §3.2
-        // narrows "acceptable" to an exact match with RCV.NXT, which is what a
-        // real peer's reset to our SYN-ACK carries; a blind attacker must now
-        // guess the ISN exactly. (Its challenge ACK for an in-window RST is
-        // not sent: the peer is not synchronized yet and would drop it.)
+        // RFC 9293 §3.10.7.4 (SYN-RECEIVED), "second, check the RST bit ...
+        // If this connection was initiated with a passive OPEN (i.e., came
+        // from the LISTEN state), then return this connection to LISTEN state
+        // and return": for us, forget the entry. RFC 5961 §3.2 narrows the
+        // acceptable RST to one whose sequence number is exactly RCV.NXT,
+        // which is what a real peer's reset of our SYN-ACK carries, so a blind
+        // attacker must guess the peer's ISN exactly. Its challenge ACK for an
+        // in-window RST is not sent: the peer is not synchronized and would
+        // drop it. This exact test is stricter than the sequence check, so it
+        // comes first.
         if flags.contains(TcpFlags::RST) {
             if header.seq != rcv_nxt {
                 mib.rsts_ignored.bump();
@@ -90,6 +91,9 @@ impl SynCache {
                 Some(_) => {}
             }
         }
+        // "first check sequence number ... If an incoming segment is not
+        // acceptable, an acknowledgment should be sent in reply". We drop it
+        // without one: our SYN-ACK retransmission tells the peer the same.
         if !header.seq.in_window(rcv_nxt, window) {
             mib.out_of_window.bump();
             return HandshakeDisposition::Dropped(HandshakeDrop::OutOfWindow);

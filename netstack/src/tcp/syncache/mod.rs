@@ -39,6 +39,7 @@ mod timer;
 
 pub use self::config::{CookiePolicy, DEFAULT_PEER_MSS, MIN_PEER_MSS, SynCacheConfig};
 pub use self::disposition::{HandshakeDisposition, HandshakeDrop, SynDisposition, SynDrop};
+pub use self::timer::TIMER_TICK;
 
 use core::net::SocketAddr;
 
@@ -199,8 +200,7 @@ impl SynCache {
                 }
             };
         }
-        map.entries
-            .insert(key, Entry::new(listener_id, now, irs.0, offered));
+        map.insert(key, Entry::new(listener_id, now, irs.0, offered));
         shard.lower_due(&map, self.deadline(now, 1));
         drop(map);
         mib.syncache_added.bump();

@@ -22,6 +22,7 @@ use std::collections::hash_map::RandomState;
 use std::sync::{Mutex, MutexGuard};
 
 use super::entry::{Entry, TupleKey};
+use super::timer::TIMER_TICK;
 use crate::time::Instant;
 
 /// Takes a lock, ignoring poisoning: every critical section here leaves the
@@ -35,13 +36,21 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One shard's entries.
 pub(super) struct ShardMap {
+    /// Read and remove freely; insert only through [`ShardMap::insert`].
     pub(super) entries: HashMap<TupleKey, Entry, RandomState>,
     capacity: usize,
+    buckets: Buckets,
 }
 
 impl ShardMap {
     pub(super) fn is_full(&self) -> bool {
         self.entries.len() >= self.capacity
+    }
+
+    /// Adds an entry; the caller has checked [`ShardMap::is_full`].
+    pub(super) fn insert(&mut self, key: TupleKey, entry: Entry) {
+        self.entries.insert(key, entry);
+        self.buckets.observe(self.entries.capacity());
     }
 }
 
@@ -56,13 +65,12 @@ pub(super) struct Shard {
 
 impl Shard {
     pub(super) fn new(capacity: usize) -> Shard {
+        let room = capacity.saturating_mul(2);
         Shard {
             map: Mutex::new(ShardMap {
-                entries: HashMap::with_capacity_and_hasher(
-                    capacity.saturating_mul(2),
-                    RandomState::new(),
-                ),
+                entries: HashMap::with_capacity_and_hasher(room, RandomState::new()),
                 capacity,
+                buckets: Buckets::for_request(room),
             }),
             next_due: AtomicU64::new(u64::MAX),
         }
@@ -77,13 +85,13 @@ impl Shard {
         (nanos != u64::MAX).then(|| Instant::from_nanos(nanos))
     }
 
-    /// Lowers the recorded deadline to `at` if it is earlier. Call with the
-    /// shard lock held.
+    /// Lowers the recorded deadline to `at` (rounded up to the timer tick) if
+    /// that is earlier. Call with the shard lock held.
     pub(super) fn lower_due(&self, _held: &ShardMap, at: Instant) {
+        let at = round_up(at);
         // Relaxed: see `next_due`; writers are serialized by the shard lock.
-        let current = self.next_due.load(Ordering::Relaxed);
-        if at.as_nanos() < current {
-            self.next_due.store(at.as_nanos(), Ordering::Relaxed);
+        if at < self.next_due.load(Ordering::Relaxed) {
+            self.next_due.store(at, Ordering::Relaxed);
         }
     }
 
@@ -92,14 +100,23 @@ impl Shard {
     pub(super) fn set_due(&self, _held: &ShardMap, at: Option<Instant>) {
         // Relaxed: see `next_due`.
         self.next_due
-            .store(at.map_or(u64::MAX, Instant::as_nanos), Ordering::Relaxed);
+            .store(at.map_or(u64::MAX, round_up), Ordering::Relaxed);
     }
 
     /// Bytes of this shard: its table and its bookkeeping.
     pub(super) fn memory_bytes(map: &ShardMap) -> usize {
-        table_bytes(buckets_of(map.entries.capacity()), slot_bytes())
-            .saturating_add(core::mem::size_of::<Shard>())
+        table_bytes(map.buckets.0, slot_bytes()).saturating_add(core::mem::size_of::<Shard>())
     }
+}
+
+/// `at` in nanoseconds, rounded up to a multiple of [`TIMER_TICK`] (and kept
+/// below `u64::MAX`, which means "nothing due").
+fn round_up(at: Instant) -> u64 {
+    let tick = TIMER_TICK.as_nanos() as u64;
+    at.as_nanos()
+        .div_ceil(tick)
+        .saturating_mul(tick)
+        .min(u64::MAX - 1)
 }
 
 /// Octets per hash-table element: a key and its entry.
@@ -108,16 +125,38 @@ pub(super) const fn slot_bytes() -> usize {
 }
 
 // Memory accounting for std's `HashMap`, from its current SwissTable layout
-// (not a documented guarantee, so these are estimates): a power-of-two number
-// of buckets, 7/8 of them usable once there are 8 or more, one control octet
-// per bucket and one trailing group of 16.
+// (not a documented guarantee, so these are estimates, checked by a test): a
+// power-of-two number of buckets, 7/8 of them usable once there are 8 or
+// more, one control octet per bucket and one trailing group of 16.
 
-/// The buckets behind a table whose `capacity()` reports `capacity`.
-pub(super) fn buckets_of(capacity: usize) -> usize {
-    match capacity {
-        0 => 0,
-        1..8 => capacity + 1,
-        _ => capacity / 7 * 8,
+/// The buckets behind one std map, tracked from outside. std reports only
+/// `capacity()`, which counts tombstones against it, so it cannot say how much
+/// was allocated; instead we remember the allocation and watch for a resize,
+/// which shows right after an insert as a capacity beyond what the old
+/// buckets could hold (a rebuilt table has no tombstones).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Buckets(usize);
+
+impl Buckets {
+    /// What `with_capacity(capacity)` allocates.
+    pub(super) fn for_request(capacity: usize) -> Buckets {
+        Buckets(buckets_for(capacity))
+    }
+
+    /// Takes note of `capacity()` just after an insert.
+    pub(super) fn observe(&mut self, capacity: usize) {
+        if capacity > usable(self.0) {
+            self.0 = buckets_for(capacity);
+        }
+    }
+}
+
+/// Elements a table of `buckets` buckets holds before it must grow.
+pub(super) fn usable(buckets: usize) -> usize {
+    if buckets < 8 {
+        buckets.saturating_sub(1)
+    } else {
+        buckets / 8 * 7
     }
 }
 
@@ -163,6 +202,7 @@ pub(super) struct Ledger {
     /// Listeners with at least one entry. Its size follows the number of
     /// listeners, which the application controls, not the peers.
     per_listener: HashMap<u64, usize>,
+    buckets: Buckets,
 }
 
 impl Ledger {
@@ -170,6 +210,7 @@ impl Ledger {
         Ledger {
             total: 0,
             per_listener: HashMap::with_capacity(LEDGER_PREALLOC),
+            buckets: Buckets::for_request(LEDGER_PREALLOC),
         }
     }
 
@@ -196,6 +237,7 @@ impl Ledger {
         }
         self.total += 1;
         *self.per_listener.entry(listener).or_insert(0) += 1;
+        self.buckets.observe(self.per_listener.capacity());
         Ok(())
     }
 
@@ -211,9 +253,6 @@ impl Ledger {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        table_bytes(
-            buckets_of(self.per_listener.capacity()),
-            core::mem::size_of::<(u64, usize)>(),
-        )
+        table_bytes(self.buckets.0, core::mem::size_of::<(u64, usize)>())
     }
 }

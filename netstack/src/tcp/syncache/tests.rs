@@ -972,13 +972,20 @@ fn no_shard_holds_more_than_its_capacity() {
 
 #[test]
 fn memory_accounting_matches_the_std_table_layout() {
-    use super::table::{buckets_for, buckets_of};
-    for n in [0, 1, 3, 4, 7, 8, 14, 15, 100, 512, 1000, 4096] {
+    use super::table::{Buckets, buckets_for, usable};
+    for n in [0, 1, 3, 4, 7, 8, 14, 15, 100, 512, 768, 1000, 4096] {
         let map: std::collections::HashMap<TupleKey, Entry> =
             std::collections::HashMap::with_capacity(n);
-        assert_eq!(buckets_of(map.capacity()), buckets_for(n), "capacity {n}");
-        assert!(map.capacity() >= n);
+        assert_eq!(usable(buckets_for(n)), map.capacity(), "request {n}");
     }
+    // A resize shows up right after the insert that caused it.
+    let mut map = std::collections::HashMap::with_capacity(7);
+    let mut buckets = Buckets::for_request(7);
+    for n in 0..1000u32 {
+        map.insert(n, ());
+        buckets.observe(map.capacity());
+    }
+    assert_eq!(format!("{buckets:?}"), "Buckets(2048)");
 }
 
 #[test]
@@ -1025,4 +1032,20 @@ fn print_default_memory_figures() {
         c.memory_bytes(),
         config.memory_bound()
     );
+}
+
+#[test]
+fn timer_deadlines_round_up_to_the_tick() {
+    let c = cache();
+    let mib = TcpMib::default();
+    let at = t0() + Duration::from_millis(7);
+    reply(c.on_syn(at, LISTENER, local(), remote(), &syn(1, full_offer()), &mib));
+    let due = t0() + Duration::from_secs(1) + TIMER_TICK;
+    assert_eq!(c.poll_at(), Some(due));
+    let mut sent = 0;
+    let early = t0() + Duration::from_millis(1_049);
+    c.on_timeout(early, &mib, |_, _, _| sent += 1);
+    assert_eq!(sent, 0, "a shard is not scanned before its tick");
+    c.on_timeout(due, &mib, |_, _, _| sent += 1);
+    assert_eq!(sent, 1);
 }

@@ -20,13 +20,20 @@ use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::TcpHeader;
 
+/// The timer's resolution: SYN-ACKs go out up to this much after their exact
+/// deadline, in exchange for bounded scanning (see `on_timeout`).
+pub const TIMER_TICK: Duration = Duration::from_millis(50);
+
 impl SynCache {
+    /// Retransmits the SYN-ACKs that are due and expires entries that ran out
     /// of retransmissions. `emit(local, remote, header)` is called once per
     /// SYN-ACK, with a shard lock held: it must not call back into the cache.
     ///
-    /// Work: every shard whose earliest deadline has passed is scanned whole
-    /// (at most its capacity); shards with nothing due are skipped without
-    /// taking their lock. An entry that is several deadlines late gets one
+    /// Work: a shard whose recorded deadline has passed is scanned whole (at
+    /// most its capacity); others are skipped without taking their lock.
+    /// Recorded deadlines are rounded up to a [`TIMER_TICK`], so under a flood,
+    /// when some entry is always about to be due, each shard is still scanned
+    /// at most once per tick. An entry that is several deadlines late gets one
     /// SYN-ACK, not a burst.
     pub fn on_timeout(
         &self,
@@ -42,7 +49,6 @@ impl SynCache {
             }
             let mut map = lock(&shard.map);
             let mut next: Option<Instant> = None;
-            let mut ledger = None;
             map.entries.retain(|key, entry| {
                 let syn_at = entry.syn_at();
                 let done = entry.retransmits();
@@ -58,9 +64,7 @@ impl SynCache {
                 }
                 if step > retries {
                     mib.syncache_expired.bump();
-                    ledger
-                        .get_or_insert_with(|| lock(&self.ledger))
-                        .give_back(entry.listener());
+                    lock(&self.ledger).give_back(entry.listener());
                     return false;
                 }
                 entry.set_retransmits(step);
@@ -77,7 +81,6 @@ impl SynCache {
                 next = Some(next.map_or(due, |n| n.min(due)));
                 true
             });
-            drop(ledger);
             shard.set_due(&map, next);
         }
     }
