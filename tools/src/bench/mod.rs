@@ -7,11 +7,13 @@ mod pcb;
 mod pool;
 mod read;
 mod report;
+mod stack;
 
 pub use pcb::PcbArgs;
 pub use pool::PoolArgs;
 pub use read::ReadArgs;
 pub use report::RunArgs;
+pub use stack::StackArgs;
 
 use std::io;
 
@@ -24,6 +26,8 @@ pub enum BenchCommand {
     Pcb(PcbArgs),
     /// The cost of an alloc+retire pair from the SMR pool cache.
     Pool(PoolArgs),
+    /// One whole TCP connection through two Stacks, per SMR mode.
+    Stack(StackArgs),
 }
 
 impl BenchCommand {
@@ -34,6 +38,7 @@ impl BenchCommand {
             BenchCommand::Read(args) => read::run(args),
             BenchCommand::Pcb(args) => pcb::run(args),
             BenchCommand::Pool(args) => pool::run(args),
+            BenchCommand::Stack(args) => stack::run(args),
         }
     }
 }
