@@ -189,6 +189,10 @@ impl Tcb {
             // > should be sent in reply (unless the RST bit is set).
             mib.out_of_window.bump();
             self.ack_due = AckDue::Now;
+            if self.state == State::TimeWait && flags.contains(TcpFlags::FIN) {
+                // §3.10.7.4: a retransmitted FIN restarts the 2·MSL wait.
+                self.timers.close = Some(now + dur(self.limits.msl_ms).saturating_mul(2));
+            }
             return SegmentDisposition::Dropped(SegmentDrop::OutOfWindow);
         }
         if zero_window_ack {
@@ -198,6 +202,11 @@ impl Tcb {
         self.last_heard = now;
         self.keepalive_out = 0;
         self.arm_keepalive(now);
+        if self.state == State::FinWait2 {
+            // The limit is on silence: a peer still sending is not the one
+            // that never sends its FIN.
+            self.timers.close = Some(now + dur(self.limits.fin_wait2_ms));
+        }
 
         // Second: the RST bit (RFC 5961 §3.2).
         if rst {
@@ -329,6 +338,15 @@ impl Tcb {
     ) {
         let mss = u32::from(self.snd_mss);
         let wnd = window << self.snd_wscale;
+        if self.sack_on {
+            let blocks = seg.header.options.sack_blocks;
+            let una = if self.snd_una.lt(ack) {
+                ack
+            } else {
+                self.snd_una
+            };
+            self.scoreboard.update(blocks.as_slice(), una, self.snd_max);
+        }
         if self.snd_una.lt(ack) {
             self.take_rtt_sample(now, seg, ack);
             let mut acked = usize::try_from(ack - self.snd_una).unwrap_or(0);
@@ -357,6 +375,7 @@ impl Tcb {
                 // A partial ACK: retransmit the next hole, deflate by what was acked.
                 Some(_) => {
                     self.retransmit_now = true;
+                    self.rexmit_next = self.rexmit_next.max(ack + usize::from(self.snd_mss));
                     self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss);
                 }
                 None if self.cwnd < self.ssthresh => {
@@ -387,10 +406,14 @@ impl Tcb {
                 self.cwnd = self.ssthresh.saturating_add(3 * mss);
                 self.recover = Some(self.snd_max);
                 self.recover_floor = self.snd_max;
+                self.rexmit_next = self.snd_una + usize::from(self.snd_mss);
                 self.retransmit_now = true;
                 mib.fast_retrans.bump();
             } else if self.dup_acks > 3 || self.recover.is_some() {
                 self.cwnd = self.cwnd.saturating_add(mss);
+                // RFC 6675 in small: each further duplicate may repair one
+                // more reported hole instead of only sending new data.
+                self.sack_rexmit = self.recover.is_some() && self.sack_on;
             }
         }
         self.update_window(seq, ack, wnd);

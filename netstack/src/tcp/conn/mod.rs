@@ -23,6 +23,7 @@ mod buffers;
 mod input;
 mod output;
 mod rst;
+mod scoreboard;
 mod time_wait;
 mod timers;
 mod timestamps;
@@ -30,6 +31,8 @@ mod types;
 
 #[cfg(test)]
 mod reliability_tests;
+#[cfg(test)]
+mod script;
 #[cfg(test)]
 mod script_tests;
 #[cfg(test)]
@@ -48,6 +51,7 @@ use crate::time::Instant;
 use crate::wire::TcpSegment;
 
 use self::buffers::{RecvBuffer, SendBuffer};
+use self::scoreboard::Scoreboard;
 use self::timestamps::ts_offset_for;
 
 pub use self::rst::rst_for;
@@ -209,6 +213,11 @@ pub struct Tcb {
     recover_floor: SeqNum,
     /// Send one segment from SND.UNA now (fast retransmit or partial ACK).
     retransmit_now: bool,
+    /// What the peer SACKed, and (in recovery) where the next hole search
+    /// starts and whether a duplicate ACK has released one more retransmission.
+    scoreboard: Scoreboard,
+    rexmit_next: SeqNum,
+    sack_rexmit: bool,
 
     // What to send.
     ack_due: AckDue,
@@ -299,6 +308,9 @@ impl Tcb {
             recover: None,
             recover_floor: iss,
             retransmit_now: false,
+            scoreboard: Scoreboard::default(),
+            rexmit_next: iss,
+            sack_rexmit: false,
             ack_due: AckDue::No,
             unacked_segs: 0,
             dup_acks_owed: 0,

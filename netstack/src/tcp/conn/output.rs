@@ -109,6 +109,18 @@ impl Tcb {
                 return Some(self.data_segment(now, seq, len, fin, mib));
             }
         }
+        if core::mem::take(&mut self.sack_rexmit)
+            && self.recover.is_some()
+            && let Some((hole, hole_len)) = self
+                .scoreboard
+                .next_hole(self.rexmit_next.max(self.snd_una))
+        {
+            let (seq, len, fin) = self.segment_at(hole, hole_len);
+            if len > 0 || fin {
+                self.rexmit_next = seq + len;
+                return Some(self.data_segment(now, seq, len, fin, mib));
+            }
+        }
         let buffered = self.send_buf.len();
         let offset = usize::try_from(self.snd_nxt - self.snd_una).unwrap_or(0);
         let unsent = buffered.saturating_sub(offset);
@@ -116,8 +128,9 @@ impl Tcb {
         let usable = usize::try_from((self.snd_una + window as usize) - self.snd_nxt).unwrap_or(0);
         let in_flight = self.snd_nxt != self.snd_una;
         if unsent > 0 && usable > 0 {
-            let len = unsent.min(usable).min(usize::from(self.snd_mss));
-            let full = len == usize::from(self.snd_mss);
+            let room = self.payload_room();
+            let len = unsent.min(usable).min(room);
+            let full = len == room;
             let all = len == unsent;
             // RFC 9293 §3.7.4 Nagle: with data in flight, a short segment waits
             // for the ACK unless it ends the stream. Sender-side SWS avoidance
@@ -191,7 +204,7 @@ impl Tcb {
     fn segment_at(&self, seq: SeqNum, max: usize) -> (SeqNum, usize, bool) {
         let offset = usize::try_from(seq - self.snd_una).unwrap_or(0);
         let left = self.send_buf.len().saturating_sub(offset);
-        let len = left.min(usize::from(self.snd_mss)).min(max);
+        let len = left.min(self.payload_room()).min(max);
         let fin = len == left && self.fin_seq == Some(seq + len);
         (seq, len, fin)
     }
@@ -242,6 +255,26 @@ impl Tcb {
             header,
             payload: self.send_buf.slice(offset, len),
         }
+    }
+
+    /// Payload octets that fit in one segment now: the MSS less any SACK
+    /// blocks the segment will carry (timestamps are already taken out of the
+    /// MSS), so the datagram never exceeds what the peer's MSS promised.
+    fn payload_room(&self) -> usize {
+        let mss = usize::from(self.snd_mss);
+        if !(self.sack_on && self.recv_buf.has_ofo()) {
+            return mss;
+        }
+        let room = if self.ts_on { 3 } else { 4 };
+        let blocks = self
+            .recv_buf
+            .sack_blocks()
+            .into_iter()
+            .flatten()
+            .take(room)
+            .count();
+        // Two NOPs, kind and length, then eight octets per block.
+        mss.saturating_sub(4 + 8 * blocks).max(1)
     }
 
     /// Ports and sequence number, nothing else.

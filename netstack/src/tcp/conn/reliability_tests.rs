@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use super::script_tests::{ACK, FIN, IRS, ISS, SYN, Script, Seg, plain};
+use super::script::{ACK, FIN, IRS, ISS, SYN, Script, Seg, plain};
 use super::*;
 use crate::tcp::options::SackBlock;
 
@@ -276,4 +276,78 @@ fn a_retransmission_overtaken_by_an_ack_sends_nothing_new() {
     s.tcb.send(&[1; 500]).unwrap();
     s.expect_nothing();
     assert!(s.tcb.poll_at().is_some(), "the persist timer is armed");
+}
+
+#[test]
+fn sack_scoreboard_repairs_every_hole_in_one_recovery() {
+    let cfg = TcpConfig {
+        sack: true,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000).sack_permitted());
+    s.drain();
+    s.tcb.set_nagle(false);
+    s.tcb.cwnd = 100_000;
+    s.tcb.send(&[9u8; 6000]).unwrap();
+    assert_eq!(s.drain().len(), 6);
+    // Segments 1, 3 and 5 (of 0..6) arrive; 0, 2 and 4 are lost.
+    let dup = |blocks: &[(u32, u32)]| Seg::new(ACK, IRS + 1, ISS + 1).sack(blocks);
+    s.inject(dup(&[(1001, 2001)]));
+    s.inject(dup(&[(3001, 4001), (1001, 2001)]));
+    s.inject(dup(&[(5001, 6001), (3001, 4001), (1001, 2001)]));
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.expect_nothing();
+    let all = [(5001, 6001), (3001, 4001), (1001, 2001)];
+    s.inject(dup(&all));
+    let second = s.expect(ACK, ISS + 2001, IRS + 1);
+    assert_eq!(second.payload.len(), 1000);
+    s.inject(dup(&all));
+    s.expect(ACK, ISS + 4001, IRS + 1);
+    s.inject(dup(&all));
+    s.expect_nothing();
+    assert_eq!(s.mib.snapshot().retrans_segs, 3);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 6001));
+    assert!(s.tcb.recover.is_none());
+}
+
+#[test]
+fn sack_blocks_beyond_what_was_sent_are_ignored() {
+    let cfg = TcpConfig {
+        sack: true,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000).sack_permitted());
+    s.drain();
+    s.tcb.set_nagle(false);
+    s.tcb.cwnd = 100_000;
+    s.tcb.send(&[9u8; 3000]).unwrap();
+    s.drain();
+    let bogus = [(50_001, 60_001), (2001, 1001)];
+    for _ in 0..6 {
+        s.inject(Seg::new(ACK, IRS + 1, ISS + 1).sack(&bogus));
+    }
+    // Only the fast retransmit of the first segment; nothing from the blocks.
+    s.expect(ACK, ISS + 1, IRS + 1);
+    s.expect_nothing();
+}
+
+#[test]
+fn data_segments_make_room_for_sack_blocks() {
+    let cfg = TcpConfig {
+        sack: true,
+        ..plain()
+    };
+    let mut s = Script::syn_sent(&cfg);
+    s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000).sack_permitted());
+    s.drain();
+    // Out-of-order data from the peer: our segments now carry one SACK block.
+    s.inject(Seg::new(ACK, IRS + 101, ISS + 1).data(&[1; 10]));
+    s.drain();
+    s.tcb.send(&[2u8; 3000]).unwrap();
+    let seg = s.expect(ACK, ISS + 1, IRS + 1);
+    assert_eq!(seg.header.options.sack_blocks.len(), 1);
+    let options = seg.header.options.emitted_len();
+    assert_eq!(seg.payload.len() + options, 1000);
 }

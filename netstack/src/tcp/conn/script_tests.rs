@@ -1,199 +1,11 @@
-//! Segment scripts in the spirit of packetdrill: at a time, inject a segment,
-//! expect what the TCB sends (or that it sends nothing) and its state.
+//! Segment scripts for the handshake, data transfer, closing, and the
+//! RFC 5961 / RFC 7323 rules.
 
-use core::net::SocketAddr;
 use core::time::Duration;
 
+use super::script::*;
 use super::*;
-use crate::tcp::options::{TcpOptions, Timestamps};
-use crate::wire::{TcpFlags, TcpHeader};
-
-pub(super) const ISS: u32 = 1000;
-pub(super) const IRS: u32 = 5000;
-pub(super) const ACK: TcpFlags = TcpFlags::ACK;
-pub(super) const SYN: TcpFlags = TcpFlags::SYN;
-pub(super) const FIN: TcpFlags = TcpFlags::FIN;
-pub(super) const RST: TcpFlags = TcpFlags::RST;
-
-pub(super) fn local() -> SocketAddr {
-    "10.0.0.1:40000".parse().unwrap()
-}
-
-pub(super) fn remote() -> SocketAddr {
-    "10.0.0.2:80".parse().unwrap()
-}
-
-/// A plain configuration: no timestamps, SACK or scaling unless a test turns
-/// them on, short delayed ACK, 1 s minimum RTO.
-pub(super) fn plain() -> TcpConfig {
-    TcpConfig {
-        timestamps: false,
-        sack: false,
-        window_scale: 0,
-        ..TcpConfig::default()
-    }
-}
-
-/// A segment the peer sends.
-#[derive(Clone, Debug)]
-pub(super) struct Seg {
-    pub(super) header: TcpHeader,
-    pub(super) payload: Vec<u8>,
-}
-
-impl Seg {
-    pub(super) fn new(flags: TcpFlags, seq: u32, ack: u32) -> Seg {
-        Seg {
-            header: TcpHeader {
-                src_port: remote().port(),
-                dst_port: local().port(),
-                seq: SeqNum(seq),
-                ack: SeqNum(ack),
-                flags,
-                window: 65535,
-                urgent: 0,
-                options: TcpOptions::default(),
-            },
-            payload: Vec::new(),
-        }
-    }
-
-    pub(super) fn win(mut self, window: u16) -> Seg {
-        self.header.window = window;
-        self
-    }
-
-    pub(super) fn data(mut self, bytes: &[u8]) -> Seg {
-        self.payload = bytes.to_vec();
-        self
-    }
-
-    pub(super) fn ts(mut self, value: u32, echo_reply: u32) -> Seg {
-        self.header.options.timestamps = Some(Timestamps { value, echo_reply });
-        self
-    }
-
-    pub(super) fn mss(mut self, mss: u16) -> Seg {
-        self.header.options.mss = Some(mss);
-        self
-    }
-
-    pub(super) fn wscale(mut self, shift: u8) -> Seg {
-        self.header.options.window_scale = Some(shift);
-        self
-    }
-
-    pub(super) fn sack_permitted(mut self) -> Seg {
-        self.header.options.sack_permitted = true;
-        self
-    }
-
-    pub(super) fn segment(&self) -> TcpSegment<'_> {
-        TcpSegment {
-            header: self.header,
-            payload: &self.payload,
-        }
-    }
-}
-
-/// One TCB, its counters and a fake clock.
-pub(super) struct Script {
-    pub(super) tcb: Tcb,
-    pub(super) mib: TcpMib,
-    pub(super) now: Instant,
-}
-
-/// What the TCB sent, owned.
-#[derive(Clone, Debug)]
-pub(super) struct Sent {
-    pub(super) header: TcpHeader,
-    pub(super) payload: Vec<u8>,
-}
-
-impl Script {
-    /// An active open that has sent its SYN.
-    pub(super) fn syn_sent(cfg: &TcpConfig) -> Script {
-        let mib = TcpMib::default();
-        let tcb = Tcb::connect(cfg, local(), remote(), SeqNum(ISS), Instant::ZERO, &mib);
-        let mut s = Script {
-            tcb,
-            mib,
-            now: Instant::ZERO,
-        };
-        let syn = s.expect(SYN, ISS, 0);
-        assert_eq!(syn.header.options.mss, Some(cfg.mss));
-        s.expect_nothing();
-        s
-    }
-
-    /// An active open completed by a plain SYN-ACK (no options but MSS 1000).
-    pub(super) fn established(cfg: &TcpConfig) -> Script {
-        let mut s = Script::syn_sent(cfg);
-        let d = s.inject(Seg::new(SYN | ACK, IRS, ISS + 1).mss(1000));
-        assert_eq!(d, SegmentDisposition::Established);
-        s.expect(ACK, ISS + 1, IRS + 1);
-        s.expect_nothing();
-        assert_eq!(s.tcb.state(), State::Established);
-        s
-    }
-
-    pub(super) fn at_ms(&mut self, ms: u64) {
-        self.now = Instant::from_millis(ms);
-    }
-
-    pub(super) fn advance(&mut self, d: Duration) {
-        self.now = self.now + d;
-    }
-
-    pub(super) fn inject(&mut self, seg: Seg) -> SegmentDisposition {
-        self.tcb.on_segment(self.now, &seg.segment(), &self.mib)
-    }
-
-    /// Runs the timers due now.
-    pub(super) fn fire(&mut self) {
-        self.tcb.on_timeout(self.now, &self.mib);
-    }
-
-    /// Moves the clock to the next deadline and runs it.
-    pub(super) fn fire_next(&mut self) -> Instant {
-        let at = self.tcb.poll_at().expect("a timer is armed");
-        self.now = self.now.max(at);
-        self.fire();
-        at
-    }
-
-    pub(super) fn poll(&mut self) -> Option<Sent> {
-        self.tcb.poll_transmit(self.now, &self.mib).map(|t| Sent {
-            header: t.header,
-            payload: t.payload.to_vec(),
-        })
-    }
-
-    /// Expects the next segment to have exactly these flags (PSH aside), this
-    /// sequence number and, if it has ACK, this acknowledgment.
-    #[track_caller]
-    pub(super) fn expect(&mut self, flags: TcpFlags, seq: u32, ack: u32) -> Sent {
-        let sent = self.poll().expect("expected a segment, got nothing");
-        let got = TcpFlags(sent.header.flags.0 & !TcpFlags::PSH.0);
-        assert_eq!(got, flags, "flags of {sent:?}");
-        assert_eq!(sent.header.seq, SeqNum(seq), "seq of {sent:?}");
-        if flags.contains(ACK) {
-            assert_eq!(sent.header.ack, SeqNum(ack), "ack of {sent:?}");
-        }
-        sent
-    }
-
-    #[track_caller]
-    pub(super) fn expect_nothing(&mut self) {
-        if let Some(sent) = self.poll() {
-            panic!("expected nothing, got {sent:?}");
-        }
-    }
-
-    pub(super) fn drain(&mut self) -> Vec<Sent> {
-        core::iter::from_fn(|| self.poll()).collect()
-    }
-}
+use crate::tcp::options::Timestamps;
 
 #[test]
 fn syn_sent_syn_ack_establishes() {
@@ -398,15 +210,46 @@ fn passive_close_goes_through_close_wait_and_last_ack() {
 
 #[test]
 fn simultaneous_close_goes_through_closing() {
+    use Step::*;
     let mut s = Script::established(&plain());
-    s.tcb.close();
-    s.expect(FIN | ACK, ISS + 1, IRS + 1);
-    // The peer's FIN crosses ours: it does not acknowledge our FIN.
-    s.inject(Seg::new(FIN | ACK, IRS + 1, ISS + 1));
-    assert_eq!(s.tcb.state(), State::Closing);
-    s.expect(ACK, ISS + 2, IRS + 2);
-    s.inject(Seg::new(ACK, IRS + 2, ISS + 2));
-    assert_eq!(s.tcb.state(), State::TimeWait);
+    s.run(vec![
+        App(Tcb::close),
+        Is(State::FinWait1),
+        Out(FIN | ACK, ISS + 1, IRS + 1),
+        // The peer's FIN crosses ours: it does not acknowledge our FIN.
+        In(Seg::new(FIN | ACK, IRS + 1, ISS + 1)),
+        Is(State::Closing),
+        Out(ACK, ISS + 2, IRS + 2),
+        Quiet,
+        In(Seg::new(ACK, IRS + 2, ISS + 2)),
+        Is(State::TimeWait),
+        At(59_999),
+        Is(State::TimeWait),
+        At(60_000),
+        Is(State::Closed),
+    ]);
+}
+
+#[test]
+fn lost_fin_is_retransmitted_in_last_ack() {
+    use Step::*;
+    let mut s = Script::established(&plain());
+    s.run(vec![
+        In(Seg::new(FIN | ACK, IRS + 1, ISS + 1)),
+        Is(State::CloseWait),
+        Out(ACK, ISS + 1, IRS + 2),
+        App(Tcb::close),
+        Is(State::LastAck),
+        Out(FIN | ACK, ISS + 1, IRS + 2),
+        Quiet,
+        At(1000),
+        Out(FIN | ACK, ISS + 1, IRS + 2),
+        At(3000),
+        Out(FIN | ACK, ISS + 1, IRS + 2),
+        In(Seg::new(ACK, IRS + 2, ISS + 2)),
+        Is(State::Closed),
+        Quiet,
+    ]);
 }
 
 #[test]
@@ -416,8 +259,13 @@ fn fin_wait_2_times_out() {
     s.expect(FIN | ACK, ISS + 1, IRS + 1);
     s.inject(Seg::new(ACK, IRS + 1, ISS + 2));
     assert_eq!(s.tcb.state(), State::FinWait2);
+    // Data from the peer restarts the limit.
+    s.at_ms(30_000);
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 2).data(b"more"));
+    s.fire_next();
+    s.expect(ACK, ISS + 2, IRS + 5);
     let at = s.fire_next();
-    assert_eq!(at, Instant::from_secs(60));
+    assert_eq!(at, Instant::from_secs(90));
     assert!(s.tcb.is_closed());
 }
 

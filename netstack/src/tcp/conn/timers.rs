@@ -88,6 +88,10 @@ impl Tcb {
         self.recover_floor = self.snd_max;
         self.dup_acks = 0;
         self.retransmit_now = false;
+        self.sack_rexmit = false;
+        // RFC 2018 §8: after a timeout the peer may have dropped what it
+        // SACKed, so the scoreboard starts over.
+        self.scoreboard.clear();
         self.rtt_probe = None;
         // Go back: everything from SND.UNA is sent again as the window allows.
         self.snd_nxt = match self.state {

@@ -60,7 +60,8 @@ impl Events {
     pub const CONNECTED: Events = Events(0x04);
     /// The peer sent FIN: no more data will arrive.
     pub const PEER_CLOSED: Events = Events(0x08);
-    /// The connection finished (normally or not); it can be dropped.
+    /// The connection is over for the application (normally, in error, or on
+    /// entering TIME-WAIT, when the Stack swaps in the `TimeWait` form).
     pub const CLOSED: Events = Events(0x10);
     /// The connection was reset, timed out or refused; see `error()`.
     pub const RESET: Events = Events(0x20);
