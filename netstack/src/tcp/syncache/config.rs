@@ -3,6 +3,9 @@
 use super::SynCache;
 use super::table::{LEDGER_PREALLOC, Shard, buckets_for, slot_bytes, table_bytes};
 
+/// More entries than this are not honoured (see `entry_limit`).
+const MAX_ENTRIES: usize = 1 << 20;
+
 /// More shards than this buy no parallelism on any machine we run on.
 const MAX_SHARDS: usize = 4096;
 
@@ -30,7 +33,7 @@ pub enum CookiePolicy {
 pub struct SynCacheConfig {
     /// Entries over all listeners; a SYN beyond it gets a cookie. Sets the
     /// cache's memory, allocated up front ([`SynCacheConfig::memory_bound`]:
-    /// about 4.3 MB for the defaults).
+    /// about 4.3 MB for the defaults). At most 2^20.
     pub max_entries: usize,
     /// Entries for one listener, so that a flood against one port cannot take
     /// the whole cache from the others.
@@ -41,7 +44,7 @@ pub struct SynCacheConfig {
     /// (with the defaults a shard's share is 256 entries and its limit 384,
     /// eight standard deviations away).
     pub shards: usize,
-    /// SYN-ACK retransmissions before an entry expires (at most 63). With an
+    /// SYN-ACK retransmissions before an entry expires (at most 62). With an
     /// initial RTO of 1 s and 3 retries: SYN-ACKs at 0, 1, 3 and 7 s, expiry at
     /// 15 s. Each interval is capped at the RTO ceiling.
     pub synack_retries: u8,
@@ -50,6 +53,14 @@ pub struct SynCacheConfig {
 }
 
 impl Default for SynCacheConfig {
+    /// 16384 entries: the order of FreeBSD's default (512 buckets of 30), and
+    /// 4.3 MB is cheap to pin. 4096 per listener: a
+    /// flood against one port leaves three quarters to the others. 64 shards:
+    /// far more than the workers that contend for them. 3 retries (15 s; Linux
+    /// uses 5, 63 s): an entry held longer helps only peers on very lossy paths,
+    /// and under a flood only fills the cache; cookies catch the rest.
+    /// Cookies only when full: a cookie handshake loses window scaling and SACK
+    /// unless the peer uses timestamps.
     fn default() -> SynCacheConfig {
         SynCacheConfig {
             max_entries: 16384,
@@ -62,6 +73,11 @@ impl Default for SynCacheConfig {
 }
 
 impl SynCacheConfig {
+    /// `max_entries`, clamped to 2^20 (about 350 MB of tables and ledger).
+    pub(super) fn entry_limit(&self) -> usize {
+        self.max_entries.min(MAX_ENTRIES)
+    }
+
     /// Shards actually made: `shards` clamped to 1..=4096.
     pub(super) fn shard_count(&self) -> usize {
         self.shards.clamp(1, MAX_SHARDS)
@@ -69,7 +85,7 @@ impl SynCacheConfig {
 
     /// Entries one shard may hold: half again its even share.
     pub(super) fn shard_capacity(&self) -> usize {
-        let share = self.max_entries.div_ceil(self.shard_count());
+        let share = self.entry_limit().div_ceil(self.shard_count());
         share.saturating_add(share.div_ceil(2))
     }
 
@@ -81,7 +97,7 @@ impl SynCacheConfig {
         let shard_buckets = buckets_for(self.shard_capacity().saturating_mul(2));
         let shard =
             table_bytes(shard_buckets, slot_bytes()).saturating_add(core::mem::size_of::<Shard>());
-        let ledger_entries = self.max_entries.max(LEDGER_PREALLOC);
+        let ledger_entries = self.entry_limit().max(LEDGER_PREALLOC);
         let ledger_buckets = buckets_for(ledger_entries).saturating_mul(2);
         let ledger = table_bytes(ledger_buckets, core::mem::size_of::<(u64, usize)>());
         shard

@@ -3,7 +3,8 @@
 //!
 //! A flood fills the cache with entries that will never complete, so each one is
 //! kept as small as the handshake allows: the 4-tuple as the table key, and as the
-//! value only what the peer told us in its SYN plus two times. Our own ISN is not
+//! value only what the peer's SYN negotiated, its ISN, the listener and the
+//! SYN's arrival time. Our own ISN is not
 //! stored: it is a pure function of the tuple and the SYN's arrival time
 //! ([`IsnGenerator`](crate::IsnGenerator), RFC 6528), so it is recomputed when the
 //! final ACK arrives. Invariant: a key and its entry together fit in 64 octets
@@ -16,7 +17,7 @@ use crate::time::Instant;
 
 /// The 4-tuple of a half-open connection, in a fixed 36-octet form: IPv4
 /// addresses are stored IPv4-mapped (the parser drops IPv4-mapped IPv6
-/// sources, so the two families cannot meet in one key).
+/// sources, so an IPv6 tuple never has the remote half of an IPv4 one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct TupleKey {
     local_ip: [u8; 16],

@@ -372,3 +372,61 @@ fn the_cache_can_be_shared_by_workers() {
     fn shared<T: Send + Sync>() {}
     shared::<SynCache>();
 }
+
+/// Workers share one cache: each floods its own spoofed tuples and completes
+/// its own real handshakes while another runs the timer and drains a second
+/// listener; the ledger must still match the tables exactly.
+#[test]
+fn concurrent_workers_keep_the_ledger_exact() {
+    let config = SynCacheConfig {
+        max_entries: 2048,
+        max_per_listener: 1024,
+        shards: 8,
+        ..SynCacheConfig::default()
+    };
+    let cache = SynCache::new(config, &TcpConfig::default(), SecretKey([4; 16]));
+    let local: SocketAddr = "10.0.0.1:443".parse().unwrap();
+    let start = Instant::from_secs(100);
+    std::thread::scope(|s| {
+        for worker in 0..2u8 {
+            let cache = &cache;
+            s.spawn(move || {
+                let mib = TcpMib::default();
+                let mut rng = Rng(0x1234 + u64::from(worker));
+                for i in 0..20_000u32 {
+                    let now = start + Duration::from_micros(u64::from(i) * 500);
+                    let r = rng.next();
+                    let spoofed =
+                        SocketAddr::new(Ipv4Addr::from(r as u32).into(), 1 + worker as u16);
+                    let syn = segment(spoofed, local, r as u32, TcpFlags::SYN);
+                    let listener = u64::from(i % 2);
+                    cache.on_syn(now, listener, local, spoofed, &syn, &mib);
+                    if i % 500 == 0 {
+                        let me = SocketAddr::new(Ipv4Addr::new(192, 0, 2, worker).into(), 3000);
+                        let syn = segment(me, local, i, TcpFlags::SYN);
+                        let synack = match cache.on_syn(now, 0, local, me, &syn, &mib) {
+                            SynDisposition::Reply(h) | SynDisposition::Cookie(h) => h,
+                            other => panic!("{other:?}"),
+                        };
+                        let mut ack = segment(me, local, i.wrapping_add(1), TcpFlags::ACK);
+                        ack.header.ack = synack.seq + 1usize;
+                        let d = cache.on_segment(now, 0, local, me, &ack, &mib);
+                        assert!(matches!(d, HandshakeDisposition::Established(_)), "{d:?}");
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            let mib = TcpMib::default();
+            for i in 0..400u64 {
+                let now = start + Duration::from_millis(i * 25);
+                cache.on_timeout(now, &mib, |_, _, _| {});
+                if i % 50 == 0 {
+                    cache.drain_listener(1);
+                }
+                assert!(cache.len() <= config.max_entries);
+            }
+        });
+    });
+    assert_bounded(&cache, &config, &[0, 1]);
+}

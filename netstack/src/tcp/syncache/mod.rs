@@ -23,8 +23,9 @@
 //!
 //! Sans-IO: every call takes `now`; SYN-ACKs and resets come back as headers for
 //! the Stack to emit from `local` to `remote`. Our TSval clock is
-//! [`timestamp_clock`] (milliseconds of `now`), which the connection must keep
-//! using so the peer's PAWS check holds across the handshake. The cache counts
+//! [`timestamp_clock`] (milliseconds of `now`); a connection continues from the
+//! TSval its peer echoes in the final ACK, so the peer's PAWS check holds
+//! across the handshake. The cache counts
 //! its own events in the [`TcpMib`] (`ListenSYNs`, `syncache_*`, `syncookies_*`,
 //! `listen_queue_overflow`); segments it hands back are counted by whoever emits
 //! them. Invariant: the number of entries never exceeds `max_entries` overall
@@ -55,9 +56,9 @@ use crate::tcp::siphash::{SecretKey, siphash24, tuple_message};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpHeader, TcpSegment};
 
-/// Our TSval clock: milliseconds since `now`'s origin, wrapping (RFC 7323 §5.4
-/// asks for a tick between 1 ms and 1 s). Connections created from a handshake
-/// must use the same clock.
+/// Our TSval clock on SYN-ACKs: milliseconds since `now`'s origin, wrapping
+/// (RFC 7323 §5.4 asks for a tick between 1 ms and 1 s). A connection created
+/// from the handshake must not send a TSval below the one the peer echoed.
 pub fn timestamp_clock(now: Instant) -> u32 {
     (now.as_nanos() / 1_000_000) as u32
 }
@@ -67,7 +68,8 @@ pub fn timestamp_clock(now: Instant) -> u32 {
 /// Call contract: [`on_syn`](SynCache::on_syn) for a segment with SYN and
 /// without ACK or RST that matched a listener (and no connection);
 /// [`on_segment`](SynCache::on_segment) for any other segment that matched a
-/// listener; [`on_timeout`](SynCache::on_timeout) whenever `now` reaches
+/// listener (or [`on_segment_queue_full`](SynCache::on_segment_queue_full)
+/// when the listener's accept queue is full); [`on_timeout`](SynCache::on_timeout) whenever `now` reaches
 /// [`poll_at`](SynCache::poll_at); [`drain_listener`](SynCache::drain_listener)
 /// when a listener closes. Every method takes `&self`.
 pub struct SynCache {
@@ -186,7 +188,7 @@ impl SynCache {
         } else {
             lock(&self.ledger).take(
                 listener_id,
-                self.config.max_entries,
+                self.config.entry_limit(),
                 self.config.max_per_listener,
             )
         };
@@ -395,6 +397,8 @@ impl SynCache {
     }
 }
 
+#[cfg(test)]
+mod bound_tests;
 #[cfg(test)]
 mod tests;
 
