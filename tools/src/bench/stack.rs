@@ -42,8 +42,10 @@ const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const PORT: u16 = 80;
 const REQUEST: usize = 1024;
 
+/// A distinct address per thread, so no two clients share a 4-tuple.
 fn client_addr(thread: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 1, (thread >> 8) as u8, thread as u8 | 1))
+    let n = thread.wrapping_add(1);
+    IpAddr::V4(Ipv4Addr::new(10, 1, (n >> 8) as u8, n as u8))
 }
 
 /// Moves frames between a client and one server worker until both are quiet
