@@ -411,3 +411,28 @@ fn closing_a_listener_resets_unaccepted_connections_and_refuses_new_ones() {
     // The port can be listened on again.
     net.b().listen(server).unwrap();
 }
+
+#[test]
+fn pool_exhaustion_drops_the_handshake_and_counts_it() {
+    let mut net = FakeNet::pair(NetConfig::default());
+    let mut small = support::stack_config(vec![B4, B6], 5);
+    small.pool_cap = 64;
+    net.stacks[1] = std::sync::Arc::new(Stack::new(small));
+    let server = SocketAddr::new(B4, 80);
+    let listener = net.b().listen(server).unwrap();
+    let clients: Vec<_> = (0..80)
+        .map(|_| net.a().connect(net.now(), 0, None, server).unwrap())
+        .collect();
+    net.run_for(Duration::from_millis(50));
+    let mut accepted = 0;
+    while net.b().accept(&listener).is_some() {
+        accepted += 1;
+    }
+    assert!(accepted <= 64, "{accepted} connections from a pool of 64");
+    assert!(
+        net.b().mib().pool_exhausted > 0,
+        "exhaustion must be counted"
+    );
+    assert!(net.b().connections() <= 64);
+    assert_eq!(clients.len(), 80);
+}
