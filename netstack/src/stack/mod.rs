@@ -9,7 +9,16 @@
 //! ([`Stack::listen`], [`Stack::accept`], [`Stack::connect`], [`Stack::read`],
 //! [`Stack::write`], [`Stack::close`], [`Stack::poll_events`]) may be called from
 //! any thread between those calls; its output is picked up by the connection's
-//! home worker on its next `poll_transmit`.
+//! home worker on its next `poll_transmit`, so every worker must be polled.
+//! Worker 0 also runs the SYN cache's timers. Counters have one writer per
+//! worker; application calls count into their connection's home worker's
+//! block, exact when the application runs on that worker's thread.
+//!
+//! Lock order, outermost first: a listener's accept queue, the SYN cache's
+//! shard, the table's bucket and PCB locks, a worker's queues (a leaf). The
+//! SMR read section is never held across anything that waits for a grace
+//! period (a table insert may, at the pool's cap), so lookups leave the
+//! section with a locked PCB or a counted listener reference before acting.
 //!
 //! Connections live in a [`pcb::Table`] keyed by the 4-tuple, found inside an SMR
 //! read section and processed under their own PCB lock. A connection in
