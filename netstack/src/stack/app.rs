@@ -278,7 +278,7 @@ impl Stack {
     /// application, and the events (cleared by this call).
     pub fn poll_events(&self, worker: usize) -> Option<(ConnHandle, Events)> {
         loop {
-            let (handle, last) = self.state(worker).events.pop_front()?;
+            let (handle, last) = self.queues(worker).events.pop_front()?;
             if let Some(events) = last {
                 return Some((handle, events));
             }

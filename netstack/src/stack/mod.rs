@@ -261,7 +261,7 @@ impl Stack {
 
     /// The per-worker mutable state, which only that worker and application
     /// calls for its connections touch, so the lock is uncontended.
-    fn state(&self, worker: usize) -> std::sync::MutexGuard<'_, worker::Queues> {
+    fn queues(&self, worker: usize) -> std::sync::MutexGuard<'_, worker::Queues> {
         let w = self.workers.get(worker).unwrap_or(&self.workers[0]);
         w.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -222,7 +222,7 @@ impl<'s> Worker<'s> {
         }
         loop {
             let entry = {
-                let mut q = self.stack.state(self.index);
+                let mut q = self.stack.queues(self.index);
                 match q.timers.peek() {
                     Some(top) if top.at <= now => q.timers.pop(),
                     _ => None,
@@ -254,7 +254,7 @@ impl<'s> Worker<'s> {
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout)
     /// has work, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let own = self.stack.state(self.index).timers.peek().map(|e| e.at);
+        let own = self.stack.queues(self.index).timers.peek().map(|e| e.at);
         let syncache = if self.index == 0 {
             self.stack.syncache.poll_at()
         } else {
@@ -273,7 +273,7 @@ impl<'s> Worker<'s> {
     pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         loop {
             let tuple = {
-                let mut q = self.stack.state(self.index);
+                let mut q = self.stack.queues(self.index);
                 if let Some(frame) = q.control.pop_front() {
                     let n = frame.len();
                     let copied = buf.get_mut(..n).map(|dst| dst.copy_from_slice(&frame));
@@ -296,12 +296,12 @@ impl<'s> Worker<'s> {
             };
             match self.transmit_one(&mut guard, now, buf) {
                 Some(Ok(n)) => {
-                    self.stack.state(guard.home).ready.push_back(tuple);
+                    self.stack.queues(guard.home).ready.push_back(tuple);
                     return Some(n);
                 }
                 Some(Err(())) => {
                     bump(&self.stack_counters().emit_errors);
-                    self.stack.state(guard.home).ready.push_back(tuple);
+                    self.stack.queues(guard.home).ready.push_back(tuple);
                 }
                 None => {
                     guard.queued = false;
@@ -339,7 +339,12 @@ impl<'s> Worker<'s> {
     }
 
     fn spare_buffer(&self, len: usize) -> Vec<u8> {
-        let mut frame = self.stack.state(self.index).spare.pop().unwrap_or_default();
+        let mut frame = self
+            .stack
+            .queues(self.index)
+            .spare
+            .pop()
+            .unwrap_or_default();
         frame.clear();
         frame.resize(len, 0);
         frame
@@ -347,7 +352,7 @@ impl<'s> Worker<'s> {
 
     /// Queues a built frame, or counts it dropped when the queue is full.
     pub(crate) fn push_control(&self, frame: Vec<u8>) {
-        let mut q = self.stack.state(self.index);
+        let mut q = self.stack.queues(self.index);
         if q.control.len() >= self.stack.cfg.control_queue {
             drop(q);
             bump(&self.stack_counters().control_queue_full);
@@ -391,7 +396,7 @@ impl Stack {
         }
         let deadline = guard.deadline();
         let cap = self.event_cap();
-        let mut q = self.state(guard.home);
+        let mut q = self.queues(guard.home);
         if !guard.events.is_empty() && !guard.event_queued {
             if q.events.len() < cap {
                 q.events.push_back((handle, None));
@@ -439,7 +444,7 @@ impl Stack {
             let home = guard.home;
             drop(guard.remove());
             let cap = self.event_cap();
-            let mut q = self.state(home);
+            let mut q = self.queues(home);
             if q.events.len() < cap {
                 q.events.push_back((handle, Some(events)));
             } else {
