@@ -436,3 +436,28 @@ fn pool_exhaustion_drops_the_handshake_and_counts_it() {
     assert!(net.b().connections() <= 64);
     assert_eq!(clients.len(), 80);
 }
+
+#[test]
+fn lossy_transfers_complete_across_seeds() {
+    for seed in 1..=32 {
+        let cfg = NetConfig {
+            loss_per_mille: 50,
+            dup_per_mille: 20,
+            jitter: Duration::from_millis(5),
+            seed,
+            ..NetConfig::default()
+        };
+        let mut net = FakeNet::pair(cfg);
+        let (client, server, _l) = open(&mut net, seed % 2 == 0, 7000);
+        transfer(&mut net, (0, client), (1, server), 128 * 1024);
+        net.a().close(&client).unwrap();
+        net.b().close(&server).unwrap();
+        assert!(
+            net.run_until(100_000, |n| {
+                n.a().state_of(&client).is_none_or(|s| s == State::TimeWait)
+                    && n.b().state_of(&server).is_none_or(|s| s == State::TimeWait)
+            }),
+            "seed {seed}: close did not finish"
+        );
+    }
+}
