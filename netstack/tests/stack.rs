@@ -461,3 +461,36 @@ fn lossy_transfers_complete_across_seeds() {
         );
     }
 }
+
+#[test]
+fn connection_churn_leaves_no_state_behind() {
+    let mut net = FakeNet::pair(NetConfig::default());
+    let server = SocketAddr::new(B4, 9000);
+    let listener = net.b().listen(server).unwrap();
+    for round in 0..100 {
+        let c = net.a().connect(net.now(), 0, None, server).unwrap();
+        let mut s = None;
+        assert!(net.run_until(1000, |n| {
+            s = s.or_else(|| n.b().accept(&listener));
+            s.is_some() && n.a().state_of(&c) == Some(State::Established)
+        }));
+        let s = s.unwrap();
+        net.a().write(&c, b"request").unwrap();
+        let (closer, other, closer_stack) = if round % 2 == 0 { (c, s, 0) } else { (s, c, 1) };
+        net.stacks[closer_stack].close(&closer).unwrap();
+        let other_stack = 1 - closer_stack;
+        assert!(net.run_until(1000, |n| read_eof(&n.stacks[other_stack], &other)));
+        net.stacks[other_stack].close(&other).unwrap();
+        assert!(net.run_until(1000, |n| n.stacks[other_stack].state_of(&other).is_none()));
+        while net.a().poll_events(0).is_some() {}
+        while net.b().poll_events(0).is_some() {}
+    }
+    // Every TIME-WAIT expires; nothing is left in the tables or the heaps.
+    net.run_for(Duration::from_secs(120));
+    assert_eq!(net.a().connections(), 0);
+    assert_eq!(net.b().connections(), 0);
+    assert_eq!(net.a().worker(0).poll_timeout(), None);
+    assert_eq!(net.b().worker(0).poll_timeout(), None);
+    assert_eq!(net.b().syncache_len(), 0);
+    assert_eq!(net.a().mib().curr_estab(), 0);
+}
