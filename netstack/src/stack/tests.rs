@@ -184,3 +184,10 @@ fn timers_fire_in_deadline_order_and_only_once() {
     assert_eq!(drain(w, t).len(), 0, "a timer does not fire twice");
     assert!(w.poll_timeout().unwrap() > t + Duration::from_millis(1));
 }
+
+#[test]
+fn a_table_entry_is_compact_so_time_wait_costs_little() {
+    // The TCB is boxed; what stays in the PCB is the TIME-WAIT form at most.
+    let size = core::mem::size_of::<super::conn::Conn>();
+    assert!(size <= 80, "Conn is {size} bytes");
+}
