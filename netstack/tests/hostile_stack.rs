@@ -123,12 +123,15 @@ fn a_million_hostile_frames_through_the_stack() {
         .a()
         .connect(net.now(), 0, None, SocketAddr::new(B4, 80))
         .unwrap();
-    assert!(net.run_until(1000, |n| n.a().state_of(&client)
-        == Some(State::Established)));
+    // Both ends: the server's side exists once the final ACK arrived.
+    assert!(net.run_until(1000, |n| {
+        n.a().state_of(&client) == Some(State::Established) && n.b().connections() == 1
+    }));
     let conn = (client.local(), client.remote());
     let mut rng = Rng::new(seed);
     let mut buf = [0u8; 256];
     let mut max_conns = 0;
+    let mut max_timers = 0;
     for i in 0..cases {
         let n = hostile(&mut rng, conn, &mut buf);
         // Worker 1 takes only the hostile frames, so its counters are theirs.
@@ -137,11 +140,14 @@ fn a_million_hostile_frames_through_the_stack() {
             net.step();
             while net.b().accept(&listener).is_some() {}
             max_conns = max_conns.max(net.b().connections());
+            max_timers = max_timers
+                .max(net.b().worker(0).timer_entries() + net.b().worker(1).timer_entries());
         }
     }
     let c = net.b().worker(1).counters().snapshot();
     eprintln!(
-        "{cases} hostile frames (seed {seed:#x}): {} delivered, {} dropped; stack {:?}",
+        "{cases} hostile frames (seed {seed:#x}): {} delivered, {} dropped; at most {max_conns} \
+         connections and {max_timers} timer entries; stack {:?}",
         c.delivered,
         c.total_drops(),
         net.b().stack_counters()
@@ -150,6 +156,10 @@ fn a_million_hostile_frames_through_the_stack() {
     assert_eq!(c.delivered + c.total_drops(), cases);
     assert!(net.b().syncache_len() <= net.b().config().syncache.max_entries);
     assert!(max_conns <= net.b().config().pool_cap);
+    assert!(
+        max_timers <= 4 * max_conns + 16,
+        "{max_timers} timer entries for {max_conns} connections"
+    );
     // Still serving: a fresh connection completes.
     let fresh = net
         .a()

@@ -251,6 +251,13 @@ impl<'s> Worker<'s> {
         }
     }
 
+    /// Entries in this worker's timer heap, stale ones included (a
+    /// diagnostic: one live entry per connection plus those left behind when a
+    /// deadline moved earlier, dropped as they come due).
+    pub fn timer_entries(&self) -> usize {
+        self.stack.queues(self.index).timers.len()
+    }
+
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout)
     /// has work, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
