@@ -191,3 +191,27 @@ fn a_table_entry_is_compact_so_time_wait_costs_little() {
     let size = core::mem::size_of::<super::conn::Conn>();
     assert!(size <= 80, "Conn is {size} bytes");
 }
+
+#[test]
+fn large_echo_requests_cannot_fill_memory() {
+    use crate::wire::{Echo, EchoKind, emit_echo};
+    let s = stack(|c| c.control_queue = 4);
+    let w = s.worker(0);
+    let data = vec![7u8; 4000];
+    let echo = Echo {
+        ident: 1,
+        seq_no: 1,
+        data: &data,
+    };
+    let mut frame = vec![0; 4100];
+    let n = emit_echo(PEER, US, 64, EchoKind::Request, &echo, &mut frame).unwrap();
+    for _ in 0..4 {
+        w.handle_frame(Instant::ZERO, &frame[..n]);
+    }
+    // 4 slots of 1500 octets hold one 4 KB reply, not four.
+    assert_eq!(s.stack_counters().echo_replies, 1);
+    assert_eq!(s.stack_counters().control_queue_full, 3);
+    let mut buf = vec![0; 8192];
+    assert!(w.poll_transmit(Instant::ZERO, &mut buf).is_some());
+    assert!(w.poll_transmit(Instant::ZERO, &mut buf).is_none());
+}

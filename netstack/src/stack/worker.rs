@@ -30,6 +30,10 @@ use crate::wire::{
 /// Room for any control segment: IPv6 header, TCP header, 40 octets of options.
 const CONTROL_FRAME_LEN: usize = 40 + 20 + 40;
 
+/// The control queue's octet budget per frame slot: a full-size frame on a
+/// 1500-octet link. Small control segments leave room for a few large echoes.
+const CONTROL_BYTES_PER_FRAME: usize = 1500;
+
 /// A deadline in the timer heap; ordered by time, then by insertion.
 #[derive(Debug)]
 struct TimerEntry {
@@ -63,6 +67,9 @@ impl Ord for TimerEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Queues {
     pub(crate) control: VecDeque<Vec<u8>>,
+    /// Octets held in `control`: echo replies can be large, so the queue is
+    /// bounded in octets as well as in frames.
+    control_bytes: usize,
     pub(crate) ready: VecDeque<FourTuple>,
     timers: BinaryHeap<TimerEntry>,
     timer_order: u64,
@@ -194,8 +201,9 @@ impl<'s> Worker<'s> {
                 ) {
                     Ok(n) => {
                         frame.truncate(n);
-                        bump(&self.stack_counters().echo_replies);
-                        self.push_control(frame);
+                        if self.push_control(frame) {
+                            bump(&self.stack_counters().echo_replies);
+                        }
                     }
                     Err(_) => bump(&self.stack_counters().emit_errors),
                 }
@@ -282,6 +290,7 @@ impl<'s> Worker<'s> {
             let tuple = {
                 let mut q = self.stack.queues(self.index);
                 if let Some(frame) = q.control.pop_front() {
+                    q.control_bytes = q.control_bytes.saturating_sub(frame.len());
                     let n = frame.len();
                     let copied = buf.get_mut(..n).map(|dst| dst.copy_from_slice(&frame));
                     q.spare.push(frame);
@@ -357,15 +366,25 @@ impl<'s> Worker<'s> {
         frame
     }
 
-    /// Queues a built frame, or counts it dropped when the queue is full.
-    pub(crate) fn push_control(&self, frame: Vec<u8>) {
+    /// Queues a built frame, or counts it dropped when the queue is full;
+    /// returns whether it was queued.
+    pub(crate) fn push_control(&self, frame: Vec<u8>) -> bool {
         let mut q = self.stack.queues(self.index);
-        if q.control.len() >= self.stack.cfg.control_queue {
+        let max_bytes = self
+            .stack
+            .cfg
+            .control_queue
+            .saturating_mul(CONTROL_BYTES_PER_FRAME);
+        if q.control.len() >= self.stack.cfg.control_queue
+            || q.control_bytes.saturating_add(frame.len()) > max_bytes
+        {
             drop(q);
             bump(&self.stack_counters().control_queue_full);
-            return;
+            return false;
         }
+        q.control_bytes = q.control_bytes.saturating_add(frame.len());
         q.control.push_back(frame);
+        true
     }
 
     /// Builds a header-only segment and queues it.
@@ -374,7 +393,7 @@ impl<'s> Worker<'s> {
         match emit_tcp(src, dst, DEFAULT_HOP_LIMIT, header, &[], &mut frame) {
             Ok(n) => {
                 frame.truncate(n);
-                self.push_control(frame);
+                let _ = self.push_control(frame);
             }
             Err(_) => bump(&self.stack_counters().emit_errors),
         }
