@@ -1,12 +1,14 @@
 //! One worker's view of the stack: the sans-IO entry points, its queues and its
 //! timer heap.
 //!
-//! A worker owns three bounded lists, behind one lock that only it and
-//! application calls for its own connections take: control frames already
-//! built (resets, SYN-ACKs, echo replies), the connections that may have
-//! something to send (the ready list), and the connections' deadlines (a
-//! min-heap with lazy deletion: an entry counts only if it matches the
-//! connection's `armed` deadline). Lock order: a PCB lock may be held while
+//! A worker owns four lists, behind one lock that only it and application
+//! calls for its own connections take: control frames already built (resets,
+//! SYN-ACKs, echo replies; bounded in frames and octets), the connections that
+//! may have something to send (the ready list: at most one live entry per
+//! connection, by its `queued` flag), the connections' deadlines (a min-heap
+//! with lazy deletion: an entry counts only if it matches the connection's
+//! `armed` deadline), and the connections with events for the application
+//! (bounded; overflow is counted). Lock order: a PCB lock may be held while
 //! taking the worker lock, never the other way round.
 
 use core::cmp::Ordering;
