@@ -8,11 +8,16 @@
 //! bad input becomes a [`Drop`] reason and a counter.
 
 mod counters;
+mod stack;
 mod tcp;
 mod time;
 mod wire;
 
 pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
+pub use crate::stack::{
+    AppError, ConnHandle, ConnectError, ListenError, ListenerHandle, Stack, StackConfig,
+    StackCounters, StackCountersSnapshot, Worker,
+};
 pub use crate::tcp::config::{KeepaliveConfig, TcpConfig};
 pub use crate::tcp::conn::{
     ConnError, Events, SegmentDisposition, SegmentDrop, State, Tcb, TimeWait, TimeWaitDisposition,

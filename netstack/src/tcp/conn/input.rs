@@ -90,8 +90,13 @@ impl Tcb {
             self.snd_nxt = self.snd_nxt.max(h.ack);
             self.timers.rto = None;
             self.retries = 0;
-            // A SYN's window is never scaled.
-            self.update_window(h.seq, h.ack, u32::from(h.window));
+            // A SYN's window is never scaled. Set, not `update_window`: SND.WL1
+            // has no meaning before the peer's SYN, and the WL1 < SEG.SEQ test
+            // against its initial value fails for half of all IRS values.
+            self.snd_wnd = u32::from(h.window);
+            self.snd_wl1 = h.seq;
+            self.snd_wl2 = h.ack;
+            self.max_snd_wnd = self.snd_wnd;
             self.init_cwnd();
             self.enter_established();
             self.ack_due = AckDue::Now;

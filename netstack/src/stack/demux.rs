@@ -1,0 +1,202 @@
+//! TCP input: which connection, listener or nobody a segment is for.
+//!
+//! RFC 9293 §3.10.7 decides by the state of the connection the segment names;
+//! here that is, in order: a connection in the table (a live TCB or a compact
+//! TIME-WAIT), else a listener on the local port (its SYN cache, then the
+//! accept queue), else nobody (a reset, §3.10.7.1). The lookup happens inside
+//! an SMR read section and leaves it with either a locked PCB or a counted
+//! listener reference, so nothing that may wait (an insert into a table at
+//! its cap, a lock) runs inside the section. Invariant: every segment ends in
+//! exactly one disposition, and each disposition that discards it is counted.
+
+use core::net::{IpAddr, SocketAddr};
+
+use pcb::{Found, FourTuple, InFlight, InsertError, PcbGuard};
+
+use super::conn::{Conn, ConnState};
+use super::worker::{Worker, bump};
+use super::{ConnHandle, Stack};
+use crate::tcp::conn::{Tcb, TimeWaitDisposition, rst_for};
+use crate::tcp::syncache::{HandshakeDisposition, SynDisposition};
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpSegment};
+
+/// Where the lookup sent a segment.
+enum Target<'t> {
+    Connection(PcbGuard<'t, Conn>),
+    /// A listener, with a counted reference when one could be taken (`None`:
+    /// the listener is closing).
+    Listener(u64, Option<InFlight>),
+    Nobody,
+}
+
+impl Stack {
+    fn find(&self, tuple: &FourTuple, skip_connections: bool) -> Target<'_> {
+        let section = self.table.domain().enter();
+        if !skip_connections
+            && let Found::Connection(pcb) =
+                self.listen_table.find(&self.table, &section, tuple, false)
+            && let Some(guard) = pcb.lock()
+        {
+            return Target::Connection(guard);
+        }
+        match self.listen_table.lookup(&section, tuple) {
+            Some(l) => Target::Listener(l.id(), l.acquire()),
+            None => Target::Nobody,
+        }
+    }
+}
+
+impl Worker<'_> {
+    /// Delivers one validated segment from `src` to `dst` (an address of ours).
+    pub(crate) fn tcp_input(&self, now: Instant, src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) {
+        let local = SocketAddr::new(dst, seg.header.dst_port);
+        let remote = SocketAddr::new(src, seg.header.src_port);
+        let tuple = FourTuple::new(local, remote);
+        let mut target = self.stack.find(&tuple, false);
+        if let Target::Connection(mut guard) = target {
+            if !self.connection_input(now, &mut guard, seg) {
+                return;
+            }
+            // RFC 6191: a SYN may reuse a tuple in TIME-WAIT. The TIME-WAIT is
+            // gone; hand the SYN to the listener as if it had never existed.
+            drop(guard.remove());
+            target = self.stack.find(&tuple, true);
+        }
+        match target {
+            Target::Connection(_) => {}
+            Target::Listener(id, in_flight) => {
+                self.listener_input(now, id, in_flight, local, remote, seg);
+            }
+            Target::Nobody => self.reset_closed_port(src, dst, seg),
+        }
+    }
+
+    /// A segment for a connection in the table. Returns `true` if the
+    /// connection is a TIME-WAIT that a new SYN reopens.
+    fn connection_input(
+        &self,
+        now: Instant,
+        guard: &mut PcbGuard<'_, Conn>,
+        seg: &TcpSegment<'_>,
+    ) -> bool {
+        let mib = self.mib();
+        match &mut guard.state {
+            ConnState::Reserved => {
+                bump(&self.stack_counters().reserved_drops);
+                return false;
+            }
+            ConnState::Tcb(tcb) => {
+                let _disposition = tcb.on_segment(now, seg, mib);
+            }
+            ConnState::TimeWait(tw) => {
+                if tw.on_segment(now, seg, mib) == TimeWaitDisposition::Reopen {
+                    return true;
+                }
+            }
+        }
+        self.stack.touch(guard);
+        false
+    }
+
+    /// A segment for a listening port and no connection.
+    fn listener_input(
+        &self,
+        now: Instant,
+        id: u64,
+        in_flight: Option<InFlight>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &TcpSegment<'_>,
+    ) {
+        let flags = seg.header.flags;
+        let mib = self.mib();
+        let syncache = &self.stack.syncache;
+        let is_syn = flags.contains(TcpFlags::SYN)
+            && !flags.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN);
+        if is_syn {
+            if in_flight.is_none() {
+                // Closing: behave as if nobody listened.
+                self.reset_closed_port(remote.ip(), local.ip(), seg);
+                return;
+            }
+            match syncache.on_syn(now, id, local, remote, seg, mib) {
+                SynDisposition::Reply(h)
+                | SynDisposition::Cookie(h)
+                | SynDisposition::Duplicate(h) => self.push_segment(local.ip(), remote.ip(), &h),
+                SynDisposition::Dropped(_) => {}
+            }
+            return;
+        }
+        let (Some(in_flight), Some(state)) = (in_flight, self.stack.listeners.get(id)) else {
+            // The listener is closing: its handshakes are being forgotten.
+            self.reset_closed_port(remote.ip(), local.ip(), seg);
+            return;
+        };
+        // The queue's lock is held from the fullness check to the push, so the
+        // bound holds with several workers completing handshakes at once.
+        let mut queue = state.queue();
+        let disposition = if queue.len() >= state.capacity {
+            // The SYN cache keeps the entry and counts the overflow, so the
+            // peer's next ACK can complete once `accept` made room.
+            syncache.on_segment_queue_full(now, id, local, remote, seg, mib)
+        } else {
+            syncache.on_segment(now, id, local, remote, seg, mib)
+        };
+        match disposition {
+            HandshakeDisposition::Established(hs) => {
+                let tcb = Tcb::accept(&self.stack.cfg.tcp, &hs, seg, now, mib);
+                let tuple = FourTuple::new(local, remote);
+                let conn = Conn::new(
+                    ConnState::Tcb(Box::new(tcb)),
+                    self.stack.next_conn_id(),
+                    self.index,
+                );
+                match self.stack.table.insert(&tuple, conn) {
+                    Ok(()) => {}
+                    Err(InsertError::Exhausted) => {
+                        mib.pool_exhausted.bump();
+                        return;
+                    }
+                    Err(InsertError::Duplicate(_)) => {
+                        bump(&self.stack_counters().duplicate_connections);
+                        return;
+                    }
+                }
+                let Some(mut guard) = self.stack.table.lock(&tuple) else {
+                    return;
+                };
+                let handle = ConnHandle {
+                    tuple,
+                    id: guard.id,
+                };
+                queue.push_back((handle, in_flight));
+                drop(queue);
+                self.stack.touch(&mut guard);
+            }
+            HandshakeDisposition::Reply(h) => {
+                drop(queue);
+                self.push_segment(local.ip(), remote.ip(), &h);
+            }
+            HandshakeDisposition::NotOurs => {
+                drop(queue);
+                self.reset_closed_port(remote.ip(), local.ip(), seg);
+            }
+            HandshakeDisposition::Reset | HandshakeDisposition::Dropped(_) => {
+                bump(&self.stack_counters().handshake_drops);
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.1: a segment for no connection and no listener gets a
+    /// reset (unless it is one).
+    fn reset_closed_port(&self, src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) {
+        let mib = self.mib();
+        mib.no_port.bump();
+        if let Some(rst) = rst_for(seg) {
+            mib.out_rsts.bump();
+            mib.out_segs.bump();
+            self.push_segment(dst, src, &rst);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Listeners and their bounded accept queues.
+//!
+//! The listen table (`pcb::ListenTable`) finds a listener for a segment; this
+//! module keeps what the Stack adds to it: the accept queue of completed
+//! connections waiting for `accept`. Each queued connection holds an
+//! [`InFlight`] count on its listener, so the listener cannot finish closing
+//! under it. Invariant: **a queue never holds more than its capacity; a final
+//! ACK that finds it full is dropped before the SYN cache sees it**, so the
+//! SYN-cache entry survives, the SYN-ACK is retransmitted, and the peer's next
+//! ACK completes the handshake once `accept` has made room (Linux's
+//! behaviour: nothing is lost, only delayed).
+
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use pcb::{InFlight, ListenOptions, Listener};
+
+use super::{ConnHandle, Stack};
+
+/// A listening socket, as the application holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerHandle {
+    id: u64,
+    local: SocketAddr,
+}
+
+impl ListenerHandle {
+    /// The address and port listened on (unspecified address: every address).
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+/// Why `listen` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenError {
+    /// The address is neither unspecified nor one this stack owns.
+    AddrNotAvailable(IpAddr),
+    /// Port zero cannot be listened on.
+    PortZero,
+    /// Another listener has this address and port.
+    AddrInUse(SocketAddr),
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::AddrNotAvailable(a) => write!(
+                f,
+                "{a} is not an address of this stack: listen on one of its addresses or on \
+                 the unspecified address"
+            ),
+            ListenError::PortZero => f.write_str("cannot listen on port 0: choose a port"),
+            ListenError::AddrInUse(a) => {
+                write!(f, "{a} already has a listener: close it first")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ListenError {}
+
+/// One listener's state beside the listen table.
+#[derive(Debug)]
+pub(crate) struct ListenerState {
+    /// Taken by `close_listener`.
+    listener: Mutex<Option<Listener>>,
+    /// Completed connections, each holding an in-flight count on the listener.
+    pub(crate) queue: Mutex<VecDeque<(ConnHandle, InFlight)>>,
+    pub(crate) capacity: usize,
+}
+
+impl ListenerState {
+    pub(crate) fn queue(&self) -> MutexGuard<'_, VecDeque<(ConnHandle, InFlight)>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Listener id to its state.
+#[derive(Debug, Default)]
+pub(crate) struct Listeners {
+    map: RwLock<HashMap<u64, Arc<ListenerState>>>,
+}
+
+impl Listeners {
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<ListenerState>> {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+}
+
+impl Stack {
+    /// Listens on `addr` (an address of ours, or unspecified for all of them).
+    pub fn listen(&self, addr: SocketAddr) -> Result<ListenerHandle, ListenError> {
+        if addr.port() == 0 {
+            return Err(ListenError::PortZero);
+        }
+        let local = if addr.ip().is_unspecified() {
+            None
+        } else if self.owns(addr.ip()) {
+            Some(addr.ip())
+        } else {
+            return Err(ListenError::AddrNotAvailable(addr.ip()));
+        };
+        let listener = self
+            .listen_table
+            .listen(local, addr.port(), ListenOptions::default())
+            .map_err(|_| ListenError::AddrInUse(addr))?;
+        let id = listener.id();
+        let state = Arc::new(ListenerState {
+            listener: Mutex::new(Some(listener)),
+            queue: Mutex::new(VecDeque::new()),
+            capacity: self.cfg.accept_queue,
+        });
+        self.listeners
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, state);
+        Ok(ListenerHandle { id, local: addr })
+    }
+
+    /// The next completed connection on `listener`, if any.
+    pub fn accept(&self, listener: &ListenerHandle) -> Option<ConnHandle> {
+        let state = self.listeners.get(listener.id)?;
+        loop {
+            let (handle, in_flight) = state.queue().pop_front()?;
+            drop(in_flight);
+            // A connection reset while it waited is gone; skip it.
+            if self.state_of(&handle).is_some() {
+                return Some(handle);
+            }
+        }
+    }
+
+    /// Completed connections waiting on `listener`.
+    pub fn accept_queue_len(&self, listener: &ListenerHandle) -> usize {
+        self.listeners
+            .get(listener.id)
+            .map_or(0, |s| s.queue().len())
+    }
+
+    /// Stops listening: resets the connections nobody accepted, forgets the
+    /// half-open handshakes, and unpublishes the listener.
+    pub fn close_listener(&self, listener: ListenerHandle) {
+        let Some(state) = self
+            .listeners
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&listener.id)
+        else {
+            return;
+        };
+        let waiting: Vec<_> = state.queue().drain(..).collect();
+        for (handle, in_flight) in waiting {
+            let _ = self.abort(&handle);
+            drop(in_flight);
+        }
+        self.syncache.drain_listener(listener.id);
+        let pcb_listener = state
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(l) = pcb_listener {
+            // `close` waits for in-flight handshakes; ours are all released.
+            let _ = self.listen_table.close(l);
+        }
+    }
+}

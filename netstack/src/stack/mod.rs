@@ -1,0 +1,281 @@
+//! The Stack: demultiplexes frames to connections, listeners and the SYN cache,
+//! and drives every connection's timers and output, sans-IO.
+//!
+//! A [`Stack`] is shared by the worker threads (`Send + Sync`). Each worker
+//! drives it through its own [`Worker`] handle with the quinn-style contract:
+//! feed it with [`Worker::handle_frame`] and [`Worker::handle_timeout`], drain it
+//! with [`Worker::poll_transmit`] until `None`, and sleep until
+//! [`Worker::poll_timeout`] (or the next frame). The application side
+//! ([`Stack::listen`], [`Stack::accept`], [`Stack::connect`], [`Stack::read`],
+//! [`Stack::write`], [`Stack::close`], [`Stack::poll_events`]) may be called from
+//! any thread between those calls; its output is picked up by the connection's
+//! home worker on its next `poll_transmit`, so every worker must be polled.
+//! Worker 0 also runs the SYN cache's timers. Counters have one writer per
+//! worker; application calls count into their connection's home worker's
+//! block, exact when the application runs on that worker's thread.
+//!
+//! Lock order, outermost first: a listener's accept queue, the SYN cache's
+//! shard, the table's bucket and PCB locks, a worker's queues (a leaf). The
+//! SMR read section is never held across anything that waits for a grace
+//! period (a table insert may, at the pool's cap), so lookups leave the
+//! section with a locked PCB or a counted listener reference before acting.
+//!
+//! Connections live in a [`pcb::Table`] keyed by the 4-tuple, found inside an SMR
+//! read section and processed under their own PCB lock. A connection in
+//! TIME-WAIT is stored in the same table in its compact form. Every connection
+//! has a *home* worker (the one that created it): its timers sit in that
+//! worker's heap and its output leaves through that worker's `poll_transmit`.
+//!
+//! Invariant: **every connection in the table whose next deadline or pending
+//! output could change has an entry in its home worker's timer heap at or
+//! before that deadline, and is on its home worker's ready list** — so nothing a
+//! connection wants to do is ever forgotten, while the heap and the list hold
+//! at most a bounded number of entries per touch (stale entries are skipped
+//! lazily when they come due).
+
+mod app;
+mod conn;
+mod demux;
+mod listener;
+mod worker;
+
+use core::net::IpAddr;
+use core::ops::RangeInclusive;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
+
+use pcb::{EphemeralPorts, FlowHash, ListenTable, Table, TableConfig};
+use smr::{Domain, Mode, PoolConfig};
+
+use crate::counters::WorkerCounters;
+use crate::tcp::config::TcpConfig;
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::mib::TcpMib;
+use crate::tcp::siphash::{SecretKey, siphash24};
+use crate::tcp::syncache::{SynCache, SynCacheConfig};
+
+pub use self::app::{AppError, ConnHandle, ConnectError};
+pub use self::listener::{ListenError, ListenerHandle};
+pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
+
+use self::conn::Conn;
+use self::listener::Listeners;
+use self::worker::WorkerState;
+
+/// How to build a [`Stack`].
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// The addresses we own (IPv4 and IPv6); frames to any other are dropped.
+    pub addresses: Vec<IpAddr>,
+    /// TCP settings for every connection.
+    pub tcp: TcpConfig,
+    /// Connections expected at once (sizes the table's buckets).
+    pub table_capacity: usize,
+    /// The cap on PCBs (live + waiting for their grace period).
+    pub pool_cap: usize,
+    /// SYN cache bounds.
+    pub syncache: SynCacheConfig,
+    /// Completed handshakes a listener holds before `accept` (Linux's backlog).
+    pub accept_queue: usize,
+    /// Worker handles (`Stack::worker(0..workers)`).
+    pub workers: usize,
+    /// Frames (resets, SYN-ACKs, echo replies) a worker queues before dropping.
+    pub control_queue: usize,
+    /// Local ports for active opens.
+    pub ephemeral_ports: RangeInclusive<u16>,
+    /// SMR read-section protocol for the tables.
+    pub smr_mode: Mode,
+    /// Seeds every secret (ISNs, cookies, hashes, ports): `None` draws random
+    /// keys; tests pass a seed to be reproducible.
+    pub seed: Option<u64>,
+}
+
+impl StackConfig {
+    /// Defaults for a stack owning `addresses`.
+    pub fn new(addresses: Vec<IpAddr>) -> StackConfig {
+        StackConfig {
+            addresses,
+            tcp: TcpConfig::default(),
+            table_capacity: 1024,
+            pool_cap: 64 * 1024,
+            syncache: SynCacheConfig::default(),
+            accept_queue: 128,
+            workers: 1,
+            control_queue: 1024,
+            ephemeral_ports: 49152..=65535,
+            smr_mode: Mode::Default,
+            seed: None,
+        }
+    }
+}
+
+/// The TCP/IP stack shared by all workers. See the module docs.
+pub struct Stack {
+    cfg: StackConfig,
+    table: Table<Conn>,
+    listen_table: ListenTable,
+    listeners: Listeners,
+    syncache: SynCache,
+    isn: IsnGenerator,
+    ports: EphemeralPorts,
+    workers: Box<[WorkerState]>,
+    counters: Box<[WorkerCounters]>,
+    mibs: Box<[TcpMib]>,
+    stack_counters: Box<[StackCounters]>,
+    next_id: AtomicU64,
+}
+
+impl core::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stack")
+            .field("addresses", &self.cfg.addresses)
+            .field("connections", &self.table.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret derived from the seed for one purpose (`label`), or a random one.
+fn key_for(seed: Option<u64>, label: u64) -> SecretKey {
+    match seed {
+        None => SecretKey::random(),
+        Some(s) => {
+            let base = SecretKey([0x5a; 16]);
+            let mut msg = [0u8; 16];
+            msg[..8].copy_from_slice(&s.to_le_bytes());
+            msg[8..].copy_from_slice(&label.to_le_bytes());
+            let lo = siphash24(&base, &msg);
+            msg[0] ^= 0xff;
+            let hi = siphash24(&base, &msg);
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&lo.to_le_bytes());
+            k[8..].copy_from_slice(&hi.to_le_bytes());
+            SecretKey(k)
+        }
+    }
+}
+
+fn hash_for(seed: Option<u64>, label: u64) -> FlowHash {
+    match seed {
+        None => FlowHash::random(),
+        Some(s) => FlowHash::with_seed(s ^ label.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+    }
+}
+
+impl Stack {
+    /// A stack with no listeners and no connections.
+    ///
+    /// # Panics
+    /// If `cfg.workers` is zero or the ephemeral port range is empty (both
+    /// configuration mistakes, not network input).
+    pub fn new(cfg: StackConfig) -> Stack {
+        assert!(cfg.workers > 0, "StackConfig::workers must be at least 1");
+        let domain = Arc::new(Domain::new(cfg.smr_mode));
+        let table = Table::with_config(
+            domain.clone(),
+            TableConfig {
+                expected: cfg.table_capacity,
+                pool: PoolConfig {
+                    max_objects: cfg.pool_cap,
+                    ..PoolConfig::default()
+                },
+                hash: Some(hash_for(cfg.seed, 1)),
+            },
+        );
+        let listen_table = ListenTable::new(domain, hash_for(cfg.seed, 2));
+        let syncache = SynCache::new(cfg.syncache, &cfg.tcp, key_for(cfg.seed, 3));
+        let isn = IsnGenerator::new(key_for(cfg.seed, 4));
+        let ports = EphemeralPorts::with_hashes(
+            cfg.ephemeral_ports.clone(),
+            hash_for(cfg.seed, 5),
+            hash_for(cfg.seed, 6),
+        );
+        let n = cfg.workers;
+        Stack {
+            table,
+            listen_table,
+            listeners: Listeners::default(),
+            syncache,
+            isn,
+            ports,
+            workers: (0..n).map(|_| WorkerState::default()).collect(),
+            counters: (0..n).map(|_| WorkerCounters::new()).collect(),
+            mibs: (0..n).map(|_| TcpMib::default()).collect(),
+            stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
+            next_id: AtomicU64::new(1),
+            cfg,
+        }
+    }
+
+    /// The handle worker `index` drives the stack with.
+    ///
+    /// # Panics
+    /// If `index >= cfg.workers`.
+    pub fn worker(&self, index: usize) -> Worker<'_> {
+        assert!(index < self.workers.len(), "no worker {index}");
+        Worker::new(self, index)
+    }
+
+    /// The configuration the stack was built with.
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    /// Connections in the table (TIME-WAIT included).
+    pub fn connections(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Entries in the SYN cache.
+    pub fn syncache_len(&self) -> usize {
+        self.syncache.len()
+    }
+
+    /// Bytes held by the SYN cache.
+    pub fn syncache_memory_bytes(&self) -> usize {
+        self.syncache.memory_bytes()
+    }
+
+    /// Every worker's wire counters, summed.
+    pub fn counters(&self) -> crate::counters::CounterSnapshot {
+        crate::counters::sum(self.counters.iter())
+    }
+
+    /// Every worker's TCP counters, summed.
+    pub fn mib(&self) -> crate::tcp::mib::TcpMibSnapshot {
+        crate::tcp::mib::sum_mibs(self.mibs.iter())
+    }
+
+    /// Every worker's stack-level counters, summed.
+    pub fn stack_counters(&self) -> StackCountersSnapshot {
+        let mut total = StackCountersSnapshot::default();
+        for c in self.stack_counters.iter() {
+            total.add(&c.snapshot());
+        }
+        total
+    }
+
+    fn owns(&self, addr: IpAddr) -> bool {
+        self.cfg.addresses.contains(&addr)
+    }
+
+    /// The per-worker mutable state, which only that worker and application
+    /// calls for its connections touch, so the lock is uncontended.
+    fn queues(&self, worker: usize) -> std::sync::MutexGuard<'_, worker::Queues> {
+        let w = self.workers.get(worker).unwrap_or(&self.workers[0]);
+        w.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A number no other connection of this stack had.
+    fn next_conn_id(&self) -> u64 {
+        // Relaxed: a unique number; nothing is published with it.
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    fn mib_of(&self, worker: usize) -> &TcpMib {
+        self.mibs.get(worker).unwrap_or(&self.mibs[0])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,489 @@
+//! One worker's view of the stack: the sans-IO entry points, its queues and its
+//! timer heap.
+//!
+//! A worker owns four lists, behind one lock that only it and application
+//! calls for its own connections take: control frames already built (resets,
+//! SYN-ACKs, echo replies; bounded in frames and octets), the connections that
+//! may have something to send (the ready list: at most one live entry per
+//! connection, by its `queued` flag), the connections' deadlines (a min-heap
+//! with lazy deletion: an entry counts only if it matches the connection's
+//! `armed` deadline), and the connections with events for the application
+//! (bounded; overflow is counted). Lock order: a PCB lock may be held while
+//! taking the worker lock, never the other way round.
+
+use core::cmp::Ordering;
+use core::net::IpAddr;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use pcb::{FourTuple, PcbGuard};
+
+use super::conn::{Conn, ConnState};
+use super::{ConnHandle, Stack};
+use crate::counters::WorkerCounters;
+use crate::tcp::conn::{Events, Transmit};
+use crate::tcp::mib::TcpMib;
+use crate::time::Instant;
+use crate::wire::{
+    DEFAULT_HOP_LIMIT, EchoKind, TcpHeader, Transport, emit_echo, emit_tcp, parse as parse_frame,
+};
+
+/// Room for any control segment: IPv6 header, TCP header, 40 octets of options.
+const CONTROL_FRAME_LEN: usize = 40 + 20 + 40;
+
+/// The control queue's octet budget per frame slot: a full-size frame on a
+/// 1500-octet link. Small control segments leave room for a few large echoes.
+const CONTROL_BYTES_PER_FRAME: usize = 1500;
+
+/// A deadline in the timer heap; ordered by time, then by insertion.
+#[derive(Debug)]
+struct TimerEntry {
+    at: Instant,
+    order: u64,
+    tuple: FourTuple,
+}
+
+impl PartialEq for TimerEntry {
+    fn eq(&self, other: &TimerEntry) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+
+impl Eq for TimerEntry {}
+
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, other: &TimerEntry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TimerEntry {
+    /// Reversed, so `BinaryHeap` (a max-heap) pops the earliest deadline.
+    fn cmp(&self, other: &TimerEntry) -> Ordering {
+        (other.at, other.order).cmp(&(self.at, self.order))
+    }
+}
+
+/// The lists one worker owns (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Queues {
+    pub(crate) control: VecDeque<Vec<u8>>,
+    /// Octets held in `control`: echo replies can be large, so the queue is
+    /// bounded in octets as well as in frames.
+    control_bytes: usize,
+    pub(crate) ready: VecDeque<FourTuple>,
+    timers: BinaryHeap<TimerEntry>,
+    timer_order: u64,
+    /// Connections with events for the application; `Some` carries the final
+    /// events of a connection already removed from the table.
+    pub(crate) events: VecDeque<(ConnHandle, Option<Events>)>,
+    /// Spent frame buffers, reused for the next control frame.
+    spare: Vec<Vec<u8>>,
+}
+
+/// A worker's mutable state.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerState {
+    pub(crate) queues: Mutex<Queues>,
+}
+
+macro_rules! stack_counters {
+    ($( $(#[doc = $doc:literal])* $field:ident, )*) => {
+        /// Stack-level counters of one worker (single writer, Relaxed).
+        #[derive(Debug, Default)]
+        #[repr(align(128))]
+        pub struct StackCounters {
+            $( $(#[doc = $doc])* pub $field: AtomicU64, )*
+        }
+
+        /// Plain values of [`StackCounters`].
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct StackCountersSnapshot {
+            $( $(#[doc = $doc])* pub $field: u64, )*
+        }
+
+        impl StackCounters {
+            /// Each counter read once.
+            pub fn snapshot(&self) -> StackCountersSnapshot {
+                // Relaxed: statistics only.
+                StackCountersSnapshot { $( $field: self.$field.load(AtomicOrdering::Relaxed), )* }
+            }
+        }
+
+        impl StackCountersSnapshot {
+            /// Adds `other` into `self`.
+            pub fn add(&mut self, other: &StackCountersSnapshot) {
+                $( self.$field = self.$field.wrapping_add(other.$field); )*
+            }
+        }
+    };
+}
+
+stack_counters! {
+    /// Parsed datagrams addressed to an address this stack does not own.
+    not_our_address,
+    /// ICMP/ICMPv6 echo replies queued.
+    echo_replies,
+    /// Control frames dropped because the worker's control queue was full.
+    control_queue_full,
+    /// Segments that could not be built (the caller's buffer was too small).
+    emit_errors,
+    /// Segments that raced a `connect` before its TCB existed.
+    reserved_drops,
+    /// Final ACKs whose completed handshake found the tuple already taken.
+    duplicate_connections,
+    /// Application events dropped because nobody polled them.
+    events_dropped,
+    /// Non-SYN segments for a listener whose SYN cache answer was "drop".
+    handshake_drops,
+}
+
+/// Adds one to a single-writer statistic.
+pub(crate) fn bump(c: &AtomicU64) {
+    // Relaxed: statistics only.
+    c.store(
+        c.load(AtomicOrdering::Relaxed).wrapping_add(1),
+        AtomicOrdering::Relaxed,
+    );
+}
+
+/// The handle a worker thread drives the stack with: quinn-style inputs
+/// (`handle_*`), outputs (`poll_transmit`) and deadline (`poll_timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Worker<'s> {
+    pub(crate) stack: &'s Stack,
+    pub(crate) index: usize,
+}
+
+impl<'s> Worker<'s> {
+    pub(crate) fn new(stack: &'s Stack, index: usize) -> Worker<'s> {
+        Worker { stack, index }
+    }
+
+    /// This worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// This worker's wire counters.
+    pub fn counters(&self) -> &'s WorkerCounters {
+        &self.stack.counters[self.index]
+    }
+
+    /// This worker's TCP counters.
+    pub fn mib(&self) -> &'s TcpMib {
+        &self.stack.mibs[self.index]
+    }
+
+    pub(crate) fn stack_counters(&self) -> &'s StackCounters {
+        &self.stack.stack_counters[self.index]
+    }
+
+    /// Takes one frame from the network. Never panics, whatever `frame` holds;
+    /// every frame not delivered is counted once.
+    pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
+        let parsed = parse_frame(frame);
+        self.counters().record(&parsed);
+        let Ok(datagram) = parsed else { return };
+        if !self.stack.owns(datagram.dst) {
+            bump(&self.stack_counters().not_our_address);
+            return;
+        }
+        match datagram.transport {
+            Transport::EchoRequest(echo) => {
+                let mut frame = self.spare_buffer(CONTROL_FRAME_LEN + echo.data.len());
+                match emit_echo(
+                    datagram.dst,
+                    datagram.src,
+                    DEFAULT_HOP_LIMIT,
+                    EchoKind::Reply,
+                    &echo,
+                    &mut frame,
+                ) {
+                    Ok(n) => {
+                        frame.truncate(n);
+                        if self.push_control(frame) {
+                            bump(&self.stack_counters().echo_replies);
+                        }
+                    }
+                    Err(_) => bump(&self.stack_counters().emit_errors),
+                }
+            }
+            Transport::Tcp(segment) => {
+                self.tcp_input(now, datagram.src, datagram.dst, &segment);
+            }
+        }
+    }
+
+    /// Runs every timer due at `now`: connection timers, TIME-WAIT expiry and
+    /// (on worker 0) the SYN cache's retransmits and expiry.
+    pub fn handle_timeout(&self, now: Instant) {
+        if self.index == 0 {
+            let mut out: Vec<(IpAddr, IpAddr, TcpHeader)> = Vec::new();
+            self.stack
+                .syncache
+                .on_timeout(now, self.mib(), |local, remote, header| {
+                    out.push((local.ip(), remote.ip(), header));
+                });
+            for (src, dst, header) in out {
+                self.push_segment(src, dst, &header);
+            }
+        }
+        loop {
+            let entry = {
+                let mut q = self.stack.queues(self.index);
+                match q.timers.peek() {
+                    Some(top) if top.at <= now => q.timers.pop(),
+                    _ => None,
+                }
+            };
+            let Some(entry) = entry else { break };
+            let Some(mut guard) = self.stack.table.lock(&entry.tuple) else {
+                continue;
+            };
+            if guard.armed != Some(entry.at) {
+                continue;
+            }
+            guard.armed = None;
+            let mib = self.mib();
+            match &mut guard.state {
+                ConnState::Reserved => {}
+                ConnState::Tcb(tcb) => tcb.on_timeout(now, mib),
+                ConnState::TimeWait(tw) => {
+                    if tw.is_expired(now) {
+                        guard.remove();
+                        continue;
+                    }
+                }
+            }
+            self.stack.touch(&mut guard);
+        }
+    }
+
+    /// Entries in this worker's timer heap, stale ones included (a
+    /// diagnostic: one live entry per connection plus those left behind when a
+    /// deadline moved earlier, dropped as they come due).
+    pub fn timer_entries(&self) -> usize {
+        self.stack.queues(self.index).timers.len()
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout)
+    /// has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = self.stack.queues(self.index).timers.peek().map(|e| e.at);
+        let syncache = if self.index == 0 {
+            self.stack.syncache.poll_at()
+        } else {
+            None
+        };
+        match (own, syncache) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Writes the next outbound frame into `buf` and returns its length; `None`
+    /// when there is nothing to send. `buf` should hold the largest segment
+    /// (MSS + 100 octets); a segment that does not fit is counted and lost
+    /// (TCP retransmits it).
+    pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            let tuple = {
+                let mut q = self.stack.queues(self.index);
+                if let Some(frame) = q.control.pop_front() {
+                    q.control_bytes = q.control_bytes.saturating_sub(frame.len());
+                    let n = frame.len();
+                    let copied = buf.get_mut(..n).map(|dst| dst.copy_from_slice(&frame));
+                    q.spare.push(frame);
+                    if q.spare.len() > 64 {
+                        q.spare.truncate(64);
+                    }
+                    match copied {
+                        Some(()) => return Some(n),
+                        None => {
+                            bump(&self.stack_counters().emit_errors);
+                            continue;
+                        }
+                    }
+                }
+                q.ready.pop_front()?
+            };
+            let Some(mut guard) = self.stack.table.lock(&tuple) else {
+                continue;
+            };
+            match self.transmit_one(&mut guard, now, buf) {
+                Some(Ok(n)) => {
+                    self.stack.queues(guard.home).ready.push_back(tuple);
+                    return Some(n);
+                }
+                Some(Err(())) => {
+                    bump(&self.stack_counters().emit_errors);
+                    self.stack.queues(guard.home).ready.push_back(tuple);
+                }
+                None => {
+                    guard.queued = false;
+                    self.stack.settle(guard);
+                }
+            }
+        }
+    }
+
+    /// One segment from this connection, emitted into `buf`.
+    fn transmit_one(
+        &self,
+        guard: &mut PcbGuard<'_, Conn>,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, ()>> {
+        let tuple = guard.tuple();
+        let mib = self.mib();
+        let t: Transmit<'_> = match &mut guard.state {
+            ConnState::Reserved => return None,
+            ConnState::Tcb(tcb) => tcb.poll_transmit(now, mib)?,
+            ConnState::TimeWait(tw) => tw.poll_transmit(now, mib)?,
+        };
+        Some(
+            emit_tcp(
+                tuple.local.addr,
+                tuple.foreign.addr,
+                DEFAULT_HOP_LIMIT,
+                &t.header,
+                t.payload,
+                buf,
+            )
+            .map_err(|_| ()),
+        )
+    }
+
+    fn spare_buffer(&self, len: usize) -> Vec<u8> {
+        let mut frame = self
+            .stack
+            .queues(self.index)
+            .spare
+            .pop()
+            .unwrap_or_default();
+        frame.clear();
+        frame.resize(len, 0);
+        frame
+    }
+
+    /// Queues a built frame, or counts it dropped when the queue is full;
+    /// returns whether it was queued.
+    pub(crate) fn push_control(&self, frame: Vec<u8>) -> bool {
+        let mut q = self.stack.queues(self.index);
+        let max_bytes = self
+            .stack
+            .cfg
+            .control_queue
+            .saturating_mul(CONTROL_BYTES_PER_FRAME);
+        if q.control.len() >= self.stack.cfg.control_queue
+            || q.control_bytes.saturating_add(frame.len()) > max_bytes
+        {
+            drop(q);
+            bump(&self.stack_counters().control_queue_full);
+            return false;
+        }
+        q.control_bytes = q.control_bytes.saturating_add(frame.len());
+        q.control.push_back(frame);
+        true
+    }
+
+    /// Builds a header-only segment and queues it.
+    pub(crate) fn push_segment(&self, src: IpAddr, dst: IpAddr, header: &TcpHeader) {
+        let mut frame = self.spare_buffer(CONTROL_FRAME_LEN);
+        match emit_tcp(src, dst, DEFAULT_HOP_LIMIT, header, &[], &mut frame) {
+            Ok(n) => {
+                frame.truncate(n);
+                let _ = self.push_control(frame);
+            }
+            Err(_) => bump(&self.stack_counters().emit_errors),
+        }
+    }
+}
+
+impl Stack {
+    /// After anything touched a connection: hand its events to the
+    /// application, arm its timer, and put it on its home worker's ready list.
+    pub(crate) fn touch(&self, guard: &mut PcbGuard<'_, Conn>) {
+        self.touch_with(guard, true);
+    }
+
+    /// [`touch`](Self::touch), putting the connection on the ready list only if
+    /// `ready` (the transmit path, which just found it has nothing to send,
+    /// passes `false`).
+    fn touch_with(&self, guard: &mut PcbGuard<'_, Conn>, ready: bool) {
+        let tuple = guard.tuple();
+        let handle = ConnHandle {
+            tuple,
+            id: guard.id,
+        };
+        if let ConnState::Tcb(tcb) = &mut guard.state {
+            let ev = tcb.take_events();
+            guard.events |= ev;
+        }
+        let deadline = guard.deadline();
+        let cap = self.event_cap();
+        let mut q = self.queues(guard.home);
+        if !guard.events.is_empty() && !guard.event_queued {
+            if q.events.len() < cap {
+                q.events.push_back((handle, None));
+                guard.event_queued = true;
+            } else {
+                bump(&self.stack_counters[guard.home].events_dropped);
+            }
+        }
+        if let Some(at) = deadline
+            && guard.armed.is_none_or(|armed| at < armed)
+        {
+            q.timer_order = q.timer_order.wrapping_add(1);
+            let order = q.timer_order;
+            q.timers.push(TimerEntry { at, order, tuple });
+            guard.armed = Some(at);
+        }
+        if ready && !guard.queued {
+            q.ready.push_back(tuple);
+            guard.queued = true;
+        }
+    }
+
+    /// A connection with nothing left to send: trade a TCB in TIME-WAIT for
+    /// its compact form, and take a closed one out of the table.
+    pub(crate) fn settle(&self, mut guard: PcbGuard<'_, Conn>) {
+        let ConnState::Tcb(tcb) = &mut guard.state else {
+            self.touch_with(&mut guard, false);
+            return;
+        };
+        if let Some(tw) = tcb.time_wait() {
+            let ev = tcb.take_events();
+            guard.events |= ev;
+            guard.state = ConnState::TimeWait(tw);
+            guard.armed = None;
+            self.touch(&mut guard);
+            return;
+        }
+        if tcb.is_closed() {
+            let ev = tcb.take_events();
+            let events = guard.events | ev;
+            let handle = ConnHandle {
+                tuple: guard.tuple(),
+                id: guard.id,
+            };
+            let home = guard.home;
+            drop(guard.remove());
+            let cap = self.event_cap();
+            let mut q = self.queues(home);
+            if q.events.len() < cap {
+                q.events.push_back((handle, Some(events)));
+            } else {
+                bump(&self.stack_counters[home].events_dropped);
+            }
+            return;
+        }
+        self.touch_with(&mut guard, false);
+    }
+
+    fn event_cap(&self) -> usize {
+        self.cfg.table_capacity.max(1024).saturating_mul(2)
+    }
+}
