@@ -7,11 +7,14 @@
 //! run. Frames go to the server in batches, as a worker reading a TUN queue
 //! would receive them, and the server's output comes back the same way. The
 //! figure is completed connections per second of wall time, client work
-//! included (the same client for every server). Servers: smrnet's `Stack`
-//! and smoltcp's `Interface` with one socket per connection.
+//! included (the same client for every server); `ns_per_conn` is its
+//! inverse, all threads together. Servers: smrnet's `Stack` (one shared
+//! Stack, one worker handle and one client per thread) and smoltcp's
+//! `Interface` with one socket per connection (single-threaded).
 
 mod client;
 mod smoltcp_server;
+mod smrnet_server;
 
 use super::harness::Summary;
 use super::report::{self, Machine, round};
@@ -22,6 +25,10 @@ use std::time::{Duration, Instant};
 
 /// Connections in flight at once during the churn.
 const WINDOW: usize = 64;
+
+/// Frames handed to the server at once, as a worker reads a TUN queue in
+/// batches and drains its output after each.
+const BATCH: usize = 256;
 
 /// Give up on a run (and report it) when no connection completes for this long.
 const STALL: Duration = Duration::from_secs(2);
@@ -35,10 +42,17 @@ pub struct StackArgs {
     // With --json: `{"bench":"stack","machine":{..},"runs":K,"millis_per_run":MS,
     // "window":64,"results":[{"impl":..,"threads":N,"open_conns":N,
     // "conns_per_s":..,"ns_per_conn":..,"min":..,"max":..}],
-    // "ratios":{"smrnet/smoltcp@<open>":..}}`.
+    // "ratios":{"smrnet@<threads>t/smoltcp@<open>":..}}`.
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+
+    /// Worker threads for smrnet, comma-separated (each drives one worker
+    /// handle of one shared Stack with its own client; smoltcp's Interface is
+    /// single-threaded and runs at 1 only).
+    #[arg(long, value_name = "N,M,...", value_delimiter = ',', default_value = "1,2",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    threads: Vec<usize>,
 
     /// Idle connections held open during the churn, comma-separated.
     #[arg(long, value_name = "N,M,...", value_delimiter = ',',
@@ -58,31 +72,89 @@ pub struct StackArgs {
 }
 
 /// A server under test: frames in, frames out, at time `now`.
-pub(crate) trait Server {
+pub(crate) trait Server: Send {
     /// Deliver `input` (drained) and append everything the server sends to
     /// `output`.
     fn exchange(&mut self, now: Duration, input: &mut Vec<Vec<u8>>, output: &mut Vec<Vec<u8>>);
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Impl {
+    Smrnet,
     Smoltcp,
 }
 
 impl Impl {
-    const ALL: [Impl; 1] = [Impl::Smoltcp];
-
     fn name(self) -> &'static str {
         match self {
+            Impl::Smrnet => "smrnet",
             Impl::Smoltcp => "smoltcp",
         }
     }
 
-    fn server(self, open: usize) -> Box<dyn Server> {
+    /// One server per thread; `open` idle connections in all.
+    fn servers(self, threads: usize, open: usize) -> Vec<Box<dyn Server>> {
         match self {
-            Impl::Smoltcp => Box::new(smoltcp_server::SmoltcpServer::new(open + WINDOW)),
+            Impl::Smrnet => smrnet_server::SmrnetServer::shared(threads, open, WINDOW)
+                .into_iter()
+                .map(|s| Box::new(s) as Box<dyn Server>)
+                .collect(),
+            Impl::Smoltcp => vec![Box::new(smoltcp_server::SmoltcpServer::new(open + WINDOW))],
         }
+    }
+}
+
+/// One configuration: a server (shared by its threads) and a client per thread.
+struct Config {
+    imp: Impl,
+    threads: usize,
+    open: usize,
+    benches: Vec<Bench>,
+}
+
+impl Config {
+    fn new(imp: Impl, threads: usize, open: usize, first_source: &mut u32) -> io::Result<Config> {
+        let servers = imp.servers(threads, open);
+        let mut benches = Vec::with_capacity(threads);
+        for (i, server) in servers.into_iter().enumerate() {
+            // The idle connections are split between the threads.
+            let share = open / threads + usize::from(i < open % threads);
+            benches.push(Bench::new(imp, share, server, *first_source)?);
+            *first_source += 1;
+        }
+        Ok(Config {
+            imp,
+            threads,
+            open,
+            benches,
+        })
+    }
+
+    /// One timed run: every thread churns for `budget` at once; returns
+    /// nanoseconds of wall time per completed connection, all threads
+    /// together.
+    fn run(&mut self, budget: Duration) -> io::Result<f64> {
+        let start = Instant::now();
+        let done: Vec<io::Result<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .benches
+                .iter_mut()
+                .map(|b| s.spawn(move || b.run(budget)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("bench thread panicked")))
+                })
+                .collect()
+        });
+        let elapsed = start.elapsed();
+        let mut total = 0;
+        for d in done {
+            total += d?;
+        }
+        Ok(elapsed.as_nanos() as f64 / total as f64)
     }
 }
 
@@ -98,11 +170,11 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(imp: Impl, open: usize, index: u32) -> io::Result<Bench> {
+    fn new(imp: Impl, open: usize, server: Box<dyn Server>, index: u32) -> io::Result<Bench> {
         let mut b = Bench {
             imp,
             open,
-            server: imp.server(open),
+            server,
             // Disjoint sources per configuration: 2^24 each.
             client: Client::new(index << 24, 1 << 24),
             epoch: Instant::now(),
@@ -128,8 +200,9 @@ impl Bench {
     /// into the client.
     fn step(&mut self) {
         let now = self.epoch.elapsed();
-        self.server
-            .exchange(now, &mut self.to_server, &mut self.to_client);
+        let n = self.to_server.len().min(BATCH);
+        let mut batch: Vec<Vec<u8>> = self.to_server.drain(..n).collect();
+        self.server.exchange(now, &mut batch, &mut self.to_client);
         for frame in self.to_client.drain(..) {
             self.client.on_frame(&frame, &mut self.to_server);
         }
@@ -147,8 +220,8 @@ impl Bench {
         ))
     }
 
-    /// Churn for `budget`; returns nanoseconds per completed connection.
-    fn run(&mut self, budget: Duration) -> io::Result<f64> {
+    /// Churn for `budget`; returns the connections completed.
+    fn run(&mut self, budget: Duration) -> io::Result<u64> {
         let start = Instant::now();
         let first = self.client.completed;
         let mut last_progress = (first, start);
@@ -173,7 +246,7 @@ impl Bench {
         if done == 0 {
             return Err(self.stalled("churning"));
         }
-        Ok(start.elapsed().as_nanos() as f64 / done as f64)
+        Ok(done)
     }
 }
 
@@ -204,29 +277,34 @@ pub(crate) fn run(args: &StackArgs) -> io::Result<()> {
     let mut opens = args.open.clone();
     opens.sort_unstable();
     opens.dedup();
-    let mut benches = Vec::new();
+    let mut threads = args.threads.clone();
+    threads.sort_unstable();
+    threads.dedup();
+    let mut configs = Vec::new();
+    let mut source = 0;
     for &open in &opens {
-        for imp in Impl::ALL {
-            benches.push(Bench::new(imp, open, benches.len() as u32)?);
+        for &t in &threads {
+            configs.push(Config::new(Impl::Smrnet, t, open, &mut source)?);
         }
+        configs.push(Config::new(Impl::Smoltcp, 1, open, &mut source)?);
     }
     let budget = Duration::from_millis(args.millis_per_run);
-    let mut samples = vec![Vec::new(); benches.len()];
+    let mut samples = vec![Vec::new(); configs.len()];
     // Interleaved: run k of every configuration before run k+1 of any.
     for _ in 0..args.runs {
-        for (b, s) in benches.iter_mut().zip(&mut samples) {
-            s.push(b.run(budget)?);
+        for (c, s) in configs.iter_mut().zip(&mut samples) {
+            s.push(c.run(budget)?);
         }
     }
-    let results: Vec<Row> = benches
+    let results: Vec<Row> = configs
         .iter()
         .zip(&samples)
-        .map(|(b, s)| {
+        .map(|(c, s)| {
             let sum = Summary::of(s);
             Row {
-                imp: b.imp.name(),
-                threads: 1,
-                open_conns: b.open,
+                imp: c.imp.name(),
+                threads: c.threads,
+                open_conns: c.open,
                 conns_per_s: round(1e9 / sum.median),
                 ns_per_conn: round(sum.median),
                 min: round(sum.min),
@@ -256,7 +334,7 @@ fn ratios(rows: &[Row]) -> std::collections::BTreeMap<String, f64> {
                 .iter()
                 .find(|b| b.imp == "smoltcp" && b.open_conns == r.open_conns)?;
             Some((
-                format!("smrnet/smoltcp@{}", r.open_conns),
+                format!("smrnet@{}t/smoltcp@{}", r.threads, r.open_conns),
                 round(r.conns_per_s / base.conns_per_s),
             ))
         })

@@ -1,0 +1,88 @@
+//! smrnet's `Stack` as the server of `bench stack`: one worker handle per
+//! client thread, all sharing one Stack (table, listener, SYN cache, pool).
+//!
+//! The application is what a service on the daemon would be: it drains the
+//! accept queue and serves connections from the worker's event list (read
+//! the request, echo it, close once the peer has closed), so it visits only
+//! connections that have something to do.
+
+use super::Server;
+use super::client::{REQUEST_LEN, SERVER};
+use netstack::{Events, ListenerHandle, Stack, StackConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) struct SmrnetServer {
+    stack: Arc<Stack>,
+    listener: Arc<ListenerHandle>,
+    worker: usize,
+    frame: Vec<u8>,
+    scratch: [u8; REQUEST_LEN * 4],
+}
+
+impl SmrnetServer {
+    /// One Stack for `workers` threads and `open` idle connections beside
+    /// the churn, with a listener on [`SERVER`]; returns one server per worker.
+    pub(crate) fn shared(workers: usize, open: usize, window: usize) -> Vec<SmrnetServer> {
+        let mut cfg = StackConfig::new(vec![SERVER.ip()]);
+        let conns = open + window * workers;
+        cfg.workers = workers;
+        cfg.table_capacity = conns;
+        // Room for every connection plus PCBs waiting out a grace period.
+        cfg.pool_cap = 2 * conns + 64 * 1024;
+        cfg.accept_queue = 4 * window * workers;
+        cfg.seed = Some(0x5eed);
+        let stack = Arc::new(Stack::new(cfg));
+        let listener = Arc::new(stack.listen(SERVER).expect("the bench address is ours"));
+        (0..workers)
+            .map(|worker| SmrnetServer {
+                stack: Arc::clone(&stack),
+                listener: Arc::clone(&listener),
+                worker,
+                frame: vec![0; 2048],
+                scratch: [0; REQUEST_LEN * 4],
+            })
+            .collect()
+    }
+
+    fn serve(&mut self) {
+        let s = &*self.stack;
+        // Idle connections are never used again; the churned ones are served
+        // from the event list, so the accepted handles need not be kept.
+        while s.accept(&self.listener).is_some() {}
+        while let Some((conn, events)) = s.poll_events(self.worker) {
+            if !events.contains(Events::READABLE) && !events.contains(Events::PEER_CLOSED) {
+                continue;
+            }
+            loop {
+                match s.read(&conn, &mut self.scratch) {
+                    Ok(0) => {
+                        let _ = s.close(&conn);
+                        break;
+                    }
+                    Ok(n) => {
+                        // The send buffer holds far more than a request.
+                        let _ = s.write(&conn, &self.scratch[..n]);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+impl Server for SmrnetServer {
+    fn exchange(&mut self, now: Duration, input: &mut Vec<Vec<u8>>, output: &mut Vec<Vec<u8>>) {
+        let now = netstack::Instant::from_nanos(now.as_nanos() as u64);
+        let stack = Arc::clone(&self.stack);
+        let w = stack.worker(self.worker);
+        for frame in input.drain(..) {
+            w.handle_frame(now, &frame);
+        }
+        self.serve();
+        w.handle_timeout(now);
+        while let Some(n) = w.poll_transmit(now, &mut self.frame) {
+            output.push(self.frame[..n].to_vec());
+        }
+    }
+}
