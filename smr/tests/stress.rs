@@ -98,7 +98,7 @@ struct Outcome {
 
 /// The single writer: its own shadow of the list order, the nodes waiting for
 /// a grace period, and the poisoned free list.
-fn churn(scheme: &Scheme, list: &List, stop: &AtomicBool) -> u64 {
+fn churn(scheme: &Scheme, list: &List, stop: &AtomicBool, progress: &AtomicU64) -> u64 {
     let mut order: Vec<usize> = (1..=LINKED).collect();
     let mut free: VecDeque<usize> = (LINKED + 1..=NODES).collect();
     let mut waiting: VecDeque<(Option<smr::Goal>, usize)> = VecDeque::new();
@@ -151,16 +151,24 @@ fn churn(scheme: &Scheme, list: &List, stop: &AtomicBool) -> u64 {
             list.head.store(idx, Release);
             order.insert(0, idx);
             recycled += 1;
+            progress.store(recycled, Relaxed);
         }
     }
     recycled
 }
+
+/// Walks and recycled nodes a run must reach before it counts.
+const MIN_WORK: u64 = 100;
+
+/// No run goes on longer than this, however little it got done.
+const HARD_LIMIT: Duration = Duration::from_secs(20);
 
 fn run(scheme: Scheme, duration: Duration, stop_on_first_hit: bool) -> Outcome {
     let list = List::new();
     let stop = AtomicBool::new(false);
     let hits = AtomicU64::new(0);
     let walks = AtomicU64::new(0);
+    let progress = AtomicU64::new(0);
     let recycled = std::thread::scope(|s| {
         for i in 0..2 {
             let (scheme, list, stop, hits, walks) = (&scheme, &list, &stop, &hits, &walks);
@@ -180,9 +188,17 @@ fn run(scheme: Scheme, duration: Duration, stop_on_first_hit: bool) -> Outcome {
                 })
                 .unwrap();
         }
-        let writer = s.spawn(|| churn(&scheme, &list, &stop));
-        let deadline = Instant::now() + duration;
-        while Instant::now() < deadline && !stop.load(Relaxed) {
+        let writer = s.spawn(|| churn(&scheme, &list, &stop, &progress));
+        // Run for `duration`, and on (up to a hard limit) until enough has
+        // happened to mean something: on a loaded 2-CPU machine a blocking
+        // grace period can take most of a scheduler slice.
+        let start = Instant::now();
+        loop {
+            let elapsed = start.elapsed();
+            let enough = walks.load(Relaxed) > MIN_WORK && progress.load(Relaxed) > MIN_WORK;
+            if stop.load(Relaxed) || (elapsed >= duration && (enough || elapsed >= HARD_LIMIT)) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Relaxed);
@@ -203,7 +219,7 @@ fn assert_safe(name: &str, scheme: Scheme) {
     );
     assert_eq!(o.poison_hits, 0, "{name}: a reader saw reused memory");
     assert!(
-        o.walks > 100 && o.recycled > 100,
+        o.walks > MIN_WORK && o.recycled > MIN_WORK,
         "{name}: the stress did not run"
     );
 }
