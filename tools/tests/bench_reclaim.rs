@@ -72,14 +72,21 @@ fn quick_report_is_complete_and_sane() {
     }
 
     // Read-only lookups, and the unprotected floor they are compared with.
-    for s in SCHEMES.iter().chain(&["none"]) {
-        for readers in [1, 2] {
-            let r = rows(&report, "read_only")
-                .iter()
-                .find(|r| r["scheme"] == *s && r["readers"] == readers)
-                .unwrap_or_else(|| panic!("no read-only row for {s} at {readers}"));
-            assert!(number(r, "lookups_per_s") > 0.0);
-            assert!(number(r, "vs_unprotected") > 0.0);
+    // Over the whole table and over the hot set.
+    for set in [entries, 1024.0] {
+        for s in SCHEMES.iter().chain(&["none"]) {
+            for readers in [1, 2] {
+                let r = rows(&report, "read_only")
+                    .iter()
+                    .find(|r| {
+                        r["scheme"] == *s
+                            && r["readers"] == readers
+                            && r["working_set"].as_f64() == Some(set)
+                    })
+                    .unwrap_or_else(|| panic!("no read-only row for {s}@{set} at {readers}"));
+                assert!(number(r, "lookups_per_s") > 0.0);
+                assert!(number(r, "vs_unprotected") > 0.0);
+            }
         }
     }
 
@@ -152,6 +159,7 @@ fn quick_report_is_complete_and_sane() {
 
     for chart in [
         "reclaim-read-cost",
+        "reclaim-read-cost-hot",
         "reclaim-section-cost",
         "reclaim-lookups-vs-churn",
         "reclaim-reuse-latency",

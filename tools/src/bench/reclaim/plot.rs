@@ -170,28 +170,39 @@ pub(super) fn write_all(dir: &Path, r: &Report) -> Result<(), Err> {
             .collect()
     };
 
-    write(
-        dir,
-        &Chart {
-            file: "reclaim-read-cost",
-            title: format!("Read-only lookup cost, {} entries", r.plan.entries),
-            x_desc: "reader threads",
-            y_desc: "ns per lookup per thread",
-            log_x: false,
-            log_y: false,
-            series: per_scheme(
-                &|n| {
-                    r.read_only
-                        .iter()
-                        .filter(|x| x.scheme == n)
-                        .map(|x| (x.readers as f64, x.ns_per_lookup))
-                        .collect()
-                },
-                &names,
-            ),
-            band: None,
-        },
-    )?;
+    for (file, set) in [
+        ("reclaim-read-cost", r.plan.entries as usize),
+        (
+            "reclaim-read-cost-hot",
+            super::HOT_SET.min(r.plan.entries as usize),
+        ),
+    ] {
+        write(
+            dir,
+            &Chart {
+                file,
+                title: format!(
+                    "Read-only lookup, {set} of {} connections looked up",
+                    r.plan.entries
+                ),
+                x_desc: "reader threads",
+                y_desc: "ns per lookup per thread",
+                log_x: false,
+                log_y: false,
+                series: per_scheme(
+                    &|n| {
+                        r.read_only
+                            .iter()
+                            .filter(|x| x.scheme == n && x.working_set == set)
+                            .map(|x| (x.readers as f64, x.ns_per_lookup))
+                            .collect()
+                    },
+                    &names,
+                ),
+                band: None,
+            },
+        )?;
+    }
     write(
         dir,
         &Chart {

@@ -327,7 +327,11 @@ impl<S: Scheme> ChainTable<S> {
                 link.store(n.next.load(Relaxed), Release);
                 drop(held);
                 // Relaxed: statistics only.
-                if self.retires.fetch_add(1, Relaxed).is_multiple_of(SAMPLE_EVERY) {
+                if self
+                    .retires
+                    .fetch_add(1, Relaxed)
+                    .is_multiple_of(SAMPLE_EVERY)
+                {
                     // Relaxed: read back by the writer side (`finish`).
                     n.retired_at.store(self.latency.now(), Relaxed);
                 }
