@@ -72,20 +72,28 @@ fn quick_report_is_complete_and_sane() {
     }
 
     // Read-only lookups, and the unprotected floor they are compared with.
-    // Over the whole table and over the hot set.
-    for set in [entries, 1024.0] {
+    // Own tables over all entries; every scheme with a section around the
+    // shared table, over all entries and over the hot set.
+    let read = |s: &str, table: &str, set: f64, readers: u64| {
+        rows(&report, "read_only")
+            .iter()
+            .find(|r| {
+                r["scheme"] == s
+                    && r["table"] == table
+                    && r["readers"] == readers
+                    && r["working_set"].as_f64() == Some(set)
+            })
+            .unwrap_or_else(|| panic!("no read-only row for {s}:{table}@{set} at {readers}"))
+    };
+    for readers in [1, 2] {
         for s in SCHEMES.iter().chain(&["none"]) {
-            for readers in [1, 2] {
-                let r = rows(&report, "read_only")
-                    .iter()
-                    .find(|r| {
-                        r["scheme"] == *s
-                            && r["readers"] == readers
-                            && r["working_set"].as_f64() == Some(set)
-                    })
-                    .unwrap_or_else(|| panic!("no read-only row for {s}@{set} at {readers}"));
-                assert!(number(r, "lookups_per_s") > 0.0);
-                assert!(number(r, "vs_unprotected") > 0.0);
+            let r = read(s, "own", entries, readers);
+            assert!(number(r, "lookups_per_s") > 0.0);
+            assert!(number(r, "vs_unprotected") > 0.0);
+            if *s != "dashmap" {
+                for set in [entries, 1024.0] {
+                    assert!(number(read(s, "shared", set, readers), "lookups_per_s") > 0.0);
+                }
             }
         }
     }
@@ -159,6 +167,7 @@ fn quick_report_is_complete_and_sane() {
 
     for chart in [
         "reclaim-read-cost",
+        "reclaim-read-cost-shared",
         "reclaim-read-cost-hot",
         "reclaim-section-cost",
         "reclaim-lookups-vs-churn",

@@ -158,6 +158,10 @@ struct SectionRow {
 #[derive(Serialize)]
 struct ReadRow {
     scheme: &'static str,
+    /// `own`: the scheme's own table. `shared`: the unprotected table's
+    /// memory, looked up inside this scheme's section, so the only
+    /// difference between schemes is the section (dashmap has none).
+    table: &'static str,
     /// Distinct connections the readers look up: the whole table (memory
     /// bound), or `HOT_SET` of them (cache-resident, where the section's
     /// own cost shows).
@@ -257,9 +261,10 @@ struct StallRow {
 #[derive(Serialize)]
 struct Targets {
     /// ns/lookup of each SMR mode over `none`, read-only, as
-    /// `["<mode>@<working set>", readers, ratio]` (target ≤ 1.2).
+    /// `["<mode>:<table>@<working set>", readers, ratio]` (target ≤ 1.2).
     /// `smr_read_within_1_2` judges smr-lazy, the mode the stack's lookups
-    /// use, on the whole table; `..._hot` on the hot set.
+    /// use, in the shared table over all entries; `..._hot` over the hot
+    /// set.
     smr_read_over_unprotected: Vec<(String, usize, f64)>,
     smr_read_within_1_2: bool,
     smr_read_within_1_2_hot: bool,
@@ -590,40 +595,56 @@ pub(super) fn run(args: &ReclaimArgs) -> io::Result<()> {
     })
     .collect();
 
-    // 2. Read-only lookups, every scheme and no protection, over the whole
-    // table and over a hot subset. The whole table is memory-bound at 100k
-    // entries, hence noisy: twice the runs.
-    let kinds = all_kinds();
-    let mut read_args = run_args_with(&run_args, plan.millis_per_run);
-    read_args.runs = plan.runs * 2;
+    // 2. Read-only lookups. Own tables over the whole table; then the
+    // unprotected table's memory read inside each scheme's section, over
+    // the whole table and over a hot set. Whole-table reads are
+    // memory-bound at 100k entries, hence noisy: twice the runs.
+    let hot = HOT_SET.min(subjects.tuples.len());
+    let n = subjects.tuples.len();
+    let shared_kinds: Vec<Kind> = all_kinds()
+        .into_iter()
+        .filter(|&k| subjects.get(k).in_section(&|| true).is_some())
+        .collect();
+    let none = subjects.get(Kind::None);
     let mut read_only = Vec::new();
-    for set in [subjects.tuples.len(), HOT_SET.min(subjects.tuples.len())] {
+    for (table, set, runs, kinds) in [
+        ("own", n, plan.runs * 2, all_kinds()),
+        ("shared", n, plan.runs * 2, shared_kinds.clone()),
+        ("shared", hot, plan.runs, shared_kinds),
+    ] {
         let tuples = &subjects.tuples[..set];
-        let runs = report::interleave(&read_args, &kinds, |k, r, d| {
+        let mut read_args = run_args_with(&run_args, plan.millis_per_run);
+        read_args.runs = runs;
+        let measured = report::interleave(&read_args, &kinds, |k, r, d| {
             let subject = subjects.get(k);
             let load = Load {
                 readers: r,
                 churners: 0,
                 rate: None,
             };
-            churn::drive(
-                load,
-                tuples,
-                |t| subject.contains(t),
-                |_| {},
-                |_| thread::sleep(d),
-            )
+            let sleep = |_| thread::sleep(d);
+            if table == "own" {
+                churn::drive(load, tuples, |t| subject.contains(t), |_| {}, sleep)
+            } else {
+                let lookup = |t: &FourTuple| {
+                    subject
+                        .in_section(&|| none.contains(t))
+                        .expect("only schemes with a section")
+                };
+                churn::drive(load, tuples, lookup, |_| {}, sleep)
+            }
             .lookups_per_s
         });
-        read_only.extend(runs.iter().map(|m| {
-            let none = report::baseline_median(&runs, Kind::None, m.threads);
+        read_only.extend(measured.iter().map(|m| {
+            let base = report::baseline_median(&measured, Kind::None, m.threads);
             ReadRow {
                 scheme: m.imp.name(),
+                table,
                 working_set: set,
                 readers: m.threads,
                 lookups_per_s: m.summary.median.round(),
                 ns_per_lookup: round(m.threads as f64 * 1e9 / m.summary.median),
-                vs_unprotected: round(none / m.summary.median),
+                vs_unprotected: round(base / m.summary.median),
             }
         }));
     }
@@ -726,7 +747,7 @@ fn targets(read: &[ReadRow], churn: &[ChurnRow], stall: &[StallRow], plan: &Plan
         .filter(|r| smr_kinds.contains(&r.scheme))
         .map(|r| {
             (
-                format!("{}@{}", r.scheme, r.working_set),
+                format!("{}:{}@{}", r.scheme, r.table, r.working_set),
                 r.readers,
                 r.vs_unprotected,
             )
@@ -752,11 +773,11 @@ fn targets(read: &[ReadRow], churn: &[ChurnRow], stall: &[StallRow], plan: &Plan
     Targets {
         smr_read_within_1_2: read
             .iter()
-            .filter(|r| r.scheme == "smr-lazy" && r.working_set != HOT_SET)
+            .filter(|r| r.scheme == "smr-lazy" && r.table == "shared" && r.working_set != HOT_SET)
             .all(|r| r.vs_unprotected <= 1.2),
         smr_read_within_1_2_hot: read
             .iter()
-            .filter(|r| r.scheme == "smr-lazy" && r.working_set == HOT_SET)
+            .filter(|r| r.scheme == "smr-lazy" && r.table == "shared" && r.working_set == HOT_SET)
             .all(|r| r.vs_unprotected <= 1.2),
         smr_read_over_unprotected,
         lazy_10x_fewer_grace_periods: gp.iter().all(|(_, x)| x.is_some_and(|x| x >= 10.0)),
@@ -793,14 +814,20 @@ fn write_tables(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(out, "\nread-only lookups (set = distinct tuples looked up)")?;
     writeln!(
         out,
-        "{:<22} {:>7} {:>7} {:>12} {:>10} {:>8}",
-        "scheme", "set", "readers", "lookups/s", "ns/lookup", "vs none"
+        "{:<22} {:>6} {:>7} {:>7} {:>12} {:>10} {:>8}",
+        "scheme", "table", "set", "readers", "lookups/s", "ns/lookup", "vs none"
     )?;
     for x in &r.read_only {
         writeln!(
             out,
-            "{:<22} {:>7} {:>7} {:>12.0} {:>10.2} {:>8.3}",
-            x.scheme, x.working_set, x.readers, x.lookups_per_s, x.ns_per_lookup, x.vs_unprotected
+            "{:<22} {:>6} {:>7} {:>7} {:>12.0} {:>10.2} {:>8.3}",
+            x.scheme,
+            x.table,
+            x.working_set,
+            x.readers,
+            x.lookups_per_s,
+            x.ns_per_lookup,
+            x.vs_unprotected
         )?;
     }
     writeln!(out, "\nunder churn (rate = target frees/s, max = flat out)")?;

@@ -170,21 +170,24 @@ pub(super) fn write_all(dir: &Path, r: &Report) -> Result<(), Err> {
             .collect()
     };
 
-    for (file, set) in [
-        ("reclaim-read-cost", r.plan.entries as usize),
+    let entries = r.plan.entries as usize;
+    let hot = super::HOT_SET.min(entries);
+    let each = "one shared table, each scheme's section";
+    for (file, table, set, what) in [
         (
-            "reclaim-read-cost-hot",
-            super::HOT_SET.min(r.plan.entries as usize),
+            "reclaim-read-cost",
+            "own",
+            entries,
+            "each scheme's own table",
         ),
+        ("reclaim-read-cost-shared", "shared", entries, each),
+        ("reclaim-read-cost-hot", "shared", hot, each),
     ] {
         write(
             dir,
             &Chart {
                 file,
-                title: format!(
-                    "Read-only lookup, {set} of {} connections looked up",
-                    r.plan.entries
-                ),
+                title: format!("Read-only lookup, {set} of {entries} connections, {what}"),
                 x_desc: "reader threads",
                 y_desc: "ns per lookup per thread",
                 log_x: false,
@@ -193,7 +196,7 @@ pub(super) fn write_all(dir: &Path, r: &Report) -> Result<(), Err> {
                     &|n| {
                         r.read_only
                             .iter()
-                            .filter(|x| x.scheme == n && x.working_set == set)
+                            .filter(|x| x.scheme == n && x.table == table && x.working_set == set)
                             .map(|x| (x.readers as f64, x.ns_per_lookup))
                             .collect()
                     },

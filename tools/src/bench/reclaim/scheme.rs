@@ -87,6 +87,10 @@ pub(crate) trait Subject: Sync {
     /// Enter and leave an empty section; `false` if the scheme has none of
     /// its own (dashmap locks a shard per lookup).
     fn empty_section(&self) -> bool;
+    /// Run `f` inside this scheme's read section; `None` if it has none of
+    /// its own. Used to put every scheme's section around the same lookup
+    /// in the same memory.
+    fn in_section(&self, f: &dyn Fn() -> bool) -> Option<bool>;
     /// The stalled reader: find `t` and stay in the section for `d`.
     /// `Some(intact)` if found (see `ChainTable::hold`).
     fn hold(&self, t: &FourTuple, d: Duration) -> Option<bool>;
@@ -340,6 +344,11 @@ impl<S: Scheme + Counted> Subject for ChainTable<S> {
         ChainTable::empty_section(self);
         true
     }
+    #[inline]
+    fn in_section(&self, f: &dyn Fn() -> bool) -> Option<bool> {
+        let _section = self.enter();
+        Some(f())
+    }
     fn hold(&self, t: &FourTuple, d: Duration) -> Option<bool> {
         ChainTable::hold(self, t, d)
     }
@@ -395,6 +404,11 @@ impl<C: ConnTable<u64>> Subject for Baseline<C> {
             }
             None => false,
         }
+    }
+    fn in_section(&self, f: &dyn Fn() -> bool) -> Option<bool> {
+        let l = self.section.as_ref()?;
+        let _held = l.read().unwrap_or_else(PoisonError::into_inner);
+        Some(f())
     }
     fn hold(&self, t: &FourTuple, d: Duration) -> Option<bool> {
         // The section is whatever the table holds around `f`: the one read

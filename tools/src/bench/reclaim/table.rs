@@ -241,6 +241,11 @@ impl<S: Scheme> ChainTable<S> {
         true
     }
 
+    /// The scheme's read section.
+    pub(crate) fn enter(&self) -> S::Section<'_> {
+        self.scheme.enter()
+    }
+
     /// An empty read section, for its cost alone.
     #[inline]
     pub(crate) fn empty_section(&self) {
