@@ -209,6 +209,10 @@ struct ChurnRow {
     lookups_per_s: f64,
     /// Inserts + removes per second.
     churn_ops_per_s: f64,
+    /// The slowest and fastest of the runs (the two figures above are
+    /// medians), so a ratio can be judged against the spread.
+    lookups_per_s_range: [f64; 2],
+    churn_ops_per_s_range: [f64; 2],
     frees: u64,
     /// Retire→reuse (pools) or retire→free (epoch); `null` quantiles for
     /// rwlock and dashmap, which free inside the remove.
@@ -449,6 +453,11 @@ fn median(xs: impl Iterator<Item = f64>) -> f64 {
     Summary::of(&xs.collect::<Vec<_>>()).median
 }
 
+fn spread(xs: impl Iterator<Item = f64>) -> [f64; 2] {
+    let s = Summary::of(&xs.collect::<Vec<_>>());
+    [s.min.round(), s.max.round()]
+}
+
 fn per_1000(x: u64, frees: u64) -> f64 {
     round(x as f64 * 1000.0 / frees.max(1) as f64)
 }
@@ -683,6 +692,8 @@ pub(super) fn run(args: &ReclaimArgs) -> io::Result<()> {
                 target_frees_per_s: rate,
                 lookups_per_s: median(s.iter().map(|x| x.lookups_per_s)).round(),
                 churn_ops_per_s: median(s.iter().map(|x| x.churn_ops_per_s)).round(),
+                lookups_per_s_range: spread(s.iter().map(|x| x.lookups_per_s)),
+                churn_ops_per_s_range: spread(s.iter().map(|x| x.churn_ops_per_s)),
                 frees,
                 reuse_latency_ns: LatencyNs::of(lat.as_ref()),
                 peak_pending: peak,
