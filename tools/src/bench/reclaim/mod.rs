@@ -225,8 +225,8 @@ struct ChurnRow {
     advances_per_1000_frees: f64,
     /// membarrier(2) calls: the userspace xcall.
     xcalls_per_1000_frees: f64,
-    /// `null` where the scheme does not expose them (epoch); 0 for the
-    /// locks.
+    /// `null` where the scheme does not expose them (epoch) or has none
+    /// (the locks).
     grace_periods_per_1000_frees: Option<f64>,
     /// Churner thread CPU time per free (one insert + one remove + the
     /// scheme's reclamation work).
