@@ -2,16 +2,19 @@
 //! alternatives in one process and one invocation, so every ratio it prints
 //! is a command anyone can rerun, not an anecdote.
 
+mod churn;
 mod harness;
 mod pcb;
 mod pool;
 mod read;
+mod reclaim;
 mod report;
 mod stack;
 
 pub use pcb::PcbArgs;
 pub use pool::PoolArgs;
 pub use read::ReadArgs;
+pub use reclaim::ReclaimArgs;
 pub use report::RunArgs;
 pub use stack::StackArgs;
 
@@ -26,6 +29,10 @@ pub enum BenchCommand {
     Pcb(PcbArgs),
     /// The cost of an alloc+retire pair from the SMR pool cache.
     Pool(PoolArgs),
+    /// Reclamation schemes side by side on one connection-table workload:
+    /// read cost, churn, retire-to-reuse time, pending memory, grace periods,
+    /// a stalled reader.
+    Reclaim(ReclaimArgs),
     /// Complete TCP connections per second through a whole stack in memory.
     Stack(StackArgs),
 }
@@ -38,6 +45,7 @@ impl BenchCommand {
             BenchCommand::Read(args) => read::run(args),
             BenchCommand::Pcb(args) => pcb::run(args),
             BenchCommand::Pool(args) => pool::run(args),
+            BenchCommand::Reclaim(args) => reclaim::run(args),
             BenchCommand::Stack(args) => stack::run(args),
         }
     }

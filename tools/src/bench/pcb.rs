@@ -14,6 +14,7 @@
 //! per lookup, which stops the CPU from overlapping one lookup's cache misses
 //! with the next. `smr_mode` in the report says what the kernel allowed.
 
+use super::churn::{self, CHURN_WINDOW, Load, Sample, tuple};
 use super::harness::Summary;
 use super::report::{self, Machine, round};
 use pcb::{
@@ -23,12 +24,10 @@ use pcb::{
 use serde::Serialize;
 use smr::{Domain, Mode};
 use std::collections::HashMap;
-use std::hint::black_box;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Lookup throughput of connection tables, read-only and under churn.
 ///
@@ -62,14 +61,6 @@ pub struct PcbArgs {
     #[arg(long, value_name = "MS", default_value_t = 200,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     millis_per_run: u64,
-}
-
-/// Churn connections live this many steps before their remove.
-const CHURN_WINDOW: u32 = 64;
-
-fn tuple(i: u32) -> FourTuple {
-    let [a, b, c, d] = i.to_be_bytes();
-    FourTuple::v4([10, a, 0, 1], 443, [172, b, c, d], 1024 + (i % 4096) as u16)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +161,7 @@ impl Subjects {
                     budget,
                     &self.tuples,
                     |t| map.contains_key(&Key::from(t)),
-                    |_| {},
+                    |_: u32| {},
                 )
             }
         }
@@ -214,94 +205,21 @@ impl Subjects {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Sample {
-    lookups_per_s: f64,
-    churn_ops_per_s: f64,
-    /// Churn steps (inserts) done, for cleanup.
-    churn_steps: u32,
-}
-
-/// Readers call `lookup` on random present tuples, churners call `churn(k)`
-/// for k = 0, 1, 2, ... (each step one insert and, after the window, one
-/// remove), for about `budget`.
+/// The plain run: `churn::drive` for `budget`, at full churn speed.
 fn timed(
     readers: usize,
     churners: usize,
     budget: Duration,
     tuples: &[FourTuple],
     lookup: impl Fn(&FourTuple) -> bool + Sync,
-    churn: impl Fn(u32) + Sync,
+    churn: impl FnMut(u32) + Send,
 ) -> Sample {
-    assert!(churners <= 1, "one churner: churn keys are not partitioned");
-    let stop = AtomicBool::new(false);
-    let start = Barrier::new(readers + churners + 1);
-    let (lookups, steps) = thread::scope(|s| {
-        let rs: Vec<_> = (0..readers)
-            .map(|r| {
-                let (stop, start, lookup) = (&stop, &start, &lookup);
-                s.spawn(move || {
-                    let mut rng = 0x2545_f491_4f6c_dd1d_u64 ^ ((r as u64 + 1) * 0x9e37_79b9);
-                    let n = tuples.len() as u64;
-                    black_box(lookup(&tuples[0]));
-                    start.wait();
-                    let t0 = Instant::now();
-                    let mut ops = 0u64;
-                    // Relaxed: a stop flag with no data behind it.
-                    while !stop.load(Relaxed) {
-                        for _ in 0..1024 {
-                            rng ^= rng << 13;
-                            rng ^= rng >> 7;
-                            rng ^= rng << 17;
-                            let hit = lookup(&tuples[(rng % n) as usize]);
-                            debug_assert!(hit);
-                            black_box(hit);
-                        }
-                        ops += 1024;
-                    }
-                    (ops, t0.elapsed().as_secs_f64())
-                })
-            })
-            .collect();
-        let cs: Vec<_> = (0..churners)
-            .map(|_| {
-                let (stop, start, churn) = (&stop, &start, &churn);
-                s.spawn(move || {
-                    start.wait();
-                    let t0 = Instant::now();
-                    let mut k = 0u32;
-                    // Relaxed: as above.
-                    while !stop.load(Relaxed) {
-                        for _ in 0..64 {
-                            churn(k);
-                            k += 1;
-                        }
-                    }
-                    (k, t0.elapsed().as_secs_f64())
-                })
-            })
-            .collect();
-        start.wait();
-        thread::sleep(budget);
-        stop.store(true, Relaxed);
-        let r: Vec<(u64, f64)> = rs.into_iter().map(|h| h.join().expect("reader")).collect();
-        let c: Vec<(u32, f64)> = cs.into_iter().map(|h| h.join().expect("churner")).collect();
-        (r, c)
-    });
-    // Folded from +0.0: `sum` of no f64s is -0.0, which would print as such.
-    let lookups_per_s = lookups
-        .iter()
-        .map(|&(n, t)| n as f64 / t)
-        .fold(0.0, |a, b| a + b);
-    let churn_ops_per_s = steps
-        .iter()
-        .map(|&(k, t)| (2 * u64::from(k)).saturating_sub(u64::from(CHURN_WINDOW)) as f64 / t)
-        .fold(0.0, |a, b| a + b);
-    Sample {
-        lookups_per_s,
-        churn_ops_per_s,
-        churn_steps: steps.iter().map(|s| s.0).sum(),
-    }
+    let load = Load {
+        readers,
+        churners,
+        rate: None,
+    };
+    churn::drive(load, tuples, lookup, churn, |_| thread::sleep(budget))
 }
 
 #[derive(Serialize)]
