@@ -3,5 +3,6 @@
 //! subcommand to the module that owns it.
 
 mod bench;
+pub mod daemon;
 
 pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};
