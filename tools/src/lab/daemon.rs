@@ -119,9 +119,10 @@ impl Daemon {
     }
 
     /// Hand the process over (a detached lab): dropping the `Daemon` no
-    /// longer stops it.
+    /// longer stops it, nor removes its log.
     pub fn detach(mut self) -> u32 {
         self.child = None;
+        self.log = PathBuf::new();
         self.pid
     }
 }
@@ -137,6 +138,18 @@ impl Drop for Daemon {
                 Ok(_) => {}
                 Err(e) => eprintln!("smrnet lab: cleanup: {e}"),
             }
+        }
+        // A failing test wants the log; errors from `Lab::up` carry its tail.
+        if self.log.as_os_str().is_empty() {
+            return; // detached
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "smrnet lab: smrnetd's log is kept at {}",
+                self.log.display()
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }
@@ -166,7 +179,8 @@ fn alive(pid: u32) -> bool {
 fn is_lab_daemon(pid: u32, netns: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        args.first().is_some_and(|a| a.ends_with(b"smrnetd")) && args.contains(&netns.as_bytes())
+        // argv[0], or argv[1] under an interpreter or wrapper.
+        args.iter().take(2).any(|a| a.ends_with(b"smrnetd")) && args.contains(&netns.as_bytes())
     })
 }
 

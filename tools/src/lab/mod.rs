@@ -114,9 +114,17 @@ impl Lab {
             daemon,
             netns,
         };
-        lab.configure_link(deadline)?;
-        lab.wait_ready(deadline)?;
-        Ok(lab)
+        let ready = lab
+            .configure_link(deadline)
+            .and_then(|()| lab.wait_ready(deadline));
+        match ready {
+            Ok(()) => Ok(lab),
+            Err(LabError::Timeout { what, .. }) => Err(LabError::Timeout {
+                what,
+                log_tail: daemon::log_tail(lab.log()),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// The daemon creates the TUN device and sets the kernel's end of it
@@ -381,7 +389,10 @@ fn wait_until(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(LabError::Timeout(what.to_string()));
+            return Err(LabError::Timeout {
+                what: what.to_string(),
+                log_tail: String::new(),
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -406,7 +417,10 @@ pub enum LabError {
         status: String,
         log_tail: String,
     },
-    Timeout(String),
+    Timeout {
+        what: String,
+        log_tail: String,
+    },
     Interrupted,
     State(String),
 }
@@ -443,7 +457,13 @@ impl fmt::Display for LabError {
                     "smrnetd exited ({status}); the end of its log:\n{log_tail}"
                 )
             }
-            LabError::Timeout(what) => write!(f, "timed out waiting for {what}"),
+            LabError::Timeout { what, log_tail } if log_tail.is_empty() => {
+                write!(f, "timed out waiting for {what}")
+            }
+            LabError::Timeout { what, log_tail } => write!(
+                f,
+                "timed out waiting for {what}; the end of smrnetd's log:\n{log_tail}"
+            ),
             LabError::Interrupted => write!(f, "interrupted; the lab was removed"),
             LabError::State(msg) => write!(f, "{msg}"),
         }
