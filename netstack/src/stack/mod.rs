@@ -255,6 +255,50 @@ impl Stack {
         total
     }
 
+    /// The SMR domain's counters (the connection and listen tables share
+    /// one domain).
+    pub fn smr_stats(&self) -> smr::DomainStats {
+        self.table.domain().stats()
+    }
+
+    /// How long the oldest read section open now has been open, as far as
+    /// the domain has seen (a lower bound: see `smr::Blocker::open_for`), or
+    /// `None` when no section is open.
+    pub fn oldest_read_section(&self) -> Option<core::time::Duration> {
+        self.table
+            .domain()
+            .open_sections()
+            .first()
+            .map(|b| b.open_for)
+    }
+
+    /// The connection pool's counters.
+    pub fn pool_stats(&self) -> smr::PoolStats {
+        self.table.pool_stats()
+    }
+
+    /// The connection table's chain lengths. Walks every bucket: for
+    /// metrics and diagnostics, not the packet path.
+    pub fn chain_stats(&self) -> pcb::ChainStats {
+        self.table.chain_stats()
+    }
+
+    /// Connections in TIME-WAIT now. Walks the table and counts only entries
+    /// whose lock it gets without waiting (a busy one is being worked on and
+    /// is skipped), so it is an estimate under load, exact when quiescent.
+    pub fn time_wait_connections(&self) -> usize {
+        let section = self.table.domain().enter();
+        let mut n = 0;
+        self.table.for_each(&section, |pcb| {
+            if let Ok(Some(guard)) = pcb.try_lock()
+                && matches!(guard.state, conn::ConnState::TimeWait(_))
+            {
+                n += 1;
+            }
+        });
+        n
+    }
+
     fn owns(&self, addr: IpAddr) -> bool {
         self.cfg.addresses.contains(&addr)
     }

@@ -215,3 +215,20 @@ fn large_echo_requests_cannot_fill_memory() {
     assert!(w.poll_transmit(Instant::ZERO, &mut buf).is_some());
     assert!(w.poll_transmit(Instant::ZERO, &mut buf).is_none());
 }
+
+#[test]
+fn metrics_accessors_see_the_table_pool_and_domain() {
+    let s = stack(|_| {});
+    assert_eq!(s.chain_stats().entries, 0);
+    assert_eq!(s.pool_stats().live, 0);
+    assert_eq!(s.time_wait_connections(), 0);
+    assert_eq!(s.oldest_read_section(), None);
+    let remote = SocketAddr::new(PEER, 80);
+    s.connect(Instant::from_nanos(0), 0, None, remote).unwrap();
+    assert_eq!(s.chain_stats().entries, 1);
+    assert_eq!(s.chain_stats().max_chain, 1);
+    assert_eq!(s.pool_stats().live, 1);
+    assert_eq!(s.time_wait_connections(), 0, "SYN-SENT is not TIME-WAIT");
+    let before = s.smr_stats();
+    assert_eq!(before.lag, 0);
+}
