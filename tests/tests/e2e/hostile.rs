@@ -2,7 +2,7 @@
 //! TUN device; it drops and counts them, and keeps serving.
 
 use crate::clients::http_get_once;
-use crate::names::{BAD_CHECKSUM_LABEL, DROPS};
+use crate::names::{BAD_TCP_CHECKSUM, CSUM_ERRORS, DROPS};
 use std::net::{IpAddr, SocketAddr};
 use tests::{DAEMON_V4, HTTP_PORT, Outcome, lab, scrape, send_raw_ipv4};
 use tools::lab::KERNEL_V4;
@@ -36,15 +36,16 @@ pub fn malformed_burst_is_counted_and_daemon_keeps_serving() -> Outcome {
     loop {
         let after = scrape(&lab);
         let drops = after.sum(DROPS) - before.sum(DROPS);
-        let bad_sum = after.sum_where(DROPS, BAD_CHECKSUM_LABEL)
-            - before.sum_where(DROPS, BAD_CHECKSUM_LABEL);
-        if drops >= sent as f64 && bad_sum >= EACH as f64 {
+        let bad_sum =
+            after.sum_where(DROPS, BAD_TCP_CHECKSUM) - before.sum_where(DROPS, BAD_TCP_CHECKSUM);
+        let csum_errors = after.sum(CSUM_ERRORS) - before.sum(CSUM_ERRORS);
+        if drops >= sent as f64 && bad_sum >= EACH as f64 && csum_errors >= EACH as f64 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "sent {sent} malformed frames ({EACH} with bad TCP checksums); \
-             drops counted {drops}, bad checksums {bad_sum}"
+             drops counted {drops}, bad TCP checksums {bad_sum}, checksum errors {csum_errors}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

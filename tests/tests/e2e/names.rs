@@ -4,6 +4,7 @@
 pub const PASSIVE_OPENS: &str = "smrnet_tcp_passive_opens_total";
 pub const TABLE_ENTRIES: &str = "smrnet_table_entries";
 pub const POOL_PENDING: &str = "smrnet_pool_pending_objects";
-pub const DROPS: &str = "smrnet_drops_total";
-pub const BAD_CHECKSUM_LABEL: &str = "bad_checksum";
+pub const DROPS: &str = "smrnet_ip_drops_total";
+pub const BAD_TCP_CHECKSUM: &str = "reason=\"bad_tcp_checksum\"";
+pub const CSUM_ERRORS: &str = "smrnet_in_csum_errors_total";
 pub const OUT_RSTS: &str = "smrnet_tcp_out_rsts_total";
