@@ -277,6 +277,14 @@ impl Stack {
         self.table.pool_stats()
     }
 
+    /// For a worker with nothing to do: stamps the PCBs this thread retired
+    /// since its last full magazine and recycles every batch whose readers
+    /// have left, so the pool's pending count drains in a quiet period
+    /// instead of waiting for the next busy one. Never waits.
+    pub fn reclaim_idle(&self) -> smr::Reclaimed {
+        self.table.pool_reclaim_idle()
+    }
+
     /// The connection table's chain lengths. Walks every bucket: for
     /// metrics and diagnostics, not the packet path.
     pub fn chain_stats(&self) -> pcb::ChainStats {

@@ -48,6 +48,7 @@ fn init_logging(filter: Option<&str>) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))
 }

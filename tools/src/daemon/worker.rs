@@ -34,6 +34,8 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// How long a stopping worker lets connections close gracefully before it
 /// resets the rest.
 pub const GRACEFUL_CLOSE: Duration = Duration::from_millis(700);
+/// The least time between two idle reclaims of the pool.
+pub const RECLAIM_EVERY: Duration = Duration::from_millis(100);
 /// Connections served per turn before the worker goes back to the device.
 const SERVE_BUDGET: usize = 1024;
 /// Reads per connection per visit (fairness between connections).
@@ -134,6 +136,7 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
     let mut served: HashMap<ConnHandle, Served> = HashMap::new();
     let mut again: Vec<ConnHandle> = Vec::new();
     let mut stop_deadline: Option<std::time::Instant> = None;
+    let mut last_reclaim = std::time::Instant::now();
     tracing::debug!(worker = index, "worker started");
     loop {
         let started = std::time::Instant::now();
@@ -250,6 +253,12 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             }
         }
         add(&stats.packets_out, n_out);
+        // A quiet turn: recycle what this thread retired, so the pool's
+        // pending count drains between bursts (at most every RECLAIM_EVERY).
+        if n_in == 0 && started.duration_since(last_reclaim) >= RECLAIM_EVERY {
+            stack.reclaim_idle();
+            last_reclaim = started;
+        }
         add(&stats.busy_ns, started.elapsed().as_nanos() as u64);
 
         if finishing {
