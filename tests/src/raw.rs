@@ -93,16 +93,21 @@ pub fn ping(dst: IpAddr, ident: u16, timeout: Duration) -> io::Result<Duration> 
 /// Write `frames` (complete IPv4 packets, header included) with an
 /// IPPROTO_RAW socket toward `dst`. The kernel fills in only the IP header's
 /// checksum and total length; everything after the header arrives as
-/// written. Returns how many were sent.
+/// written. Paced in groups of 50 with a 2 ms pause, so that the TUN
+/// device's transmit queue (500 frames) does not overflow while the daemon
+/// reads. Returns how many were sent.
 pub fn send_raw_ipv4(dst: SocketAddr, frames: &[Vec<u8>]) -> io::Result<usize> {
     let SocketAddr::V4(dst) = dst else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "IPv4 only"));
     };
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::RAW))?;
     let mut sent = 0;
-    for f in frames {
-        rustix::net::sendto(&fd, f, SendFlags::empty(), &dst)?;
-        sent += 1;
+    for group in frames.chunks(50) {
+        for f in group {
+            rustix::net::sendto(&fd, f, SendFlags::empty(), &dst)?;
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
     Ok(sent)
 }

@@ -91,6 +91,8 @@ pub fn run_main(tests: &[Test]) -> ! {
             println!("SMRNET_E2E_REQUIRE=1, but the suite cannot run here: {why}");
         }
     } else {
+        // Build the daemon before the clock of any test starts.
+        super::daemon_binary();
         let next = Mutex::new(selected.iter());
         std::thread::scope(|s| {
             for _ in 0..jobs.clamp(1, 8) {
