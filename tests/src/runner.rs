@@ -91,6 +91,10 @@ pub fn run_main(tests: &[Test]) -> ! {
             println!("SMRNET_E2E_REQUIRE=1, but the suite cannot run here: {why}");
         }
     } else {
+        // Ctrl-C removes every lab still up instead of leaving namespaces.
+        if let Err(e) = tools::lab::remove_labs_on_signal() {
+            println!("e2e: cannot catch Ctrl-C ({e}); an interrupted run may leave labs behind");
+        }
         // Build the daemon before the clock of any test starts.
         super::daemon_binary();
         let next = Mutex::new(selected.iter());

@@ -42,7 +42,17 @@ impl Daemon {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| LabError::io(format!("start {}", program.display()), e))?;
+            .map_err(|e| {
+                LabError::io(
+                    format!(
+                        "start {} (build it with `cargo build --release -p tools`, or pass \
+                         --daemon PATH)",
+                        program.display()
+                    ),
+                    e,
+                )
+            })?;
+        super::interrupt::own_pid(child.id(), log);
         Ok(Daemon {
             pid: child.id(),
             child: Some(child),
@@ -62,10 +72,14 @@ impl Daemon {
     pub fn check_running(&mut self) -> Result<(), LabError> {
         match self.child.as_mut().map(Child::try_wait) {
             Some(Ok(None)) => Ok(()),
-            Some(Ok(Some(status))) => Err(LabError::DaemonExited {
-                status: status.to_string(),
-                log_tail: log_tail(&self.log),
-            }),
+            Some(Ok(Some(status))) => {
+                self.child = None;
+                super::interrupt::disown_pid(self.pid);
+                Err(LabError::DaemonExited {
+                    status: status.to_string(),
+                    log_tail: log_tail(&self.log),
+                })
+            }
             Some(Err(e)) => Err(LabError::io("wait for smrnetd", e)),
             None => Err(LabError::Daemon("the daemon was already stopped".into())),
         }
@@ -88,6 +102,7 @@ impl Daemon {
                 .map_err(|e| LabError::io("wait for smrnetd", e))?
             {
                 self.child = None;
+                super::interrupt::disown_pid(self.pid);
                 return Ok(Some(status));
             }
             if Instant::now() >= deadline {
@@ -122,6 +137,7 @@ impl Daemon {
     /// longer stops it, nor removes its log.
     pub fn detach(mut self) -> u32 {
         self.child = None;
+        super::interrupt::disown_pid(self.pid);
         self.log = PathBuf::new();
         self.pid
     }

@@ -48,6 +48,7 @@ impl Netns {
     /// `ip netns add NAME` and bring its loopback up.
     pub fn create(name: &str) -> Result<Netns, LabError> {
         ip(&["netns", "add", name])?;
+        super::interrupt::own_netns(name);
         let ns = Netns {
             name: name.to_string(),
             owned: true,
@@ -58,6 +59,7 @@ impl Netns {
 
     /// A namespace that already exists (a detached lab's); dropping it deletes it.
     pub fn adopt(name: &str) -> Netns {
+        super::interrupt::own_netns(name);
         Netns {
             name: name.to_string(),
             owned: true,
@@ -88,22 +90,29 @@ impl Netns {
     /// Leave the namespace in place (a detached lab); returns its name.
     pub fn keep(mut self) -> String {
         self.owned = false;
+        super::interrupt::disown_netns(&self.name);
         std::mem::take(&mut self.name)
     }
 
     /// Delete the namespace now, reporting failure.
     pub fn delete(mut self) -> Result<(), LabError> {
         self.owned = false;
-        delete(&self.name)
+        let result = delete(&self.name);
+        if result.is_ok() {
+            super::interrupt::disown_netns(&self.name);
+        }
+        result
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if self.owned
-            && let Err(e) = delete(&self.name)
-        {
-            eprintln!("smrnet lab: cleanup: {e}");
+        if !self.owned {
+            return;
+        }
+        match delete(&self.name) {
+            Ok(()) => super::interrupt::disown_netns(&self.name),
+            Err(e) => eprintln!("smrnet lab: cleanup: {e}"),
         }
     }
 }
