@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod netns;
 pub mod pcap;
 pub mod privs;
+pub mod serve;
 pub mod services;
 pub mod tun;
 pub mod worker;
