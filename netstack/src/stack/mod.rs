@@ -36,6 +36,7 @@
 mod app;
 mod conn;
 mod demux;
+mod handshake_times;
 mod listener;
 mod worker;
 
@@ -56,10 +57,12 @@ use crate::tcp::siphash::{SecretKey, siphash24};
 use crate::tcp::syncache::{SynCache, SynCacheConfig};
 
 pub use self::app::{AppError, ConnHandle, ConnectError};
+pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::conn::Conn;
+use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
 use self::worker::WorkerState;
 
@@ -123,6 +126,7 @@ pub struct Stack {
     counters: Box<[WorkerCounters]>,
     mibs: Box<[TcpMib]>,
     stack_counters: Box<[StackCounters]>,
+    handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
 }
 
@@ -202,6 +206,7 @@ impl Stack {
             counters: (0..n).map(|_| WorkerCounters::new()).collect(),
             mibs: (0..n).map(|_| TcpMib::default()).collect(),
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
+            handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
             cfg,
         }
@@ -253,6 +258,12 @@ impl Stack {
             total.add(&c.snapshot());
         }
         total
+    }
+
+    /// SYN-to-ESTABLISHED times of passive opens completed from the SYN
+    /// cache (cookie handshakes keep no SYN time), summed over workers.
+    pub fn handshake_times(&self) -> HandshakeHistogram {
+        HandshakeHistogram::sum(self.handshake_times.iter())
     }
 
     /// The SMR domain's counters (the connection and listen tables share

@@ -126,6 +126,13 @@ fn echo_round_trips_a_quarter_mebibyte_byte_exactly() {
     assert!(!closed);
     assert_eq!(got.len(), data.len());
     assert!(got == data, "echo differs");
+    let hs = p.server.handshake_times();
+    assert_eq!(
+        hs.count(),
+        1,
+        "the passive open is in the handshake histogram"
+    );
+    assert!(hs.sum_ns > 0 && hs.sum_ns < 1_000_000_000, "{}", hs.sum_ns);
 }
 
 #[test]
