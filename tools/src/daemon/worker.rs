@@ -27,8 +27,11 @@ use super::serve::Server;
 
 /// Frames read per turn before the stack's output is written.
 pub const BATCH: usize = 64;
-/// The longest sleep in poll(2).
-pub const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// The longest sleep in poll(2). Short because nothing wakes a sleeping
+/// worker when another worker's frame queues output or events on one of
+/// its connections (a segment steered to the "wrong" queue): the Stack has
+/// no wake-up hook yet, so this bounds the added latency.
+pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 /// How long a stopping worker lets connections close gracefully before it
 /// resets the rest.
 pub const GRACEFUL_CLOSE: Duration = Duration::from_millis(700);
