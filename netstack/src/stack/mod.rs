@@ -293,7 +293,22 @@ impl Stack {
     /// have left, so the pool's pending count drains in a quiet period
     /// instead of waiting for the next busy one. Never waits.
     pub fn reclaim_idle(&self) -> smr::Reclaimed {
-        self.table.pool_reclaim_idle()
+        let first = self.table.pool_reclaim_idle();
+        let domain = self.table.domain();
+        if domain.mode() == Mode::Default || self.table.pool_stats().pending == 0 {
+            return first;
+        }
+        // A deferred goal stays unpublished, and a lazy goal uncovered by a
+        // membarrier, until some thread advances enough or waits; an idle
+        // worker with PCBs still pending is that thread. A zero timeout
+        // makes one forced pass and never blocks.
+        let goal = domain.advance();
+        domain.wait_timeout(goal, core::time::Duration::ZERO);
+        let second = self.table.pool_reclaim_idle();
+        smr::Reclaimed {
+            passed: first.passed + second.passed,
+            chunks_freed: first.chunks_freed + second.chunks_freed,
+        }
     }
 
     /// The connection table's chain lengths. Walks every bucket: for
