@@ -36,6 +36,7 @@
 mod app;
 mod conn;
 mod demux;
+mod handshake_times;
 mod listener;
 mod worker;
 
@@ -56,10 +57,12 @@ use crate::tcp::siphash::{SecretKey, siphash24};
 use crate::tcp::syncache::{SynCache, SynCacheConfig};
 
 pub use self::app::{AppError, ConnHandle, ConnectError};
+pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::conn::Conn;
+use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
 use self::worker::WorkerState;
 
@@ -123,6 +126,7 @@ pub struct Stack {
     counters: Box<[WorkerCounters]>,
     mibs: Box<[TcpMib]>,
     stack_counters: Box<[StackCounters]>,
+    handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
 }
 
@@ -202,6 +206,7 @@ impl Stack {
             counters: (0..n).map(|_| WorkerCounters::new()).collect(),
             mibs: (0..n).map(|_| TcpMib::default()).collect(),
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
+            handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
             cfg,
         }
@@ -255,6 +260,12 @@ impl Stack {
         total
     }
 
+    /// SYN-to-ESTABLISHED times of passive opens completed from the SYN
+    /// cache (cookie handshakes keep no SYN time), summed over workers.
+    pub fn handshake_times(&self) -> HandshakeHistogram {
+        HandshakeHistogram::sum(self.handshake_times.iter())
+    }
+
     /// The SMR domain's counters (the connection and listen tables share
     /// one domain).
     pub fn smr_stats(&self) -> smr::DomainStats {
@@ -282,7 +293,22 @@ impl Stack {
     /// have left, so the pool's pending count drains in a quiet period
     /// instead of waiting for the next busy one. Never waits.
     pub fn reclaim_idle(&self) -> smr::Reclaimed {
-        self.table.pool_reclaim_idle()
+        let first = self.table.pool_reclaim_idle();
+        let domain = self.table.domain();
+        if domain.mode() == Mode::Default || self.table.pool_stats().pending == 0 {
+            return first;
+        }
+        // A deferred goal stays unpublished, and a lazy goal uncovered by a
+        // membarrier, until some thread advances enough or waits; an idle
+        // worker with PCBs still pending is that thread. A zero timeout
+        // makes one forced pass and never blocks.
+        let goal = domain.advance();
+        domain.wait_timeout(goal, core::time::Duration::ZERO);
+        let second = self.table.pool_reclaim_idle();
+        smr::Reclaimed {
+            passed: first.passed + second.passed,
+            chunks_freed: first.chunks_freed + second.chunks_freed,
+        }
     }
 
     /// The connection table's chain lengths. Walks every bucket: for

@@ -235,7 +235,13 @@ fn metrics_accessors_see_the_table_pool_and_domain() {
 
 #[test]
 fn reclaim_idle_drains_what_a_quiet_thread_retired() {
-    let s = stack(|_| {});
+    for mode in [Mode::Default, Mode::Lazy, Mode::Deferred] {
+        reclaim_idle_drains_in(mode);
+    }
+}
+
+fn reclaim_idle_drains_in(mode: Mode) {
+    let s = stack(|c| c.smr_mode = mode);
     let remote = SocketAddr::new(PEER, 80);
     let c = s.connect(Instant::from_nanos(0), 0, None, remote).unwrap();
     s.abort(&c).unwrap();
@@ -252,5 +258,5 @@ fn reclaim_idle_drains_what_a_quiet_thread_retired() {
     // passes at once, so at most a second call makes it reusable.
     s.reclaim_idle();
     s.reclaim_idle();
-    assert_eq!(s.pool_stats().pending, 0);
+    assert_eq!(s.pool_stats().pending, 0, "{mode:?}");
 }

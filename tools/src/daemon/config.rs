@@ -131,7 +131,8 @@ pub struct Args {
     #[arg(long, value_name = "BACKEND")]
     pub pcb_backend: Option<String>,
 
-    /// Prometheus listener address, or `off`. [default: 127.0.0.1:9464]
+    /// Prometheus listener address, or `off`; port 0 picks a free port (the
+    /// bound address is logged at start-up). [default: 127.0.0.1:9464]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
 

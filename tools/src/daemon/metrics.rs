@@ -521,6 +521,9 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
     ),
 ];
 
+/// The handshake-time histogram's name.
+pub const HANDSHAKE: &str = "smrnet_tcp_handshake_seconds";
+
 /// The pool's latency histogram's name.
 pub const REUSE_LATENCY: &str = "smrnet_pool_reuse_latency_seconds";
 
@@ -693,6 +696,25 @@ impl Metrics {
         }
         let _ = writeln!(text, "{REUSE_LATENCY}_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(text, "{REUSE_LATENCY}_count {cumulative}");
+
+        let hs = self.shared.stack.handshake_times();
+        let _ = writeln!(
+            text,
+            "# HELP {HANDSHAKE} Time from a SYN to ESTABLISHED of passive opens completed from the SYN cache (SYN-cookie handshakes keep no SYN time and are not included).\n# TYPE {HANDSHAKE} histogram"
+        );
+        let mut cumulative = 0u64;
+        let last = hs.buckets.len() - 1;
+        for (i, n) in hs.buckets.iter().enumerate() {
+            cumulative += n;
+            if i == last {
+                break;
+            }
+            let le = (1u64 << (i + 1)) as f64 / 1e9;
+            let _ = writeln!(text, "{HANDSHAKE}_bucket{{le=\"{le:e}\"}} {cumulative}");
+        }
+        let _ = writeln!(text, "{HANDSHAKE}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(text, "{HANDSHAKE}_sum {}", hs.sum_ns as f64 / 1e9);
+        let _ = writeln!(text, "{HANDSHAKE}_count {cumulative}");
     }
 }
 

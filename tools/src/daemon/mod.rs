@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod netns;
 pub mod pcap;
 pub mod privs;
+pub mod serve;
 pub mod services;
 pub mod tun;
 pub mod worker;
@@ -92,6 +93,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
             let l = std::net::TcpListener::bind(addr)
                 .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            // The bound address (port 0 picks a free one) is what a scraper needs.
+            let bound = l.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
             Some(l)
         }
     };

@@ -11,35 +11,32 @@
 //! Invariant: per-worker statistics have exactly one writer, this thread
 //! (Relaxed load + store); the metrics task only reads them.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use netstack::{AppError, ConnError, ConnHandle, Events, ListenerHandle, Stack};
+use netstack::{ListenerHandle, Stack};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tun_rs::SyncDevice;
 
 use super::config::ListenSpec;
 use super::pcap::PcapWriter;
-use super::services::{Next, Session};
+use super::serve::Server;
 
 /// Frames read per turn before the stack's output is written.
 pub const BATCH: usize = 64;
-/// The longest sleep in poll(2).
-pub const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// The longest sleep in poll(2). Short because nothing wakes a sleeping
+/// worker when another worker's frame queues output or events on one of
+/// its connections (a segment steered to the "wrong" queue): the Stack has
+/// no wake-up hook yet, so this bounds the added latency.
+pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 /// How long a stopping worker lets connections close gracefully before it
 /// resets the rest.
 pub const GRACEFUL_CLOSE: Duration = Duration::from_millis(700);
 /// The least time between two idle reclaims of the pool.
 pub const RECLAIM_EVERY: Duration = Duration::from_millis(100);
-/// Connections served per turn before the worker goes back to the device.
-const SERVE_BUDGET: usize = 1024;
-/// Reads per connection per visit (fairness between connections).
-const READS_PER_VISIT: usize = 16;
 
 /// One worker's daemon-level statistics (one writer: the worker).
 #[derive(Debug, Default)]
@@ -105,26 +102,6 @@ impl Shared {
     }
 }
 
-/// One connection being served.
-struct Served {
-    session: Session,
-    out: Vec<u8>,
-    off: usize,
-    /// Close once `out` is sent.
-    close_after_flush: bool,
-    /// `close` has been called.
-    closing: bool,
-}
-
-enum Visit {
-    /// Nothing more until the next event.
-    Idle,
-    /// More to do (budget spent): visit again next turn.
-    Again,
-    /// The connection is gone: forget it.
-    Gone,
-}
-
 /// Runs worker `index` until stopped; returns an error if the device fails.
 pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<()> {
     let stack = &*shared.stack;
@@ -132,9 +109,7 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
     let stats = &shared.stats[index];
     let mut frame = vec![0u8; shared.mtu.max(1500) + 64];
     let mut out = vec![0u8; shared.mtu.max(1500) + 64];
-    let mut scratch = vec![0u8; 16 * 1024];
-    let mut served: HashMap<ConnHandle, Served> = HashMap::new();
-    let mut again: Vec<ConnHandle> = Vec::new();
+    let mut server = Server::new(index, shared.specs.clone(), shared.http_body_bytes);
     let mut stop_deadline: Option<std::time::Instant> = None;
     let mut last_reclaim = std::time::Instant::now();
     tracing::debug!(worker = index, "worker started");
@@ -146,13 +121,7 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
         // Acquire: pairs with the Release store in the control plane.
         if stop_deadline.is_none() && shared.stop.load(Ordering::Acquire) {
             stop_deadline = Some(started + GRACEFUL_CLOSE);
-            for (conn, s) in served.iter_mut() {
-                s.close_after_flush = true;
-                if s.off >= s.out.len() && !s.closing {
-                    let _ = stack.close(conn);
-                    s.closing = true;
-                }
-            }
+            server.stop(stack);
         }
 
         // Read a batch.
@@ -175,60 +144,15 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             add(&stats.batches, 1);
         }
 
-        // Completed handshakes: the sessions start on their first event, on
-        // their home worker, so accepting only empties the queues.
-        if stop_deadline.is_none() {
-            for l in &shared.listeners {
-                while stack.accept(l).is_some() {}
-            }
-        }
-
-        // Serve.
-        let mut budget = SERVE_BUDGET;
-        let retry = core::mem::take(&mut again);
-        for conn in retry {
-            visit_and_track(&shared, conn, &mut served, &mut again, &mut scratch);
-        }
-        while budget > 0 {
-            let Some((conn, events)) = stack.poll_events(index) else {
-                break;
-            };
-            budget -= 1;
-            if let Entry::Vacant(slot) = served.entry(conn) {
-                if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
-                    continue;
-                }
-                let Some(spec) = shared.specs.iter().find(|s| {
-                    s.addr.port() == conn.local().port()
-                        && (s.addr.ip().is_unspecified() || s.addr.ip() == conn.local().ip())
-                }) else {
-                    continue;
-                };
-                add(&stats.sessions, 1);
-                slot.insert(Served {
-                    session: Session::new(spec.service, shared.http_body_bytes),
-                    out: Vec::new(),
-                    off: 0,
-                    close_after_flush: stop_deadline.is_some(),
-                    closing: false,
-                });
-            }
-            if events.contains(Events::RESET) || events.contains(Events::CLOSED) {
-                served.remove(&conn);
-                continue;
-            }
-            visit_and_track(&shared, conn, &mut served, &mut again, &mut scratch);
-        }
+        let (started_sessions, more) = server.serve(stack, &shared.listeners);
+        add(&stats.sessions, started_sessions);
 
         // Past the graceful period: reset what is left, then leave once the
         // resets are written.
         let finishing = stop_deadline.is_some_and(|d| started >= d)
-            || (stop_deadline.is_some() && served.is_empty());
+            || (stop_deadline.is_some() && server.is_empty());
         if finishing {
-            for conn in served.keys() {
-                let _ = stack.abort(conn);
-            }
-            served.clear();
+            server.abort_all(stack);
         }
 
         w.handle_timeout(now);
@@ -270,7 +194,7 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
         }
 
         // Sleep until a frame, the next deadline, or MAX_SLEEP.
-        let busy = n_in == BATCH || !again.is_empty() || budget == 0;
+        let busy = n_in == BATCH || more;
         if !busy {
             let now = shared.now();
             let sleep = w
@@ -290,72 +214,4 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             }
         }
     }
-}
-
-fn visit_and_track(
-    shared: &Shared,
-    conn: ConnHandle,
-    served: &mut HashMap<ConnHandle, Served>,
-    again: &mut Vec<ConnHandle>,
-    scratch: &mut [u8],
-) {
-    let Some(s) = served.get_mut(&conn) else {
-        return;
-    };
-    match visit(&shared.stack, &conn, s, scratch) {
-        Visit::Idle => {}
-        Visit::Again => {
-            if !again.contains(&conn) {
-                again.push(conn);
-            }
-        }
-        Visit::Gone => {
-            served.remove(&conn);
-        }
-    }
-}
-
-/// Moves one connection along: send what is queued, then read and answer,
-/// until it would block or the per-visit budget is spent.
-fn visit(stack: &Stack, conn: &ConnHandle, s: &mut Served, scratch: &mut [u8]) -> Visit {
-    for _ in 0..READS_PER_VISIT {
-        while s.off < s.out.len() {
-            match stack.write(conn, &s.out[s.off..]) {
-                Ok(0) | Err(AppError::Conn(ConnError::WouldBlock)) => return Visit::Idle,
-                Ok(n) => s.off += n,
-                Err(_) => return Visit::Gone,
-            }
-        }
-        s.out.clear();
-        s.off = 0;
-        if s.closing {
-            return Visit::Idle;
-        }
-        if s.session.has_backlog() && s.session.resume(&mut s.out) == Next::Close {
-            s.close_after_flush = true;
-        }
-        if !s.out.is_empty() {
-            continue;
-        }
-        if s.close_after_flush {
-            return match stack.close(conn) {
-                Ok(()) => {
-                    s.closing = true;
-                    Visit::Idle
-                }
-                Err(_) => Visit::Gone,
-            };
-        }
-        match stack.read(conn, scratch) {
-            Ok(0) => s.close_after_flush = true,
-            Ok(n) => {
-                if s.session.on_data(&scratch[..n], &mut s.out) == Next::Close {
-                    s.close_after_flush = true;
-                }
-            }
-            Err(AppError::Conn(ConnError::WouldBlock)) => return Visit::Idle,
-            Err(_) => return Visit::Gone,
-        }
-    }
-    Visit::Again
 }
