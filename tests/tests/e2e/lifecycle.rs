@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 use tests::{DAEMON_V4, ECHO_PORT, HTTP_PORT, Outcome, lab, lab_with, smrnet_binary};
 
 pub fn sigterm_exits_zero_within_2s_with_connections_open() -> Outcome {
+    stop_with_connections_open(rustix::process::Signal::TERM, "SIGTERM")
+}
+
+pub fn sigint_exits_zero_within_2s_with_connections_open() -> Outcome {
+    stop_with_connections_open(rustix::process::Signal::INT, "SIGINT")
+}
+
+fn stop_with_connections_open(signal: rustix::process::Signal, name: &str) -> Outcome {
     const OPEN: usize = 20;
     let mut lab = lab();
     let echo = SocketAddr::new(IpAddr::V4(DAEMON_V4), ECHO_PORT);
@@ -28,17 +36,15 @@ pub fn sigterm_exits_zero_within_2s_with_connections_open() -> Outcome {
         .expect("enter the lab");
 
     let t0 = Instant::now();
-    lab.daemon_mut()
-        .signal(rustix::process::Signal::TERM)
-        .expect("send SIGTERM");
+    lab.daemon_mut().signal(signal).expect("send the signal");
     let status = lab
         .daemon_mut()
         .wait_timeout(Duration::from_secs(2))
         .expect("wait for the daemon");
     let took = t0.elapsed();
-    let status = status.unwrap_or_else(|| panic!("still running 2 s after SIGTERM"));
-    assert!(status.success(), "exit status {status} after SIGTERM");
-    eprintln!("sigterm: exited in {:.0} ms", took.as_secs_f64() * 1e3);
+    let status = status.unwrap_or_else(|| panic!("still running 2 s after {name}"));
+    assert!(status.success(), "exit status {status} after {name}");
+    eprintln!("{name}: exited in {:.0} ms", took.as_secs_f64() * 1e3);
 
     // Its connections were closed or reset, not left hanging.
     for (i, s) in streams.iter_mut().enumerate() {

@@ -14,48 +14,26 @@ mod traffic;
 
 use tests::{Test, run_main};
 
+/// The suite, named by each test's function.
+macro_rules! suite {
+    ($($module:ident::$name:ident),* $(,)?) => {
+        &[$(Test { name: stringify!($name), run: $module::$name }),*]
+    };
+}
+
 fn main() {
-    run_main(&[
+    run_main(suite![
         // The slow ones first, so the pair of runner threads overlap them.
-        Test {
-            name: "ten_thousand_sequential_connections_leave_the_table_and_pool_empty",
-            run: traffic::ten_thousand_sequential_connections_leave_the_table_and_pool_empty,
-        },
-        Test {
-            name: "echo_round_trips_1mib_on_100_parallel_connections",
-            run: traffic::echo_round_trips_1mib_on_100_parallel_connections,
-        },
-        Test {
-            name: "ping_v4_and_v6_are_answered",
-            run: traffic::ping_v4_and_v6_are_answered,
-        },
-        Test {
-            name: "http_body_reaches_curl_and_a_std_client",
-            run: traffic::http_body_reaches_curl_and_a_std_client,
-        },
-        Test {
-            name: "port_without_listener_refuses_with_rst",
-            run: traffic::port_without_listener_refuses_with_rst,
-        },
-        Test {
-            name: "malformed_burst_is_counted_and_daemon_keeps_serving",
-            run: hostile::malformed_burst_is_counted_and_daemon_keeps_serving,
-        },
-        Test {
-            name: "metrics_pass_promtool_and_count_what_the_test_did",
-            run: observability::metrics_pass_promtool_and_count_what_the_test_did,
-        },
-        Test {
-            name: "sigterm_exits_zero_within_2s_with_connections_open",
-            run: lifecycle::sigterm_exits_zero_within_2s_with_connections_open,
-        },
-        Test {
-            name: "user_nobody_still_serves",
-            run: lifecycle::user_nobody_still_serves,
-        },
-        Test {
-            name: "lab_cli_up_exec_down_leaves_nothing_behind",
-            run: lifecycle::lab_cli_up_exec_down_leaves_nothing_behind,
-        },
+        traffic::ten_thousand_sequential_connections_leave_the_table_and_pool_empty,
+        traffic::echo_round_trips_1mib_on_100_parallel_connections,
+        traffic::ping_v4_and_v6_are_answered,
+        traffic::http_body_reaches_curl_and_a_std_client,
+        traffic::port_without_listener_refuses_with_rst,
+        hostile::malformed_burst_is_counted_and_daemon_keeps_serving,
+        observability::metrics_pass_promtool_and_count_what_the_test_did,
+        lifecycle::sigterm_exits_zero_within_2s_with_connections_open,
+        lifecycle::sigint_exits_zero_within_2s_with_connections_open,
+        lifecycle::user_nobody_still_serves,
+        lifecycle::lab_cli_up_exec_down_leaves_nothing_behind,
     ]);
 }

@@ -1,7 +1,7 @@
 //! `/metrics` is valid Prometheus exposition and counts what happened.
 
 use crate::clients::http_get_once;
-use crate::names::{PASSIVE_OPENS, TABLE_ENTRIES};
+use crate::names::{CURR_ESTAB, HANDSHAKES, PASSIVE_OPENS, TABLE_ENTRIES};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
@@ -25,12 +25,23 @@ pub fn metrics_pass_promtool_and_count_what_the_test_did() -> Outcome {
         CONNS as f64,
         "{PASSIVE_OPENS} should have grown by exactly the connections made"
     );
+    assert_eq!(
+        after.sum(HANDSHAKES) - before.sum(HANDSHAKES),
+        CONNS as f64,
+        "the handshake-time histogram should hold one sample per connection"
+    );
     // Client-closed connections leave the table at their last ACK.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while Metrics::parse(&lab.scrape().expect("scrape")).sum(TABLE_ENTRIES) != 0.0 {
+    loop {
+        let m = Metrics::parse(&lab.scrape().expect("scrape"));
+        if m.sum(TABLE_ENTRIES) == 0.0 && m.sum(CURR_ESTAB) == 0.0 {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "table not empty 5 s after the last close"
+            "5 s after the last close: {} table entries, {} established",
+            m.sum(TABLE_ENTRIES),
+            m.sum(CURR_ESTAB)
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

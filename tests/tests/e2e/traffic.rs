@@ -1,7 +1,7 @@
 //! The daemon's services answer kernel sockets correctly.
 
 use crate::clients::{connect, http_get_once, http_request, pattern};
-use crate::names::{OUT_RSTS, PASSIVE_OPENS, POOL_PENDING, TABLE_ENTRIES};
+use crate::names::{ECHO_REPLIES, OUT_RSTS, PASSIVE_OPENS, POOL_PENDING, TABLE_ENTRIES};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use tests::{
 
 pub fn ping_v4_and_v6_are_answered() -> Outcome {
     let lab = lab();
+    let before = scrape(&lab).sum(ECHO_REPLIES);
     lab.in_netns(|| {
         for dst in [IpAddr::V4(DAEMON_V4), IpAddr::V6(DAEMON_V6)] {
             // Three tries: the first IPv6 packet can meet the link still settling.
@@ -30,6 +31,11 @@ pub fn ping_v4_and_v6_are_answered() -> Outcome {
         }
     })
     .expect("enter the lab");
+    let replies = scrape(&lab).sum(ECHO_REPLIES) - before;
+    assert!(
+        replies >= 2.0,
+        "echo replies counted {replies}, expected at least 2"
+    );
     Outcome::Passed
 }
 
