@@ -47,7 +47,15 @@ pub struct Netns {
 impl Netns {
     /// `ip netns add NAME` and bring its loopback up.
     pub fn create(name: &str) -> Result<Netns, LabError> {
+        // The first `ip netns add` on a machine makes /run/netns a shared
+        // mount; two doing that at once can fail. Labs in one process (the
+        // test suite) therefore create their namespaces one at a time.
+        static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = CREATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         ip(&["netns", "add", name])?;
+        drop(serial);
         super::interrupt::own_netns(name);
         let ns = Netns {
             name: name.to_string(),
