@@ -27,7 +27,11 @@ The kernel side of the device gets --tun-ipv4/--tun-ipv6; the stack answers for 
 --address (by default 198.18.0.2 and fd00:5eed::2, reached through the device). \
 Opening the device needs root or CAP_NET_ADMIN; --user drops privileges right after. \
 Every flag may also be given as a key of the same name in the --config TOML file; \
-flags win. A bad value is reported on one line naming the field, with exit status 2.";
+flags win. A bad value is reported on one line naming the field, with exit status 2.
+
+SIGINT or SIGTERM stops it: listeners close, connections are closed (reset after 0.7 s), \
+and it exits 0 within 2 s. A packet worker that fails or panics takes the daemon down \
+with its reason and exit status 1.";
 
 /// Flags, and the keys of the TOML file: every field optional, so that
 /// "not given" can fall through to the file and then to the default.
@@ -93,7 +97,8 @@ pub struct Args {
     #[serde(default, rename = "listen")]
     pub listeners: Vec<String>,
 
-    /// Body size of the http service's responses. [default: 1024]
+    /// Body size of the http service's responses (the text `smrnet\n`
+    /// repeated and cut to this length). [default: 1024]
     #[arg(long, value_name = "BYTES")]
     pub http_body_bytes: Option<usize>,
 
