@@ -73,3 +73,27 @@ impl Metrics {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn sums_series_across_labels_and_skips_comments() {
+        let m = Metrics::parse(
+            "# HELP smrnet_x_total X.\n# TYPE smrnet_x_total counter\n\
+             smrnet_x_total{reason=\"a\"} 2\nsmrnet_x_total{reason=\"b\"} 3\n\
+             smrnet_y 1.5\n\n",
+        );
+        assert_eq!(m.sum("smrnet_x_total"), 5.0);
+        assert_eq!(m.sum_where("smrnet_x_total", "reason=\"b\""), 3.0);
+        assert_eq!(m.sum("smrnet_y"), 1.5);
+        assert_eq!(m.names(), vec!["smrnet_x_total", "smrnet_y"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "smrnet_missing is not exported")]
+    fn a_missing_metric_fails_instead_of_reading_zero() {
+        Metrics::parse("smrnet_y 1\n").sum("smrnet_missing");
+    }
+}

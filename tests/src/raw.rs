@@ -124,3 +124,18 @@ pub fn internet_checksum(bytes: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::internet_checksum;
+
+    #[test]
+    fn checksum_matches_rfc1071_example_and_verifies_to_zero() {
+        // RFC 1071 section 3: the sum of these words is 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(internet_checksum(&data), !0xddf2);
+        let mut with_sum = data.to_vec();
+        with_sum.extend_from_slice(&internet_checksum(&data).to_be_bytes());
+        assert_eq!(internet_checksum(&with_sum), 0);
+    }
+}

@@ -472,3 +472,64 @@ impl fmt::Display for LabError {
 }
 
 impl std::error::Error for LabError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::config::{Args, Service};
+
+    /// The lab's command line is the whole contract with `smrnetd`: it must
+    /// parse, and mean what the lab prints.
+    #[test]
+    fn daemon_accepts_the_labs_command_line() {
+        let metrics: SocketAddr = "127.0.0.1:9500".parse().unwrap();
+        let mut argv = vec![OsString::from("smrnetd")];
+        argv.extend(daemon_args("smrnet-lab-abc123", metrics, Some(2), &[]));
+        let cfg = match Args::load(argv) {
+            Ok(cfg) => cfg,
+            Err(e) => panic!("smrnetd rejects the lab's flags: {e:?}"),
+        };
+        assert_eq!(cfg.netns.as_deref(), Some("smrnet-lab-abc123"));
+        assert_eq!(cfg.device, DEVICE);
+        assert_eq!(cfg.workers, 2);
+        assert_eq!(cfg.metrics, Some(metrics));
+        assert_eq!(
+            cfg.addresses,
+            vec![IpAddr::V4(DAEMON_V4), IpAddr::V6(DAEMON_V6)]
+        );
+        let v4 = cfg.tun_ipv4.expect("kernel-side IPv4");
+        assert_eq!((v4.addr, v4.prefix), (KERNEL_V4, PREFIX_V4));
+        let v6 = cfg.tun_ipv6.expect("kernel-side IPv6");
+        assert_eq!((v6.addr, v6.prefix), (KERNEL_V6, PREFIX_V6));
+        let ports: Vec<(u16, Service)> = cfg
+            .listeners
+            .iter()
+            .map(|l| (l.addr.port(), l.service))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (ECHO_PORT, Service::Echo),
+                (DISCARD_PORT, Service::Discard),
+                (HTTP_PORT, Service::Http)
+            ]
+        );
+    }
+
+    #[test]
+    fn extra_daemon_flags_come_last_and_are_kept() {
+        let extra = [OsString::from("--user"), OsString::from("nobody")];
+        let args = daemon_args("ns", DEFAULT_METRICS, None, &extra);
+        assert_eq!(&args[args.len() - 2..], &extra);
+        assert!(!args.iter().any(|a| a == "--workers"));
+    }
+
+    #[test]
+    fn lab_ids_are_six_hex_digits_and_differ() {
+        let a = unique_id();
+        let b = unique_id();
+        assert_eq!(a.len(), 6);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
