@@ -185,6 +185,15 @@ impl<T: Send + 'static> Table<T> {
         self.pool.stats()
     }
 
+    /// Hands the calling thread's partly filled pool magazines to the depot
+    /// (retired PCBs stamped as one batch) and makes every batch whose grace
+    /// period has passed reusable, without waiting. For an idle thread, so
+    /// that PCBs retired in a quiet period do not stay pending forever.
+    pub fn pool_reclaim_idle(&self) -> smr::Reclaimed {
+        self.pool.flush();
+        self.pool.reclaim()
+    }
+
     /// Lookups that walked over a PCB the pool had poisoned (feature
     /// `poison`): any non-zero value is a reclamation bug.
     #[cfg(feature = "poison")]

@@ -3,5 +3,7 @@
 //! subcommand to the module that owns it.
 
 mod bench;
+pub mod daemon;
+pub mod lab;
 
 pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};

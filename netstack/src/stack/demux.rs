@@ -153,7 +153,13 @@ impl Worker<'_> {
                     self.index,
                 );
                 match self.stack.table.insert(&tuple, conn) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if !hs.from_cookie
+                            && let Some(h) = self.stack.handshake_times.get(self.index)
+                        {
+                            h.record(now.saturating_duration_since(hs.syn_at));
+                        }
+                    }
                     Err(InsertError::Exhausted) => {
                         mib.pool_exhausted.bump();
                         return;

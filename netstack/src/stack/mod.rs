@@ -36,6 +36,7 @@
 mod app;
 mod conn;
 mod demux;
+mod handshake_times;
 mod listener;
 mod worker;
 
@@ -56,10 +57,12 @@ use crate::tcp::siphash::{SecretKey, siphash24};
 use crate::tcp::syncache::{SynCache, SynCacheConfig};
 
 pub use self::app::{AppError, ConnHandle, ConnectError};
+pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::conn::Conn;
+use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
 use self::worker::WorkerState;
 
@@ -123,6 +126,7 @@ pub struct Stack {
     counters: Box<[WorkerCounters]>,
     mibs: Box<[TcpMib]>,
     stack_counters: Box<[StackCounters]>,
+    handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
 }
 
@@ -202,6 +206,7 @@ impl Stack {
             counters: (0..n).map(|_| WorkerCounters::new()).collect(),
             mibs: (0..n).map(|_| TcpMib::default()).collect(),
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
+            handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
             cfg,
         }
@@ -253,6 +258,79 @@ impl Stack {
             total.add(&c.snapshot());
         }
         total
+    }
+
+    /// SYN-to-ESTABLISHED times of passive opens completed from the SYN
+    /// cache (cookie handshakes keep no SYN time), summed over workers.
+    pub fn handshake_times(&self) -> HandshakeHistogram {
+        HandshakeHistogram::sum(self.handshake_times.iter())
+    }
+
+    /// The SMR domain's counters (the connection and listen tables share
+    /// one domain).
+    pub fn smr_stats(&self) -> smr::DomainStats {
+        self.table.domain().stats()
+    }
+
+    /// How long the oldest read section open now has been open, as far as
+    /// the domain has seen (a lower bound: see `smr::Blocker::open_for`), or
+    /// `None` when no section is open.
+    pub fn oldest_read_section(&self) -> Option<core::time::Duration> {
+        self.table
+            .domain()
+            .open_sections()
+            .first()
+            .map(|b| b.open_for)
+    }
+
+    /// The connection pool's counters.
+    pub fn pool_stats(&self) -> smr::PoolStats {
+        self.table.pool_stats()
+    }
+
+    /// For a worker with nothing to do: stamps the PCBs this thread retired
+    /// since its last full magazine and recycles every batch whose readers
+    /// have left, so the pool's pending count drains in a quiet period
+    /// instead of waiting for the next busy one. Never waits.
+    pub fn reclaim_idle(&self) -> smr::Reclaimed {
+        let first = self.table.pool_reclaim_idle();
+        let domain = self.table.domain();
+        if domain.mode() == Mode::Default || self.table.pool_stats().pending == 0 {
+            return first;
+        }
+        // A deferred goal stays unpublished, and a lazy goal uncovered by a
+        // membarrier, until some thread advances enough or waits; an idle
+        // worker with PCBs still pending is that thread. A zero timeout
+        // makes one forced pass and never blocks.
+        let goal = domain.advance();
+        domain.wait_timeout(goal, core::time::Duration::ZERO);
+        let second = self.table.pool_reclaim_idle();
+        smr::Reclaimed {
+            passed: first.passed + second.passed,
+            chunks_freed: first.chunks_freed + second.chunks_freed,
+        }
+    }
+
+    /// The connection table's chain lengths. Walks every bucket: for
+    /// metrics and diagnostics, not the packet path.
+    pub fn chain_stats(&self) -> pcb::ChainStats {
+        self.table.chain_stats()
+    }
+
+    /// Connections in TIME-WAIT now. Walks the table and counts only entries
+    /// whose lock it gets without waiting (a busy one is being worked on and
+    /// is skipped), so it is an estimate under load, exact when quiescent.
+    pub fn time_wait_connections(&self) -> usize {
+        let section = self.table.domain().enter();
+        let mut n = 0;
+        self.table.for_each(&section, |pcb| {
+            if let Ok(Some(guard)) = pcb.try_lock()
+                && matches!(guard.state, conn::ConnState::TimeWait(_))
+            {
+                n += 1;
+            }
+        });
+        n
     }
 
     fn owns(&self, addr: IpAddr) -> bool {

@@ -215,3 +215,48 @@ fn large_echo_requests_cannot_fill_memory() {
     assert!(w.poll_transmit(Instant::ZERO, &mut buf).is_some());
     assert!(w.poll_transmit(Instant::ZERO, &mut buf).is_none());
 }
+
+#[test]
+fn metrics_accessors_see_the_table_pool_and_domain() {
+    let s = stack(|_| {});
+    assert_eq!(s.chain_stats().entries, 0);
+    assert_eq!(s.pool_stats().live, 0);
+    assert_eq!(s.time_wait_connections(), 0);
+    assert_eq!(s.oldest_read_section(), None);
+    let remote = SocketAddr::new(PEER, 80);
+    s.connect(Instant::from_nanos(0), 0, None, remote).unwrap();
+    assert_eq!(s.chain_stats().entries, 1);
+    assert_eq!(s.chain_stats().max_chain, 1);
+    assert_eq!(s.pool_stats().live, 1);
+    assert_eq!(s.time_wait_connections(), 0, "SYN-SENT is not TIME-WAIT");
+    let before = s.smr_stats();
+    assert_eq!(before.lag, 0);
+}
+
+#[test]
+fn reclaim_idle_drains_what_a_quiet_thread_retired() {
+    for mode in [Mode::Default, Mode::Lazy, Mode::Deferred] {
+        reclaim_idle_drains_in(mode);
+    }
+}
+
+fn reclaim_idle_drains_in(mode: Mode) {
+    let s = stack(|c| c.smr_mode = mode);
+    let remote = SocketAddr::new(PEER, 80);
+    let c = s.connect(Instant::from_nanos(0), 0, None, remote).unwrap();
+    s.abort(&c).unwrap();
+    let w = s.worker(0);
+    w.handle_timeout(Instant::from_nanos(1));
+    drain(w, Instant::from_nanos(1));
+    assert_eq!(s.connections(), 0);
+    assert_eq!(
+        s.pool_stats().pending,
+        1,
+        "retired into this thread's magazine"
+    );
+    // The first call stamps the batch; a grace period with no reader open
+    // passes at once, so at most a second call makes it reusable.
+    s.reclaim_idle();
+    s.reclaim_idle();
+    assert_eq!(s.pool_stats().pending, 0, "{mode:?}");
+}

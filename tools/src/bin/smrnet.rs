@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand};
 use std::io;
 use std::process::ExitCode;
 use tools::BenchCommand;
+use tools::lab::LabCommand;
 
 /// Benchmarks and tools for smrnet, a userspace TCP/IP stack whose
 /// connection table is read lock-free under SMR.
@@ -17,11 +18,15 @@ enum Command {
     /// Micro-benchmarks, every alternative measured side by side in one run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A network namespace with smrnetd on a TUN device inside it (needs root).
+    #[command(subcommand)]
+    Lab(LabCommand),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Bench(bench) => bench.run(),
+        Command::Lab(lab) => lab.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,39 @@
+//! End-to-end tests: each starts `smrnetd` in its own lab (a private network
+//! namespace, see `smrnet lab`), drives it with kernel sockets from inside
+//! that namespace, and removes the lab when it ends, pass or fail.
+//!
+//! Run as root (CI does). Elsewhere every test is reported as skipped, with
+//! the reason, unless `SMRNET_E2E_REQUIRE=1` turns that into a failure.
+
+mod clients;
+mod hostile;
+mod lifecycle;
+mod names;
+mod observability;
+mod traffic;
+
+use tests::{Test, run_main};
+
+/// The suite, named by each test's function.
+macro_rules! suite {
+    ($($module:ident::$name:ident),* $(,)?) => {
+        &[$(Test { name: stringify!($name), run: $module::$name }),*]
+    };
+}
+
+fn main() {
+    run_main(suite![
+        // The slow ones first, so the pair of runner threads overlap them.
+        traffic::ten_thousand_sequential_connections_leave_the_table_and_pool_empty,
+        traffic::echo_round_trips_1mib_on_100_parallel_connections,
+        traffic::ping_v4_and_v6_are_answered,
+        traffic::http_body_reaches_curl_and_a_std_client,
+        traffic::port_without_listener_refuses_with_rst,
+        hostile::malformed_burst_is_counted_and_daemon_keeps_serving,
+        observability::metrics_pass_promtool_and_count_what_the_test_did,
+        lifecycle::sigterm_exits_zero_within_2s_with_connections_open,
+        lifecycle::sigint_exits_zero_within_2s_with_connections_open,
+        lifecycle::user_nobody_still_serves,
+        lifecycle::lab_cli_up_exec_down_leaves_nothing_behind,
+    ]);
+}

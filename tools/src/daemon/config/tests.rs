@@ -1,0 +1,191 @@
+use super::*;
+
+fn flags(args: &[&str]) -> Result<Config, ConfigError> {
+    let argv = std::iter::once("smrnetd").chain(args.iter().copied());
+    Args::try_parse_from(argv)
+        .expect("clap accepts these")
+        .resolve()
+}
+
+fn field_of(r: Result<Config, ConfigError>) -> String {
+    r.expect_err("should be rejected").field
+}
+
+#[test]
+fn defaults_work_without_any_flag() {
+    let c = flags(&[]).unwrap();
+    assert_eq!(c.device, "smrnet0");
+    assert_eq!(c.tun_ipv4.unwrap().addr, Ipv4Addr::new(198, 18, 0, 1));
+    assert_eq!(c.tun_ipv6.unwrap().prefix, 64);
+    assert_eq!(
+        c.addresses,
+        vec![
+            "198.18.0.2".parse::<IpAddr>().unwrap(),
+            "fd00:5eed::2".parse().unwrap()
+        ]
+    );
+    assert_eq!(c.mtu, 1500);
+    assert!(c.workers >= 1);
+    let services: Vec<_> = c
+        .listeners
+        .iter()
+        .map(|l| (l.addr.port(), l.service))
+        .collect();
+    assert_eq!(
+        services,
+        vec![
+            (7, Service::Echo),
+            (9, Service::Discard),
+            (80, Service::Http)
+        ]
+    );
+    assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(c.smr_mode, smr::Mode::Default);
+    assert!(!c.attach);
+}
+
+#[test]
+fn flags_set_every_kind_of_value() {
+    let c = flags(&[
+        "--workers",
+        "3",
+        "--listen",
+        "198.18.0.2:8080=http",
+        "--listen",
+        "[::]:7=echo",
+        "--smr-mode",
+        "lazy",
+        "--metrics",
+        "off",
+        "--attach",
+        "--tun-ipv6",
+        "none",
+        "--address",
+        "198.18.0.2",
+    ])
+    .unwrap();
+    assert_eq!(c.workers, 3);
+    assert_eq!(c.listeners.len(), 2);
+    assert_eq!(c.listeners[0].service, Service::Http);
+    assert_eq!(c.smr_mode, smr::Mode::Lazy);
+    assert_eq!(c.metrics, None);
+    assert!(c.attach);
+    assert_eq!(c.tun_ipv6, None);
+}
+
+#[test]
+fn toml_file_is_read_and_flags_win() {
+    let file = Args::from_toml(
+        "workers = 2\nmtu = 9000\nlisten = [\"0.0.0.0:7=echo\"]\nsmr-mode = \"deferred\"\n",
+    )
+    .unwrap();
+    let cli = Args::try_parse_from(["smrnetd", "--workers", "4"]).unwrap();
+    let c = cli.over(file).resolve().unwrap();
+    assert_eq!(c.workers, 4, "the flag wins");
+    assert_eq!(c.mtu, 9000, "the file fills in");
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.smr_mode, smr::Mode::Deferred);
+}
+
+#[test]
+fn toml_errors_name_the_key() {
+    let e = Args::from_toml("workers = \"many\"\n").unwrap_err();
+    assert_eq!(e.field, "workers", "{e}");
+    let e = Args::from_toml("no-such-thing = 1\n").unwrap_err();
+    assert!(e.to_string().contains("no-such-thing"), "{e}");
+    let e = Args::from_toml("mtu = 1500\nsmr-mode = \"slow\"\n")
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert_eq!(e.field, "smr-mode");
+    assert!(!e.to_string().contains('\n'), "one line: {e}");
+}
+
+#[test]
+fn each_bad_value_names_its_field() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--workers", "0"], "workers"),
+        (&["--workers", "100000"], "workers"),
+        (&["--mtu", "100"], "mtu"),
+        (&["--tun-ipv4", "198.18.0.1"], "tun-ipv4"),
+        (&["--tun-ipv4", "198.18.0.1/40"], "tun-ipv4"),
+        (&["--tun-ipv6", "fd00::1/0"], "tun-ipv6"),
+        (&["--address", "nonsense"], "address"),
+        (&["--address", "0.0.0.0"], "address"),
+        (&["--listen", "0.0.0.0:7"], "listen"),
+        (&["--listen", "0.0.0.0:7=telnet"], "listen"),
+        (&["--listen", "0.0.0.0:0=echo"], "listen"),
+        (&["--listen", "10.0.0.1:7=echo"], "listen"),
+        (
+            &["--listen", "0.0.0.0:7=echo", "--listen", "[::]:7=discard"],
+            "listen",
+        ),
+        (&["--http-body-bytes", "999999999"], "http-body-bytes"),
+        (&["--table-size", "0"], "table-size"),
+        (&["--pool-cap", "0"], "pool-cap"),
+        (&["--syncache-limit", "0"], "syncache-limit"),
+        (&["--syncache-per-listener", "0"], "syncache-per-listener"),
+        (&["--accept-queue", "0"], "accept-queue"),
+        (&["--smr-mode", "eager"], "smr-mode"),
+        (&["--pcb-backend", "dashmap"], "pcb-backend"),
+        (&["--pcb-backend", "btree"], "pcb-backend"),
+        (&["--metrics", "localhost"], "metrics"),
+        (&["--device", "a/b"], "device"),
+        (&["--device", "a-name-far-too-long"], "device"),
+        (&["--netns", "../x"], "netns"),
+        (&["--pcap-max-bytes", "3"], "pcap-max-bytes"),
+        (&["--tun-ipv4", "none", "--tun-ipv6", "none"], "address"),
+    ];
+    for (args, field) in cases {
+        assert_eq!(&field_of(flags(args)), field, "{args:?}");
+    }
+}
+
+#[test]
+fn other_backends_say_not_yet_supported() {
+    let e = flags(&["--pcb-backend", "papaya"]).unwrap_err();
+    assert!(e.message.contains("not yet supported"), "{e}");
+}
+
+#[test]
+fn bad_flag_syntax_is_a_usage_error_with_status_2() {
+    let e = Args::try_parse_from(["smrnetd", "--workers", "two"]).unwrap_err();
+    assert_eq!(e.exit_code(), EXIT_USAGE);
+    let e = Args::try_parse_from(["smrnetd", "--frobnicate"]).unwrap_err();
+    assert_eq!(e.exit_code(), EXIT_USAGE);
+}
+
+#[test]
+fn help_mentions_every_flag() {
+    use clap::CommandFactory;
+    let help = Args::command().render_long_help().to_string();
+    for flag in [
+        "--config",
+        "--device",
+        "--attach",
+        "--tun-ipv4",
+        "--tun-ipv6",
+        "--address",
+        "--mtu",
+        "--netns",
+        "--user",
+        "--workers",
+        "--listen",
+        "--http-body-bytes",
+        "--table-size",
+        "--pool-cap",
+        "--syncache-limit",
+        "--syncache-per-listener",
+        "--accept-queue",
+        "--smr-mode",
+        "--pcb-backend",
+        "--metrics",
+        "--log",
+        "--pcap",
+        "--pcap-max-bytes",
+        "--seed",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    assert!(help.contains("CAP_NET_ADMIN"));
+}

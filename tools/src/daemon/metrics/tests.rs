@@ -1,0 +1,138 @@
+use super::*;
+use std::sync::atomic::AtomicBool;
+
+fn shared() -> Arc<Shared> {
+    let mut cfg = netstack::StackConfig::new(vec!["198.18.0.2".parse().unwrap()]);
+    cfg.workers = 2;
+    cfg.seed = Some(1);
+    cfg.table_capacity = 64;
+    cfg.pool_cap = 256;
+    Arc::new(Shared {
+        stack: Arc::new(netstack::Stack::new(cfg)),
+        listeners: Vec::new(),
+        specs: Vec::new(),
+        http_body_bytes: 0,
+        stats: (0..2)
+            .map(|_| super::super::worker::WorkerStats::default())
+            .collect(),
+        pcap: None,
+        stop: AtomicBool::new(false),
+        epoch: std::time::Instant::now(),
+        mtu: 1500,
+    })
+}
+
+/// `(name, type)` of every `# TYPE` line.
+fn types(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let mut it = l.split(' ');
+            (it.next().unwrap().to_owned(), it.next().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn every_metric_has_help_type_prefix_and_unit_naming() {
+    let text = Metrics::new(shared()).render();
+    let types = types(&text);
+    assert!(types.len() > 80, "{}", types.len());
+    for (name, ty) in &types {
+        assert!(name.starts_with("smrnet_"), "{name}");
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP"
+        );
+        match ty.as_str() {
+            "counter" => assert!(name.ends_with("_total"), "counter {name}"),
+            "gauge" => assert!(!name.ends_with("_total"), "gauge {name}"),
+            "histogram" => assert!(name.ends_with("_seconds"), "histogram {name}"),
+            other => panic!("{name}: unexpected type {other}"),
+        }
+        assert!(
+            !name.contains("_ms") && !name.contains("_ns"),
+            "base units only: {name}"
+        );
+    }
+    // Every sample line belongs to a declared family.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            types.iter().any(|(n, _)| name == n
+                || name
+                    .strip_prefix(n.as_str())
+                    .is_some_and(|s| ["_bucket", "_count", "_sum"].contains(&s))),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn the_issue_s_metrics_are_all_there() {
+    let text = Metrics::new(shared()).render();
+    for name in [
+        "smrnet_tcp_passive_opens_total",
+        "smrnet_tcp_active_opens_total",
+        "smrnet_tcp_curr_estab",
+        "smrnet_tcp_time_wait_connections",
+        "smrnet_syncache_entries",
+        "smrnet_syncache_overflows_total",
+        "smrnet_syncookies_sent_total",
+        "smrnet_syncookies_validated_total",
+        "smrnet_syncookies_failed_total",
+        "smrnet_listen_queue_overflows_total",
+        "smrnet_ip_drops_total{reason=\"bad_tcp_checksum\"}",
+        "smrnet_in_csum_errors_total",
+        "smrnet_smr_write_sequence",
+        "smrnet_smr_read_sequence",
+        "smrnet_smr_lag",
+        "smrnet_smr_advances_total",
+        "smrnet_smr_polls_total",
+        "smrnet_smr_waits_total",
+        "smrnet_smr_membarriers_total",
+        "smrnet_smr_oldest_read_section_seconds",
+        "smrnet_pool_live_objects",
+        "smrnet_pool_cached_bytes",
+        "smrnet_pool_pending_objects",
+        "smrnet_pool_pending_bytes",
+        "smrnet_pool_peak_pending_objects",
+        "smrnet_pool_exhausted_total",
+        "smrnet_pool_chunks",
+        "smrnet_pool_frees_per_advance",
+        "smrnet_pool_reuse_latency_seconds_bucket{le=\"+Inf\"}",
+        "smrnet_tcp_handshake_seconds_bucket{le=\"+Inf\"} 0",
+        "smrnet_tcp_handshake_seconds_sum 0",
+        "smrnet_tcp_handshake_seconds_count 0",
+        "smrnet_table_entries",
+        "smrnet_table_max_chain_length",
+        "smrnet_worker_packets_in_total{worker=\"1\"}",
+        "smrnet_worker_packets_out_total{worker=\"0\"}",
+        "smrnet_worker_batches_total{worker=\"0\"}",
+        "smrnet_worker_busy_seconds_total{worker=\"1\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+}
+
+#[test]
+fn values_come_from_the_stack_at_scrape_time() {
+    let shared = shared();
+    let m = Metrics::new(Arc::clone(&shared));
+    let w = shared.stack.worker(0);
+    w.handle_frame(netstack::Instant::from_nanos(0), &[0x45, 0, 0]);
+    // Relaxed: statistics only.
+    shared.stats[1]
+        .packets_in
+        .store(7, std::sync::atomic::Ordering::Relaxed);
+    let text = m.render();
+    assert!(
+        text.contains("smrnet_ip_drops_total{reason=\"truncated_ip\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("smrnet_ip_in_receives_total 1"));
+    assert!(text.contains("smrnet_worker_packets_in_total{worker=\"1\"} 7"));
+}

@@ -1,0 +1,304 @@
+//! `smrnetd`: the Stack as a daemon on a multi-queue TUN device.
+//!
+//! Packet workers are plain threads, one per TUN queue, each the only driver
+//! of its `netstack::Worker`; a single-threaded tokio runtime on the main
+//! thread runs the control plane (signals and the metrics listener).
+//!
+//! Lifecycle: open the device (inside `--netns` if given) and the pcap file,
+//! bind the metrics listener, drop privileges (`--user`) while still
+//! single-threaded, start the workers, then wait for SIGINT/SIGTERM or a
+//! worker's death. On a signal the listeners close, the workers close their
+//! connections gracefully for [`worker::GRACEFUL_CLOSE`], reset the rest,
+//! flush, and the daemon exits 0 (well inside 2 s). A worker that returns an
+//! error or panics stops the others and the daemon exits non-zero with the
+//! worker's message: never a half-alive daemon.
+
+pub mod config;
+pub mod metrics;
+pub mod netns;
+pub mod pcap;
+pub mod privs;
+pub mod serve;
+pub mod services;
+pub mod tun;
+pub mod worker;
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netstack::{Stack, StackConfig, SynCacheConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use self::config::Config;
+use self::worker::{Shared, WorkerStats};
+
+/// How long the whole stop may take before the daemon gives up on a worker.
+pub const STOP_DEADLINE: Duration = Duration::from_millis(1800);
+
+/// Sets up logging from `--log`, else `RUST_LOG`, else `info`.
+fn init_logging(filter: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::try_new(f).map_err(|e| format!("invalid `log`: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
+pub fn run(cfg: Config) -> Result<(), String> {
+    init_logging(cfg.log.as_deref())?;
+
+    // The device first: it is the part that needs privileges.
+    let queues = match &cfg.netns {
+        Some(ns) => {
+            let c = cfg.clone();
+            netns::run_in(ns, move || tun::open_queues(&c))
+        }
+        None => tun::open_queues(&cfg),
+    }
+    .map_err(|e| e.to_string())?;
+    tracing::info!(
+        device = %cfg.device,
+        netns = cfg.netns.as_deref().unwrap_or("-"),
+        queues = queues.len(),
+        "TUN device open"
+    );
+
+    let pcap = match &cfg.pcap {
+        None => None,
+        Some(path) => {
+            let file = File::create(path)
+                .map_err(|e| format!("cannot create pcap file {}: {e}", path.display()))?;
+            let w = pcap::PcapWriter::new(BufWriter::new(file), 65535, cfg.pcap_max_bytes)
+                .map_err(|e| format!("cannot write pcap file {}: {e}", path.display()))?;
+            Some(Mutex::new(w))
+        }
+    };
+
+    // The metrics socket is bound before dropping privileges (a port below
+    // 1024 needs them), but served only once the runtime starts.
+    let metrics_listener = match cfg.metrics {
+        None => None,
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            // The bound address (port 0 picks a free one) is what a scraper needs.
+            let bound = l.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+            Some(l)
+        }
+    };
+
+    if let Some(name) = &cfg.user {
+        // Still single-threaded here: the namespace helper has ended and
+        // neither workers nor the runtime exist yet.
+        let user = privs::lookup(name).map_err(|e| e.to_string())?;
+        privs::drop_to(&user).map_err(|e| e.to_string())?;
+        tracing::info!(user = %user.name, uid = user.uid, gid = user.gid, "dropped privileges");
+    }
+
+    let mut scfg = StackConfig::new(cfg.addresses.clone());
+    scfg.workers = cfg.workers;
+    scfg.table_capacity = cfg.table_size;
+    scfg.pool_cap = cfg.pool_cap;
+    scfg.syncache = SynCacheConfig {
+        max_entries: cfg.syncache_limit,
+        max_per_listener: cfg.syncache_per_listener,
+        ..SynCacheConfig::default()
+    };
+    scfg.accept_queue = cfg.accept_queue;
+    scfg.smr_mode = cfg.smr_mode;
+    scfg.seed = cfg.seed;
+    let stack = Arc::new(Stack::new(scfg));
+    let mut listeners = Vec::new();
+    for spec in &cfg.listeners {
+        let l = stack
+            .listen(spec.addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))?;
+        tracing::info!(addr = %spec.addr, service = spec.service.name(), "listening");
+        listeners.push(l);
+    }
+
+    let shared = Arc::new(Shared {
+        stack: Arc::clone(&stack),
+        listeners: listeners.clone(),
+        specs: cfg.listeners.clone(),
+        http_body_bytes: cfg.http_body_bytes,
+        stats: (0..cfg.workers).map(|_| WorkerStats::default()).collect(),
+        pcap,
+        stop: AtomicBool::new(false),
+        epoch: std::time::Instant::now(),
+        mtu: cfg.mtu as usize,
+    });
+
+    // Workers report their end (Ok or the reason) on this channel.
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Result<(), String>)>();
+    let mut handles = Vec::new();
+    for (i, device) in queues.into_iter().enumerate() {
+        let shared = Arc::clone(&shared);
+        let tx = done_tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("smrnet-w{i}"))
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    worker::run(i, shared, device)
+                }));
+                let outcome = match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(panic) => Err(format!(
+                        "panicked: {}",
+                        panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "(no message)".to_owned())
+                    )),
+                };
+                let _ = tx.send((i, outcome));
+            })
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        handles.push(h);
+    }
+    drop(done_tx);
+    tracing::info!(
+        workers = cfg.workers,
+        addresses = ?cfg.addresses,
+        metrics = ?cfg.metrics,
+        "smrnetd running"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start the control-plane runtime: {e}"))?;
+    let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&shared)));
+    let outcome: Result<(), String> = rt.block_on(async {
+        if let Some(l) = metrics_listener {
+            let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
+            tokio::spawn(serve_metrics(l, Arc::clone(&metrics)));
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+        let failure = tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); None }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); None }
+            Some((i, r)) = done_rx.recv() => Some(match r {
+                Err(e) => format!("worker {i} died: {e}"),
+                Ok(()) => format!("worker {i} stopped unexpectedly"),
+            }),
+        };
+        // Stop accepting, then tell the workers.
+        for l in &listeners {
+            stack.close_listener(*l);
+        }
+        // Release: pairs with the Acquire load in each worker's turn.
+        shared.stop.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
+        let mut remaining = handles.len() - usize::from(failure.is_some());
+        let mut first_failure = failure;
+        while remaining > 0 {
+            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                Ok(Some((i, r))) => {
+                    remaining -= 1;
+                    if let Err(e) = r
+                        && first_failure.is_none()
+                    {
+                        first_failure = Some(format!("worker {i} died while stopping: {e}"));
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(first_failure.unwrap_or_else(|| {
+                        format!("{remaining} worker(s) did not stop within {STOP_DEADLINE:?}")
+                    }));
+                }
+            }
+        }
+        match first_failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    if let Some(p) = &shared.pcap {
+        let mut w = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = w.flush();
+    }
+    match &outcome {
+        Ok(()) => {
+            for h in handles {
+                let _ = h.join();
+            }
+            tracing::info!("stopped");
+        }
+        Err(e) => tracing::error!(error = %e, "smrnetd failed"),
+    }
+    outcome
+}
+
+/// Serves `GET /metrics` (and a pointer to it on `/`), one request per
+/// connection, refreshing the values for each scrape.
+async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<metrics::Metrics>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1024);
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                true
+            })
+            .await;
+            if !matches!(read, Ok(true)) {
+                return;
+            }
+            let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
+            let (status, ctype, body) =
+                if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
+                    (
+                        "200 OK",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        metrics.render(),
+                    )
+                } else if line.starts_with(b"GET / ") {
+                    (
+                        "200 OK",
+                        "text/plain",
+                        "smrnetd: metrics at /metrics\n".to_owned(),
+                    )
+                } else {
+                    ("404 Not Found", "text/plain", "not found\n".to_owned())
+                };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}

@@ -1,0 +1,212 @@
+//! The application half of a worker: accepts, and serves each connection
+//! homed on this worker with its listener's service.
+//!
+//! A session starts on a connection's first event, on its home worker (the
+//! only one that polls its events), so no service state crosses threads.
+//! Invariant: the output a connection has queued and not yet sent is at
+//! most one read's worth (echo) or the http high-water mark plus one
+//! response; reading stops until it has been sent.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use netstack::{AppError, ConnError, ConnHandle, Events, ListenerHandle, Stack};
+
+use super::config::ListenSpec;
+use super::services::{Next, Session};
+
+/// Connections served per call before the worker goes back to the device.
+const SERVE_BUDGET: usize = 1024;
+/// Reads per connection per visit (fairness between connections).
+const READS_PER_VISIT: usize = 16;
+/// Bytes read from a connection at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One connection being served.
+struct Served {
+    session: Session,
+    out: Vec<u8>,
+    off: usize,
+    /// Close once `out` is sent.
+    close_after_flush: bool,
+    /// `close` has been called.
+    closing: bool,
+}
+
+enum Visit {
+    /// Nothing more until the next event.
+    Idle,
+    /// More to do (budget spent): visit again next call.
+    Again,
+    /// The connection is gone: forget it.
+    Gone,
+}
+
+/// The services of one worker.
+pub struct Server {
+    index: usize,
+    specs: Vec<ListenSpec>,
+    http_body_bytes: usize,
+    served: HashMap<ConnHandle, Served>,
+    again: Vec<ConnHandle>,
+    scratch: Vec<u8>,
+    stopping: bool,
+}
+
+impl Server {
+    /// The server of worker `index`.
+    pub fn new(index: usize, specs: Vec<ListenSpec>, http_body_bytes: usize) -> Server {
+        Server {
+            index,
+            specs,
+            http_body_bytes,
+            served: HashMap::new(),
+            again: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            stopping: false,
+        }
+    }
+
+    /// Connections being served.
+    pub fn len(&self) -> usize {
+        self.served.len()
+    }
+
+    /// Whether no connection is being served.
+    pub fn is_empty(&self) -> bool {
+        self.served.is_empty()
+    }
+
+    /// Accepts what the listeners completed and serves every connection with
+    /// an event; returns the number of sessions started, and whether work
+    /// is left for the next call.
+    pub fn serve(&mut self, stack: &Stack, listeners: &[ListenerHandle]) -> (u64, bool) {
+        if !self.stopping {
+            for l in listeners {
+                while stack.accept(l).is_some() {}
+            }
+        }
+        let mut started = 0;
+        for conn in core::mem::take(&mut self.again) {
+            self.visit_and_track(stack, conn);
+        }
+        let mut budget = SERVE_BUDGET;
+        while budget > 0 {
+            let Some((conn, events)) = stack.poll_events(self.index) else {
+                break;
+            };
+            budget -= 1;
+            if let Entry::Vacant(slot) = self.served.entry(conn) {
+                if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
+                    continue;
+                }
+                let Some(spec) = self.specs.iter().find(|s| {
+                    s.addr.port() == conn.local().port()
+                        && (s.addr.ip().is_unspecified() || s.addr.ip() == conn.local().ip())
+                }) else {
+                    continue;
+                };
+                started += 1;
+                slot.insert(Served {
+                    session: Session::new(spec.service, self.http_body_bytes),
+                    out: Vec::new(),
+                    off: 0,
+                    close_after_flush: self.stopping,
+                    closing: false,
+                });
+            }
+            if events.contains(Events::RESET) || events.contains(Events::CLOSED) {
+                self.served.remove(&conn);
+                continue;
+            }
+            self.visit_and_track(stack, conn);
+        }
+        (started, budget == 0 || !self.again.is_empty())
+    }
+
+    /// Stops accepting and closes every connection once its output is sent.
+    pub fn stop(&mut self, stack: &Stack) {
+        self.stopping = true;
+        for (conn, s) in self.served.iter_mut() {
+            s.close_after_flush = true;
+            if s.off >= s.out.len() && !s.closing {
+                let _ = stack.close(conn);
+                s.closing = true;
+            }
+        }
+    }
+
+    /// Resets every connection still served.
+    pub fn abort_all(&mut self, stack: &Stack) {
+        for conn in self.served.keys() {
+            let _ = stack.abort(conn);
+        }
+        self.served.clear();
+        self.again.clear();
+    }
+
+    fn visit_and_track(&mut self, stack: &Stack, conn: ConnHandle) {
+        let Some(s) = self.served.get_mut(&conn) else {
+            return;
+        };
+        match visit(stack, &conn, s, &mut self.scratch) {
+            Visit::Idle => {}
+            Visit::Again => {
+                if !self.again.contains(&conn) {
+                    self.again.push(conn);
+                }
+            }
+            Visit::Gone => {
+                self.served.remove(&conn);
+            }
+        }
+    }
+}
+
+/// Moves one connection along: send what is queued, then read and answer,
+/// until it would block or the per-visit budget is spent.
+fn visit(stack: &Stack, conn: &ConnHandle, s: &mut Served, scratch: &mut [u8]) -> Visit {
+    for _ in 0..READS_PER_VISIT {
+        while s.off < s.out.len() {
+            match stack.write(conn, &s.out[s.off..]) {
+                Ok(0) | Err(AppError::Conn(ConnError::WouldBlock)) => return Visit::Idle,
+                Ok(n) => s.off += n,
+                Err(_) => return Visit::Gone,
+            }
+        }
+        s.out.clear();
+        s.off = 0;
+        if s.closing {
+            return Visit::Idle;
+        }
+        if s.session.has_backlog() && s.session.resume(&mut s.out) == Next::Close {
+            s.close_after_flush = true;
+        }
+        if !s.out.is_empty() {
+            continue;
+        }
+        if s.close_after_flush {
+            return match stack.close(conn) {
+                Ok(()) => {
+                    s.closing = true;
+                    Visit::Idle
+                }
+                Err(_) => Visit::Gone,
+            };
+        }
+        match stack.read(conn, scratch) {
+            Ok(0) => s.close_after_flush = true,
+            Ok(n) => {
+                if s.session.on_data(&scratch[..n], &mut s.out) == Next::Close {
+                    s.close_after_flush = true;
+                }
+            }
+            Err(AppError::Conn(ConnError::WouldBlock)) => return Visit::Idle,
+            Err(_) => return Visit::Gone,
+        }
+    }
+    Visit::Again
+}
+
+#[cfg(test)]
+mod tests;

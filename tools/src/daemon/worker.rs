@@ -1,0 +1,217 @@
+//! A packet worker: one plain thread per TUN queue, the only driver of its
+//! `netstack::Worker` and the only server of the connections homed on it.
+//!
+//! Each turn reads a batch of frames (non-blocking, at most [`BATCH`]),
+//! feeds them to the stack, accepts and serves connections with events,
+//! runs the timers, and writes everything `poll_transmit` yields back to the
+//! same queue; then it sleeps in poll(2) on its queue until a frame arrives
+//! or the stack's next deadline (at most [`MAX_SLEEP`], so a stop request is
+//! seen promptly). The clock is read here and nowhere below.
+//!
+//! Invariant: per-worker statistics have exactly one writer, this thread
+//! (Relaxed load + store); the metrics task only reads them.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use netstack::{ListenerHandle, Stack};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use tun_rs::SyncDevice;
+
+use super::config::ListenSpec;
+use super::pcap::PcapWriter;
+use super::serve::Server;
+
+/// Frames read per turn before the stack's output is written.
+pub const BATCH: usize = 64;
+/// The longest sleep in poll(2). Short because nothing wakes a sleeping
+/// worker when another worker's frame queues output or events on one of
+/// its connections (a segment steered to the "wrong" queue): the Stack has
+/// no wake-up hook yet, so this bounds the added latency.
+pub const MAX_SLEEP: Duration = Duration::from_millis(10);
+/// How long a stopping worker lets connections close gracefully before it
+/// resets the rest.
+pub const GRACEFUL_CLOSE: Duration = Duration::from_millis(700);
+/// The least time between two idle reclaims of the pool.
+pub const RECLAIM_EVERY: Duration = Duration::from_millis(100);
+
+/// One worker's daemon-level statistics (one writer: the worker).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    /// Frames read from the queue.
+    pub packets_in: AtomicU64,
+    /// Frames written to the queue.
+    pub packets_out: AtomicU64,
+    /// Bytes read / written.
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Turns that read at least one frame.
+    pub batches: AtomicU64,
+    /// Nanoseconds spent working (not sleeping in poll).
+    pub busy_ns: AtomicU64,
+    /// Frames the device refused to take.
+    pub write_errors: AtomicU64,
+    /// Connections served (service sessions started).
+    pub sessions: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    // Relaxed: statistics only, single writer.
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// What every worker shares.
+pub struct Shared {
+    pub stack: Arc<Stack>,
+    pub listeners: Vec<ListenerHandle>,
+    pub specs: Vec<ListenSpec>,
+    pub http_body_bytes: usize,
+    pub stats: Box<[WorkerStats]>,
+    pub pcap: Option<Mutex<PcapWriter<BufWriter<File>>>>,
+    /// Set by the control plane to begin the shutdown. Release/Acquire:
+    /// the listeners are closed before the store, so a worker that sees it
+    /// sees no new connections.
+    pub stop: AtomicBool,
+    /// Where `netstack::Instant` zero is.
+    pub epoch: std::time::Instant,
+    pub mtu: usize,
+}
+
+impl Shared {
+    /// The stack's idea of now.
+    pub fn now(&self) -> netstack::Instant {
+        netstack::Instant::from_nanos(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    fn capture(&self, frame: &[u8]) {
+        if let Some(p) = &self.pcap {
+            let unix = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let mut w = p.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) = w.record(unix, frame) {
+                tracing::warn!(error = %e, "pcap write failed; capture stops");
+                drop(w);
+                // A failing capture must not take the daemon down.
+            }
+        }
+    }
+}
+
+/// Runs worker `index` until stopped; returns an error if the device fails.
+pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<()> {
+    let stack = &*shared.stack;
+    let w = stack.worker(index);
+    let stats = &shared.stats[index];
+    let mut frame = vec![0u8; shared.mtu.max(1500) + 64];
+    let mut out = vec![0u8; shared.mtu.max(1500) + 64];
+    let mut server = Server::new(index, shared.specs.clone(), shared.http_body_bytes);
+    let mut stop_deadline: Option<std::time::Instant> = None;
+    let mut last_reclaim = std::time::Instant::now();
+    tracing::debug!(worker = index, "worker started");
+    loop {
+        let started = std::time::Instant::now();
+        let now = shared.now();
+
+        // Stop: close every connection we serve, then wait for them to go.
+        // Acquire: pairs with the Release store in the control plane.
+        if stop_deadline.is_none() && shared.stop.load(Ordering::Acquire) {
+            stop_deadline = Some(started + GRACEFUL_CLOSE);
+            server.stop(stack);
+        }
+
+        // Read a batch.
+        let mut n_in = 0;
+        while n_in < BATCH {
+            match device.recv(&mut frame) {
+                Ok(n) => {
+                    n_in += 1;
+                    add(&stats.bytes_in, n as u64);
+                    shared.capture(&frame[..n]);
+                    w.handle_frame(now, &frame[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("TUN read: {e}"))),
+            }
+        }
+        if n_in > 0 {
+            add(&stats.packets_in, n_in as u64);
+            add(&stats.batches, 1);
+        }
+
+        let (started_sessions, more) = server.serve(stack, &shared.listeners);
+        add(&stats.sessions, started_sessions);
+
+        // Past the graceful period: reset what is left, then leave once the
+        // resets are written.
+        let finishing = stop_deadline.is_some_and(|d| started >= d)
+            || (stop_deadline.is_some() && server.is_empty());
+        if finishing {
+            server.abort_all(stack);
+        }
+
+        w.handle_timeout(now);
+        let mut n_out = 0;
+        while let Some(n) = w.poll_transmit(now, &mut out) {
+            n_out += 1;
+            shared.capture(&out[..n]);
+            match device.send(&out[..n]) {
+                Ok(_) => add(&stats.bytes_out, n as u64),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    add(&stats.write_errors, 1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    add(&stats.write_errors, 1);
+                }
+                Err(e) => {
+                    // The kernel refuses some frames (e.g. no route back);
+                    // count them, the stack retransmits what matters.
+                    add(&stats.write_errors, 1);
+                    tracing::debug!(worker = index, error = %e, "TUN write failed");
+                }
+            }
+        }
+        add(&stats.packets_out, n_out);
+        // A quiet turn: recycle what this thread retired, so the pool's
+        // pending count drains between bursts (at most every RECLAIM_EVERY).
+        if n_in == 0 && started.duration_since(last_reclaim) >= RECLAIM_EVERY {
+            stack.reclaim_idle();
+            last_reclaim = started;
+        }
+        add(&stats.busy_ns, started.elapsed().as_nanos() as u64);
+
+        if finishing {
+            if let Some(p) = &shared.pcap {
+                let _ = p.lock().unwrap_or_else(PoisonError::into_inner).flush();
+            }
+            tracing::debug!(worker = index, "worker stopped");
+            return Ok(());
+        }
+
+        // Sleep until a frame, the next deadline, or MAX_SLEEP.
+        let busy = n_in == BATCH || more;
+        if !busy {
+            let now = shared.now();
+            let sleep = w
+                .poll_timeout()
+                .map_or(MAX_SLEEP, |t| t.saturating_duration_since(now))
+                .min(MAX_SLEEP);
+            if !sleep.is_zero() {
+                let ts = Timespec {
+                    tv_sec: sleep.as_secs() as _,
+                    tv_nsec: sleep.subsec_nanos() as _,
+                };
+                let mut fds = [PollFd::new(&device, PollFlags::IN)];
+                match poll(&mut fds, Some(&ts)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(io::Error::other(format!("poll on TUN queue: {e}"))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! `smrnet lab`: a private network namespace with `smrnetd` on a TUN device
+//! inside it, for tests, benchmarks and the demo.
+//!
+//! The kernel side of the link is 198.18.0.1/15 and fd00:5eed::1/64 inside the
+//! namespace; the daemon answers as 198.18.0.2 and fd00:5eed::2. Those
+//! addresses exist only inside the namespace, so every packet a lab carries
+//! stays there (benchmarking range, RFC 2544; a ULA prefix, RFC 4193). The
+//! daemon process itself, and its metrics listener on 127.0.0.1, stay in the
+//! namespace the lab was started from.
+//!
+//! Invariant: everything a lab creates is owned by a guard ([`Netns`],
+//! [`Daemon`]) until it is either removed or explicitly handed to a state
+//! file, so a failure or an interrupt at any step removes what exists so far.
+
+mod cli;
+mod daemon;
+mod http;
+mod interrupt;
+mod netns;
+mod state;
+
+pub use cli::{DownArgs, ExecArgs, LabCommand, UpArgs};
+pub use daemon::{Daemon, STOP_GRACE};
+pub use http::http_get;
+pub use interrupt::install_teardown as remove_labs_on_signal;
+pub use netns::Netns;
+pub use state::{LabState, run_dir};
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// Every lab namespace is named `smrnet-lab-<id>`.
+pub const NETNS_PREFIX: &str = "smrnet-lab-";
+/// The TUN device's name inside the namespace.
+pub const DEVICE: &str = "smr0";
+/// The kernel's end of the link, inside the namespace.
+pub const KERNEL_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const KERNEL_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5eed, 0, 0, 0, 0, 0, 1);
+/// The address the daemon answers on.
+pub const DAEMON_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const DAEMON_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5eed, 0, 0, 0, 0, 0, 2);
+pub const PREFIX_V4: u8 = 15;
+pub const PREFIX_V6: u8 = 64;
+/// The services every lab starts, by well-known port.
+pub const ECHO_PORT: u16 = 7;
+pub const DISCARD_PORT: u16 = 9;
+pub const HTTP_PORT: u16 = 80;
+/// The metrics address `lab up` tries first (the daemon's default).
+pub const DEFAULT_METRICS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+
+/// What a lab should run.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// The `smrnetd` binary.
+    pub daemon: PathBuf,
+    /// `--workers` for the daemon; its own default (one per CPU) when `None`.
+    pub workers: Option<usize>,
+    /// The metrics listener; port 0 picks a free port on that address.
+    pub metrics: SocketAddr,
+    /// More daemon flags, appended after the lab's own (e.g. `--user nobody`).
+    pub extra_args: Vec<OsString>,
+    /// Bound on the whole start-up: device, addresses, metrics, first connect.
+    pub ready_timeout: Duration,
+    /// Where the daemon's log goes (`<dir>/lab-<id>.log`).
+    pub log_dir: PathBuf,
+}
+
+impl LabConfig {
+    pub fn new(daemon: impl Into<PathBuf>) -> LabConfig {
+        LabConfig {
+            daemon: daemon.into(),
+            workers: None,
+            metrics: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            extra_args: Vec::new(),
+            ready_timeout: Duration::from_secs(15),
+            log_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// A running lab: the namespace and the daemon, both removed on drop.
+#[derive(Debug)]
+pub struct Lab {
+    id: String,
+    metrics: SocketAddr,
+    // Field order is drop order: the daemon stops before its namespace goes.
+    daemon: Daemon,
+    netns: Netns,
+}
+
+impl Lab {
+    /// Create the namespace, start the daemon, configure the link, and wait
+    /// (bounded by `cfg.ready_timeout`) until the metrics endpoint answers
+    /// and a TCP connection from inside the namespace succeeds.
+    pub fn up(cfg: &LabConfig) -> Result<Lab, LabError> {
+        preflight()?;
+        let deadline = Instant::now() + cfg.ready_timeout;
+        let id = unique_id();
+        let netns = Netns::create(&format!("{NETNS_PREFIX}{id}"))?;
+        let metrics = if cfg.metrics.port() == 0 {
+            free_port(cfg.metrics.ip())?
+        } else {
+            cfg.metrics
+        };
+        let log = cfg.log_dir.join(format!("lab-{id}.log"));
+        let args = daemon_args(netns.name(), metrics, cfg.workers, &cfg.extra_args);
+        let daemon = Daemon::spawn(&cfg.daemon, &args, &log)?;
+        let mut lab = Lab {
+            id,
+            metrics,
+            daemon,
+            netns,
+        };
+        let ready = lab
+            .configure_link(deadline)
+            .and_then(|()| lab.wait_ready(deadline));
+        match ready {
+            Ok(()) => Ok(lab),
+            Err(LabError::Timeout { what, .. }) => Err(LabError::Timeout {
+                what,
+                log_tail: daemon::log_tail(lab.log()),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The daemon creates the TUN device and sets the kernel's end of it
+    /// (`--tun-ipv4`, `--tun-ipv6`); once the device shows up in the
+    /// namespace, make sure of both addresses and the link state, so a lab
+    /// does not depend on when the daemon gets to it.
+    fn configure_link(&mut self, deadline: Instant) -> Result<(), LabError> {
+        let ns = self.netns.name().to_string();
+        wait_until(
+            deadline,
+            "the TUN device to appear in the namespace",
+            || {
+                self.daemon.check_running()?;
+                Ok(netns::ip_ok(&["-n", &ns, "link", "show", DEVICE]))
+            },
+        )?;
+        let v4 = format!("{KERNEL_V4}/{PREFIX_V4}");
+        let v6 = format!("{KERNEL_V6}/{PREFIX_V6}");
+        // `replace`: the daemon may already have set them itself.
+        netns::ip(&["-n", &ns, "addr", "replace", &v4, "dev", DEVICE])?;
+        netns::ip(&[
+            "-n", &ns, "-6", "addr", "replace", &v6, "dev", DEVICE, "nodad",
+        ])?;
+        netns::ip(&["-n", &ns, "link", "set", DEVICE, "up"])?;
+        // The connected routes (198.18.0.0/15, fd00:5eed::/64 via the device)
+        // come with the addresses; nothing else is routed into the lab.
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, deadline: Instant) -> Result<(), LabError> {
+        let metrics = self.metrics;
+        wait_until(deadline, "the metrics endpoint", || {
+            self.daemon.check_running()?;
+            Ok(http_get(metrics, "/metrics", Duration::from_millis(500))
+                .is_ok_and(|(status, _)| status == 200))
+        })?;
+        let probe = SocketAddr::new(IpAddr::V4(DAEMON_V4), HTTP_PORT);
+        wait_until(
+            deadline,
+            "a TCP connection from inside the namespace",
+            || {
+                self.daemon.check_running()?;
+                self.in_netns(|| {
+                    TcpStream::connect_timeout(&probe, Duration::from_millis(300)).is_ok()
+                })
+            },
+        )
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
+    pub fn log(&self) -> &Path {
+        self.daemon.log()
+    }
+
+    /// The daemon, for tests that signal it or wait for its exit.
+    pub fn daemon_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
+
+    /// Run `f` on a thread inside the lab's namespace (where the daemon's
+    /// addresses are reachable) and return its result.
+    pub fn in_netns<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R, LabError> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.netns.enter_current_thread().map_err(|e| {
+                    LabError::io(format!("enter namespace {}", self.netns.name()), e)
+                })?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// `ip netns exec NS program`: a command that runs inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.netns.name(), program]);
+        cmd
+    }
+
+    /// The daemon's `/metrics` text.
+    pub fn scrape(&self) -> Result<String, LabError> {
+        let (status, body) = http_get(self.metrics, "/metrics", Duration::from_secs(5))
+            .map_err(|e| LabError::io(format!("scrape {}", self.metrics_url()), e))?;
+        if status != 200 {
+            return Err(LabError::Daemon(format!(
+                "{} answered HTTP {status}",
+                self.metrics_url()
+            )));
+        }
+        Ok(body)
+    }
+
+    /// Hand the lab to a state file: the daemon and the namespace outlive
+    /// this process until `smrnet lab down`.
+    pub fn detach(self) -> Result<LabState, LabError> {
+        let Lab {
+            id,
+            metrics,
+            daemon,
+            netns,
+        } = self;
+        let state = LabState {
+            id,
+            netns: netns.name().to_string(),
+            device: DEVICE.to_string(),
+            pid: daemon.pid(),
+            daemon_addrs: vec![IpAddr::V4(DAEMON_V4), IpAddr::V6(DAEMON_V6)],
+            metrics,
+            log: daemon.log().to_path_buf(),
+        };
+        // If saving fails, the guards still own everything and remove it.
+        state.save()?;
+        daemon.detach();
+        netns.keep();
+        Ok(state)
+    }
+
+    /// Stop the daemon (SIGTERM, then SIGKILL after [`STOP_GRACE`]) and
+    /// delete the namespace, reporting failures instead of printing them.
+    pub fn down(mut self) -> Result<Option<ExitStatus>, LabError> {
+        let status = match self.daemon.stop(STOP_GRACE) {
+            Ok((status, _)) => Some(status),
+            // Already stopped by the caller (e.g. a SIGTERM test).
+            Err(LabError::Daemon(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let Lab { netns, .. } = self;
+        netns.delete()?;
+        Ok(status)
+    }
+}
+
+/// Tear down a detached lab from its record.
+pub fn down_detached(state: &LabState) -> Result<(), LabError> {
+    daemon::stop_pid(state.pid, &state.netns, STOP_GRACE)?;
+    Netns::adopt(&state.netns).delete()?;
+    let _ = std::fs::remove_file(&state.log);
+    state.remove()
+}
+
+/// The daemon's command line for a lab. Kept in one place: it is the whole
+/// contract between the lab and `smrnetd`.
+fn daemon_args(
+    netns: &str,
+    metrics: SocketAddr,
+    workers: Option<usize>,
+    extra: &[OsString],
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--netns".to_string(),
+        netns.to_string(),
+        "--device".to_string(),
+        DEVICE.to_string(),
+        "--tun-ipv4".to_string(),
+        format!("{KERNEL_V4}/{PREFIX_V4}"),
+        "--tun-ipv6".to_string(),
+        format!("{KERNEL_V6}/{PREFIX_V6}"),
+        "--address".to_string(),
+        DAEMON_V4.to_string(),
+        "--address".to_string(),
+        DAEMON_V6.to_string(),
+        "--metrics".to_string(),
+        metrics.to_string(),
+        "--listen".to_string(),
+        format!("0.0.0.0:{ECHO_PORT}=echo"),
+        "--listen".to_string(),
+        format!("0.0.0.0:{DISCARD_PORT}=discard"),
+        "--listen".to_string(),
+        format!("0.0.0.0:{HTTP_PORT}=http"),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    if let Some(n) = workers {
+        args.push("--workers".into());
+        args.push(n.to_string().into());
+    }
+    args.extend(extra.iter().cloned());
+    args
+}
+
+/// Refuse early, with a message a person can act on, when the lab cannot work.
+pub fn preflight() -> Result<(), LabError> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(LabError::NotRoot);
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Err(LabError::NoTun);
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => Err(LabError::NoIp),
+    }
+}
+
+/// Six hex digits from the pid, the time and a counter: unique among labs
+/// started on one machine at the same time, short enough to type.
+fn unique_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    // Relaxed: only uniqueness within this process matters.
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.write_u128(now.as_nanos());
+    let id = format!("{:06x}", h.finish() & 0xff_ffff);
+    if Path::new("/run/netns")
+        .join(format!("{NETNS_PREFIX}{id}"))
+        .exists()
+    {
+        unique_id()
+    } else {
+        id
+    }
+}
+
+/// A port on `ip` that was free a moment ago.
+fn free_port(ip: IpAddr) -> Result<SocketAddr, LabError> {
+    let l = std::net::TcpListener::bind((ip, 0))
+        .map_err(|e| LabError::io(format!("find a free port on {ip}"), e))?;
+    l.local_addr()
+        .map_err(|e| LabError::io("read a listener's address", e))
+}
+
+/// Poll `ready` every 20 ms until it says yes, the deadline passes, it
+/// fails, or the user interrupts.
+fn wait_until(
+    deadline: Instant,
+    what: &str,
+    mut ready: impl FnMut() -> Result<bool, LabError>,
+) -> Result<(), LabError> {
+    loop {
+        if interrupt::interrupted() {
+            return Err(LabError::Interrupted);
+        }
+        if ready()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::Timeout {
+                what: what.to_string(),
+                log_tail: String::new(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Why a lab could not be started, reached or stopped.
+#[derive(Debug)]
+pub enum LabError {
+    NotRoot,
+    NoTun,
+    NoIp,
+    Ip {
+        args: String,
+        stderr: String,
+    },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    Daemon(String),
+    DaemonExited {
+        status: String,
+        log_tail: String,
+    },
+    Timeout {
+        what: String,
+        log_tail: String,
+    },
+    Interrupted,
+    State(String),
+}
+
+impl LabError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> LabError {
+        LabError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for LabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabError::NotRoot => write!(
+                f,
+                "the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): it creates a network \
+                 namespace and opens a TUN device; run it with sudo"
+            ),
+            LabError::NoTun => write!(
+                f,
+                "/dev/net/tun does not exist: load the tun module (modprobe tun) or, in a \
+                 container, pass the device in"
+            ),
+            LabError::NoIp => write!(f, "the `ip` command is missing: install iproute2"),
+            LabError::Ip { args, stderr } => write!(f, "`ip {args}` failed: {stderr}"),
+            LabError::Io { context, source } => write!(f, "{context}: {source}"),
+            LabError::Daemon(msg) => write!(f, "{msg}"),
+            LabError::DaemonExited { status, log_tail } => {
+                write!(
+                    f,
+                    "smrnetd exited ({status}); the end of its log:\n{log_tail}"
+                )
+            }
+            LabError::Timeout { what, log_tail } if log_tail.is_empty() => {
+                write!(f, "timed out waiting for {what}")
+            }
+            LabError::Timeout { what, log_tail } => write!(
+                f,
+                "timed out waiting for {what}; the end of smrnetd's log:\n{log_tail}"
+            ),
+            LabError::Interrupted => write!(f, "interrupted; the lab was removed"),
+            LabError::State(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for LabError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::config::{Args, Service};
+
+    /// The lab's command line is the whole contract with `smrnetd`: it must
+    /// parse, and mean what the lab prints.
+    #[test]
+    fn daemon_accepts_the_labs_command_line() {
+        let metrics: SocketAddr = "127.0.0.1:9500".parse().unwrap();
+        let mut argv = vec![OsString::from("smrnetd")];
+        argv.extend(daemon_args("smrnet-lab-abc123", metrics, Some(2), &[]));
+        let cfg = match Args::load(argv) {
+            Ok(cfg) => cfg,
+            Err(e) => panic!("smrnetd rejects the lab's flags: {e:?}"),
+        };
+        assert_eq!(cfg.netns.as_deref(), Some("smrnet-lab-abc123"));
+        assert_eq!(cfg.device, DEVICE);
+        assert_eq!(cfg.workers, 2);
+        assert_eq!(cfg.metrics, Some(metrics));
+        assert_eq!(
+            cfg.addresses,
+            vec![IpAddr::V4(DAEMON_V4), IpAddr::V6(DAEMON_V6)]
+        );
+        let v4 = cfg.tun_ipv4.expect("kernel-side IPv4");
+        assert_eq!((v4.addr, v4.prefix), (KERNEL_V4, PREFIX_V4));
+        let v6 = cfg.tun_ipv6.expect("kernel-side IPv6");
+        assert_eq!((v6.addr, v6.prefix), (KERNEL_V6, PREFIX_V6));
+        let ports: Vec<(u16, Service)> = cfg
+            .listeners
+            .iter()
+            .map(|l| (l.addr.port(), l.service))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (ECHO_PORT, Service::Echo),
+                (DISCARD_PORT, Service::Discard),
+                (HTTP_PORT, Service::Http)
+            ]
+        );
+    }
+
+    #[test]
+    fn extra_daemon_flags_come_last_and_are_kept() {
+        let extra = [OsString::from("--user"), OsString::from("nobody")];
+        let args = daemon_args("ns", DEFAULT_METRICS, None, &extra);
+        assert_eq!(&args[args.len() - 2..], &extra);
+        assert!(!args.iter().any(|a| a == "--workers"));
+    }
+
+    #[test]
+    fn lab_ids_are_six_hex_digits_and_differ() {
+        let a = unique_id();
+        let b = unique_id();
+        assert_eq!(a.len(), 6);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
