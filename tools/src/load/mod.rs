@@ -4,6 +4,7 @@
 //!
 //! - [`churn`]: connect, echo, verify, close, as fast as allowed.
 //! - [`hold`]: open many connections and keep them open.
+//! - [`compare`]: the same churn against the kernel's TCP, for a baseline.
 //!
 //! Every generator checks its target and source addresses against
 //! [`safety`] first and is bounded in time (its duration plus a drain
@@ -13,6 +14,7 @@
 
 pub mod churn;
 mod cli;
+pub mod compare;
 pub mod hold;
 pub mod latency;
 pub mod netns;
