@@ -8,6 +8,7 @@
 mod clients;
 mod hostile;
 mod lifecycle;
+mod load;
 mod names;
 mod observability;
 mod traffic;
@@ -35,5 +36,8 @@ fn main() {
         lifecycle::sigint_exits_zero_within_2s_with_connections_open,
         lifecycle::user_nobody_still_serves,
         lifecycle::lab_cli_up_exec_down_leaves_nothing_behind,
+        load::churn_3s_has_no_errors_and_the_daemon_counts_every_connection,
+        load::hold_3000_over_17_sources_and_2_processes_drains_after_close,
+        load::compare_kernel_prints_both_rates_and_removes_its_namespaces,
     ]);
 }
