@@ -41,14 +41,14 @@ impl Stack {
                         self.listen_table.find(table, &section, tuple, false)
                     && let Some(guard) = pcb.lock()
                 {
-                    return Target::Connection(ConnGuard::Smr(guard));
+                    return Target::Connection(ConnGuard::smr(guard));
                 }
                 section
             }
             ConnTable::Slots(table) => {
                 // A baseline's lookup is not under SMR: it needs no section.
                 if !skip_connections && let Some(guard) = table.lock(tuple) {
-                    return Target::Connection(ConnGuard::Slot(guard));
+                    return Target::Connection(ConnGuard::slot(guard));
                 }
                 self.domain.enter()
             }

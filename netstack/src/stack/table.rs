@@ -10,15 +10,19 @@
 //! Both give the same contract: a [`ConnGuard`] is a live connection, locked,
 //! found under the tuple asked for; nobody else can remove it while the guard
 //! exists; [`ConnGuard::remove`] takes it out of the table. The SMR variant is
-//! first and every method is a two-way match, so the SMR path costs one
-//! predictable branch over calling `pcb::Table` directly.
+//! first, the baselines' arms are kept out of line, and a guard keeps a
+//! pointer to its connection, so the SMR path costs one predictable branch per
+//! table call over calling `pcb::Table` directly, and nothing per field access
+//! (the Stack touches a locked connection's fields dozens of times).
 //!
 //! Invariant: **every connection is in exactly one backend, the one chosen
 //! at start-up**; the listen table stays under SMR for every backend (its
 //! lookups need a read section of the stack's domain either way).
 
+use core::marker::PhantomData;
 use core::net::IpAddr;
 use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
 
 use pcb::{
     Backend, Endpoint, EphemeralPorts, FourTuple, InsertError, PcbGuard, PortError, SlotGuard,
@@ -34,7 +38,17 @@ pub(crate) enum ConnTable {
 }
 
 /// A live connection, locked (see the module docs). `!Send`.
-pub(crate) enum ConnGuard<'t> {
+pub(crate) struct ConnGuard<'t> {
+    /// The connection, inside the lock `held` holds: the PCB's or the slot's
+    /// mutex, whose data does not move while it is locked (a PCB is pinned
+    /// in its pool chunk, a slot in its `Arc`), so the pointer stays valid
+    /// for as long as `held` exists.
+    conn: NonNull<Conn>,
+    held: Held<'t>,
+    _conn: PhantomData<&'t mut Conn>,
+}
+
+enum Held<'t> {
     Smr(PcbGuard<'t, Conn>),
     Slot(SlotGuard<'t, Conn>),
 }
@@ -49,11 +63,11 @@ impl ConnTable {
     }
 
     /// Find and lock the connection with this tuple.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock(&self, tuple: &FourTuple) -> Option<ConnGuard<'_>> {
         match self {
-            ConnTable::Smr(t) => t.lock(tuple).map(ConnGuard::Smr),
-            ConnTable::Slots(t) => t.lock(tuple).map(ConnGuard::Slot),
+            ConnTable::Smr(t) => t.lock(tuple).map(ConnGuard::smr),
+            ConnTable::Slots(t) => slot_lock(t, tuple),
         }
     }
 
@@ -63,7 +77,7 @@ impl ConnTable {
     pub(crate) fn insert(&self, tuple: &FourTuple, conn: Conn) -> Result<(), InsertError> {
         match self {
             ConnTable::Smr(t) => t.insert(tuple, conn),
-            ConnTable::Slots(t) => t.insert(tuple, conn),
+            ConnTable::Slots(t) => slot_insert(t, tuple, conn),
         }
     }
 
@@ -105,7 +119,7 @@ impl ConnTable {
                 });
             }
             ConnTable::Slots(t) => t.for_each_try_lock(|guard| {
-                if pred(guard) {
+                if pred(&**guard) {
                     n += 1;
                 }
             }),
@@ -135,6 +149,17 @@ impl ConnTable {
             ConnTable::Slots(t) => baseline_pool_stats(t),
         }
     }
+}
+
+// Out of line, so the SMR arms of the hot calls stay as small as before.
+#[inline(never)]
+fn slot_lock<'t>(t: &'t SlotTable<Conn>, tuple: &FourTuple) -> Option<ConnGuard<'t>> {
+    t.lock(tuple).map(ConnGuard::slot)
+}
+
+#[inline(never)]
+fn slot_insert(t: &SlotTable<Conn>, tuple: &FourTuple, conn: Conn) -> Result<(), InsertError> {
+    t.insert(tuple, conn)
 }
 
 fn baseline_pool_stats(t: &SlotTable<Conn>) -> smr::PoolStats {
@@ -168,21 +193,38 @@ fn baseline_pool_stats(t: &SlotTable<Conn>) -> smr::PoolStats {
     }
 }
 
-impl ConnGuard<'_> {
+impl<'t> ConnGuard<'t> {
+    #[inline(always)]
+    pub(crate) fn smr(mut g: PcbGuard<'t, Conn>) -> ConnGuard<'t> {
+        ConnGuard {
+            conn: NonNull::from(&mut *g),
+            held: Held::Smr(g),
+            _conn: PhantomData,
+        }
+    }
+
+    pub(crate) fn slot(mut g: SlotGuard<'t, Conn>) -> ConnGuard<'t> {
+        ConnGuard {
+            conn: NonNull::from(&mut *g),
+            held: Held::Slot(g),
+            _conn: PhantomData,
+        }
+    }
+
     /// The connection's tuple.
     #[inline]
     pub(crate) fn tuple(&self) -> FourTuple {
-        match self {
-            ConnGuard::Smr(g) => g.tuple(),
-            ConnGuard::Slot(g) => g.tuple(),
+        match &self.held {
+            Held::Smr(g) => g.tuple(),
+            Held::Slot(g) => g.tuple(),
         }
     }
 
     /// Take the connection out of the table and return it.
     pub(crate) fn remove(self) -> Conn {
-        match self {
-            ConnGuard::Smr(g) => g.remove(),
-            ConnGuard::Slot(g) => g.remove(),
+        match self.held {
+            Held::Smr(g) => g.remove(),
+            Held::Slot(g) => g.remove(),
         }
     }
 }
@@ -191,20 +233,19 @@ impl Deref for ConnGuard<'_> {
     type Target = Conn;
     #[inline]
     fn deref(&self) -> &Conn {
-        match self {
-            ConnGuard::Smr(g) => g,
-            ConnGuard::Slot(g) => g,
-        }
+        // SAFETY: `conn` points at the live connection inside the lock that
+        // `held` holds (see the field); `&self` borrows the guard, so no
+        // `&mut` from `deref_mut` is alive, and `held` is not used to reach
+        // the connection except by `remove`, which consumes the guard.
+        unsafe { self.conn.as_ref() }
     }
 }
 
 impl DerefMut for ConnGuard<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut Conn {
-        match self {
-            ConnGuard::Smr(g) => g,
-            ConnGuard::Slot(g) => g,
-        }
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { self.conn.as_mut() }
     }
 }
 
