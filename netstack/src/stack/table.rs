@@ -119,7 +119,7 @@ impl ConnTable {
                 });
             }
             ConnTable::Slots(t) => t.for_each_try_lock(|guard| {
-                if pred(&**guard) {
+                if pred(guard) {
                     n += 1;
                 }
             }),
