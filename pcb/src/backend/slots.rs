@@ -48,9 +48,29 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// one tuple does that).
 pub const LOOKUP_ATTEMPTS: usize = 4;
 
-/// One connection: its state under its own lock; `None` once removed.
+/// One connection: its state under its own lock.
 struct Slot<T> {
-    state: Mutex<Option<T>>,
+    state: Mutex<SlotState<T>>,
+}
+
+/// What a slot's lock protects.
+struct SlotState<T> {
+    /// `None` once removed.
+    conn: Option<T>,
+    /// The tuple the slot is (or is about to be) in the map under: written
+    /// only before the slot is published, so fixed while anyone can find it.
+    tuple: FourTuple,
+}
+
+impl<T> Slot<T> {
+    fn new(tuple: FourTuple, value: T) -> Arc<Slot<T>> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                conn: Some(value),
+                tuple,
+            }),
+        })
+    }
 }
 
 type Entry<T> = Arc<Slot<T>>;
@@ -126,19 +146,16 @@ impl<T> Map<T> {
     }
 
     /// Every entry, copied out (so no map lock is held while they are used).
-    fn entries(&self) -> Vec<(Key, Entry<T>)> {
+    fn entries(&self) -> Vec<Entry<T>> {
         match self {
-            Map::DashMap(m) => m
-                .iter()
-                .map(|r| (*r.key(), Arc::clone(r.value())))
-                .collect(),
+            Map::DashMap(m) => m.iter().map(|r| Arc::clone(r.value())).collect(),
             Map::RwLock(m) => m
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|(k, e)| (*k, Arc::clone(e)))
+                .values()
+                .cloned()
                 .collect(),
-            Map::Papaya(m) => m.pin().iter().map(|(k, e)| (*k, Arc::clone(e))).collect(),
+            Map::Papaya(m) => m.pin().values().cloned().collect(),
         }
     }
 }
@@ -262,9 +279,7 @@ impl<T: Send> SlotTable<T> {
     /// present, and any insert at the cap.
     pub fn insert(&self, tuple: &FourTuple, value: T) -> Result<(), InsertError> {
         self.reserve()?;
-        let entry = Arc::new(Slot {
-            state: Mutex::new(Some(value)),
-        });
+        let entry = Slot::new(*tuple, value);
         if self.map.try_insert(Key::from(tuple), &entry) {
             Ok(())
         } else {
@@ -283,10 +298,10 @@ impl<T: Send> SlotTable<T> {
         value: T,
     ) -> Result<FourTuple, PortError> {
         self.reserve().map_err(|_| PortError::NoPcb)?;
-        let entry = Arc::new(Slot {
-            state: Mutex::new(Some(value)),
-        });
+        let entry = Slot::new(FourTuple::new(Endpoint::new(local, 0), foreign), value);
         let got = ports.connect_with(local, foreign, |tuple| {
+            // Unpublished: only we can reach it (the lock is uncontended).
+            lock(&entry.state).tuple = *tuple;
             if self.map.try_insert(Key::from(tuple), &entry) {
                 Claim::Claimed
             } else {
@@ -304,7 +319,7 @@ impl<T: Send> SlotTable<T> {
         let key = Key::from(tuple);
         for _ in 0..LOOKUP_ATTEMPTS {
             let slot = self.map.get(&key)?;
-            if let Some(guard) = self.validate(*tuple, slot, |s| Some(lock(s))) {
+            if let Some(guard) = self.validate(slot, |s| Some(lock(s))) {
                 return Some(guard);
             }
             // Relaxed: statistics only.
@@ -316,21 +331,19 @@ impl<T: Send> SlotTable<T> {
     /// Lock `slot` with `take` and keep it if it is live.
     fn validate<'t>(
         &'t self,
-        tuple: FourTuple,
         slot: Entry<T>,
-        take: impl FnOnce(&'t Mutex<Option<T>>) -> Option<MutexGuard<'t, Option<T>>>,
+        take: impl FnOnce(&'t Mutex<SlotState<T>>) -> Option<MutexGuard<'t, SlotState<T>>>,
     ) -> Option<SlotGuard<'t, T>> {
         // SAFETY: the `Arc` is moved into the guard below next to the lock
         // guard, and the struct's field order drops the lock guard first, so
         // the slot outlives every borrow of it; an `Arc`'s contents do not
         // move when the `Arc` does. Nothing hands the `'t` borrow out.
-        let state_lock: &'t Mutex<Option<T>> = unsafe { &(*Arc::as_ptr(&slot)).state };
+        let state_lock: &'t Mutex<SlotState<T>> = unsafe { &(*Arc::as_ptr(&slot)).state };
         let state = take(state_lock)?;
         // Removed between the map read and the lock.
-        state.as_ref()?;
+        state.conn.as_ref()?;
         Some(SlotGuard {
             table: self,
-            tuple,
             state,
             slot,
         })
@@ -341,8 +354,8 @@ impl<T: Send> SlotTable<T> {
     /// costs an allocation of the table's size: for metrics, not the packet
     /// path.
     pub fn for_each_try_lock(&self, mut f: impl FnMut(&mut SlotGuard<'_, T>)) {
-        for (key, slot) in self.map.entries() {
-            if let Some(mut guard) = self.validate(key.tuple(), slot, try_lock) {
+        for slot in self.map.entries() {
+            if let Some(mut guard) = self.validate(slot, try_lock) {
                 f(&mut guard);
             }
         }
@@ -352,28 +365,33 @@ impl<T: Send> SlotTable<T> {
 /// A live connection of a [`SlotTable`], locked: derefs to its state. Nobody
 /// else can remove it while this exists; remove it with
 /// [`remove`](Self::remove).
+///
+/// Small (four words) on purpose: a Stack moves guards around by value.
 pub struct SlotGuard<'t, T: Send> {
     table: &'t SlotTable<T>,
-    tuple: FourTuple,
     // Declared before `slot`: dropped first (see `SlotTable::validate`).
-    state: MutexGuard<'t, Option<T>>,
+    state: MutexGuard<'t, SlotState<T>>,
     slot: Entry<T>,
 }
 
 impl<T: Send> SlotGuard<'_, T> {
     /// The connection's tuple.
     pub fn tuple(&self) -> FourTuple {
-        self.tuple
+        self.state.tuple
     }
 
     /// Take the connection out of the table and return its state: out of
     /// the map while we hold its lock, then marked removed, so a lookup that
     /// cloned the `Arc` before the unlink finds it dead and looks again.
     pub fn remove(mut self) -> T {
-        let linked = self.table.map.remove(&Key::from(&self.tuple), &self.slot);
+        let linked = self
+            .table
+            .map
+            .remove(&Key::from(&self.state.tuple), &self.slot);
         assert!(linked, "pcb::SlotTable: a live slot was not in the map");
         self.table.unreserve();
         self.state
+            .conn
             .take()
             .expect("a slot guard exists only for a live slot")
     }
@@ -383,6 +401,7 @@ impl<T: Send> Deref for SlotGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         self.state
+            .conn
             .as_ref()
             .expect("a slot guard exists only for a live slot")
     }
@@ -391,6 +410,7 @@ impl<T: Send> Deref for SlotGuard<'_, T> {
 impl<T: Send> DerefMut for SlotGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         self.state
+            .conn
             .as_mut()
             .expect("a slot guard exists only for a live slot")
     }

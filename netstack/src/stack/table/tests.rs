@@ -249,3 +249,14 @@ fn count_unlocked_skips_a_connection_someone_holds() {
         drop(held);
     }
 }
+
+#[test]
+fn a_guard_stays_small_because_the_stack_moves_it_by_value() {
+    // A guard travels by value through lookups and dispositions; a large
+    // one (an inline tuple made it 88 bytes) costs the SMR path measurably.
+    assert!(
+        core::mem::size_of::<ConnGuard<'_>>() <= 6 * core::mem::size_of::<usize>(),
+        "ConnGuard is {} bytes",
+        core::mem::size_of::<ConnGuard<'_>>()
+    );
+}
