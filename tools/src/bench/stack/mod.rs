@@ -373,13 +373,13 @@ fn table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<10} {:>7} {:>10} {:>12} {:>11} {:>11} {:>11}",
+        "{:<14} {:>7} {:>10} {:>12} {:>11} {:>11} {:>11}",
         "impl", "threads", "open", "conns/s", "ns/conn", "min", "max"
     )?;
     for row in &r.results {
         writeln!(
             out,
-            "{:<10} {:>7} {:>10} {:>12.0} {:>11.0} {:>11.0} {:>11.0}",
+            "{:<14} {:>7} {:>10} {:>12.0} {:>11.0} {:>11.0} {:>11.0}",
             row.imp,
             row.threads,
             row.open_conns,
