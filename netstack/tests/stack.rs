@@ -426,10 +426,18 @@ fn closing_a_listener_resets_unaccepted_connections_and_refuses_new_ones() {
 }
 
 #[test]
-fn pool_exhaustion_drops_the_handshake_and_counts_it() {
+fn pool_exhaustion_drops_the_handshake_and_counts_it_on_every_backend() {
+    for backend in BACKENDS {
+        pool_exhaustion_drops_the_handshake_and_counts_it(backend);
+    }
+}
+
+/// A baseline's cap is the same `pool_cap`, on entries.
+fn pool_exhaustion_drops_the_handshake_and_counts_it(backend: netstack::PcbBackend) {
     let mut net = FakeNet::pair(NetConfig::default());
     let mut small = support::stack_config(vec![B4, B6], 5);
     small.pool_cap = 64;
+    small.pcb_backend = backend;
     net.stacks[1] = std::sync::Arc::new(Stack::new(small));
     let server = SocketAddr::new(B4, 80);
     let listener = net.b().listen(server).unwrap();
@@ -441,12 +449,16 @@ fn pool_exhaustion_drops_the_handshake_and_counts_it() {
     while net.b().accept(&listener).is_some() {
         accepted += 1;
     }
-    assert!(accepted <= 64, "{accepted} connections from a pool of 64");
+    assert!(
+        accepted <= 64,
+        "{backend}: {accepted} connections from a pool of 64"
+    );
     assert!(
         net.b().mib().pool_exhausted > 0,
-        "exhaustion must be counted"
+        "{backend}: exhaustion must be counted"
     );
-    assert!(net.b().connections() <= 64);
+    assert!(net.b().connections() <= 64, "{backend}");
+    assert!(net.b().pool_stats().exhausted > 0, "{backend}");
     assert_eq!(clients.len(), 80);
 }
 
