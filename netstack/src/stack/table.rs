@@ -20,6 +20,7 @@
 //! lookups need a read section of the stack's domain either way).
 
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::net::IpAddr;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
@@ -48,9 +49,12 @@ pub(crate) struct ConnGuard<'t> {
     _conn: PhantomData<&'t mut Conn>,
 }
 
+/// Both in `ManuallyDrop`, dropped by `ConnGuard`'s own `Drop`: the SMR
+/// arm's unlock inline, the baseline's (unlock and `Arc` release) out of
+/// line, so the drop on the SMR path is as small as a `PcbGuard`'s.
 enum Held<'t> {
-    Smr(PcbGuard<'t, Conn>),
-    Slot(SlotGuard<'t, Conn>),
+    Smr(ManuallyDrop<PcbGuard<'t, Conn>>),
+    Slot(ManuallyDrop<SlotGuard<'t, Conn>>),
 }
 
 impl ConnTable {
@@ -198,7 +202,7 @@ impl<'t> ConnGuard<'t> {
     pub(crate) fn smr(mut g: PcbGuard<'t, Conn>) -> ConnGuard<'t> {
         ConnGuard {
             conn: NonNull::from(&mut *g),
-            held: Held::Smr(g),
+            held: Held::Smr(ManuallyDrop::new(g)),
             _conn: PhantomData,
         }
     }
@@ -206,7 +210,7 @@ impl<'t> ConnGuard<'t> {
     pub(crate) fn slot(mut g: SlotGuard<'t, Conn>) -> ConnGuard<'t> {
         ConnGuard {
             conn: NonNull::from(&mut *g),
-            held: Held::Slot(g),
+            held: Held::Slot(ManuallyDrop::new(g)),
             _conn: PhantomData,
         }
     }
@@ -222,11 +226,31 @@ impl<'t> ConnGuard<'t> {
 
     /// Take the connection out of the table and return it.
     pub(crate) fn remove(self) -> Conn {
-        match self.held {
-            Held::Smr(g) => g.remove(),
-            Held::Slot(g) => g.remove(),
+        let mut this = ManuallyDrop::new(self);
+        match &mut this.held {
+            // SAFETY: `this` is never dropped, so the guard is taken once.
+            Held::Smr(g) => unsafe { ManuallyDrop::take(g) }.remove(),
+            // SAFETY: as above.
+            Held::Slot(g) => unsafe { ManuallyDrop::take(g) }.remove(),
         }
     }
+}
+
+impl Drop for ConnGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        match &mut self.held {
+            // SAFETY: dropped once, here (`remove` forgets the guard).
+            Held::Smr(g) => unsafe { ManuallyDrop::drop(g) },
+            Held::Slot(g) => drop_slot_guard(g),
+        }
+    }
+}
+
+#[inline(never)]
+fn drop_slot_guard(g: &mut ManuallyDrop<SlotGuard<'_, Conn>>) {
+    // SAFETY: called once, from `ConnGuard::drop`.
+    unsafe { ManuallyDrop::drop(g) }
 }
 
 impl Deref for ConnGuard<'_> {
