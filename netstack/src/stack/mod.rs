@@ -15,7 +15,8 @@
 //! block, exact when the application runs on that worker's thread.
 //!
 //! Lock order, outermost first: a listener's accept queue, the SYN cache's
-//! shard, the table's bucket and PCB locks, a worker's queues (a leaf). The
+//! shard, the table's PCB and bucket locks (a baseline's slot lock and its
+//! map's lock), a worker's queues (a leaf). The
 //! SMR read section is never held across anything that waits for a grace
 //! period (a table insert may, at the pool's cap), so lookups leave the
 //! section with a locked PCB or a counted listener reference before acting.
