@@ -45,8 +45,11 @@ pub struct E2eArgs {
 
     /// Configurations to compare, comma-separated, from: smr, smr-lazy,
     /// smr-deferred, dashmap, rwlock, papaya.
-    #[arg(long, value_delimiter = ',',
-          default_value = "smr,smr-lazy,smr-deferred,dashmap,rwlock,papaya")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "smr,smr-lazy,smr-deferred,dashmap,rwlock,papaya"
+    )]
     configs: Vec<String>,
 
     /// Length of one churn run, in seconds.
@@ -233,9 +236,7 @@ fn churn_once(args: &E2eArgs, lab: &Lab) -> io::Result<Sample> {
         ok,
         errors: report.errors.total(),
         passive_opens: delta("smrnet_tcp_passive_opens_total").max(0.0) as u64,
-        peak_pending: after
-            .sum("smrnet_pool_peak_pending_objects")
-            .unwrap_or(0.0) as u64,
+        peak_pending: after.sum("smrnet_pool_peak_pending_objects").unwrap_or(0.0) as u64,
     })
 }
 
@@ -284,7 +285,14 @@ fn print_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(
         out,
         "{:<13} {:>10} {:>8} {:>14} {:>8} {:>9} {:>9} {:>8} {:>12}",
-        "config", "conns/s", "vs smr", "daemon µs/conn", "vs smr", "p50 µs", "p99 µs", "errors",
+        "config",
+        "conns/s",
+        "vs smr",
+        "daemon µs/conn",
+        "vs smr",
+        "p50 µs",
+        "p99 µs",
+        "errors",
         "peak pending"
     )?;
     for row in &r.rows {
@@ -360,6 +368,9 @@ mod tests {
         let e = selected(&names(&["smr", "btree"])).unwrap_err();
         assert!(e.to_string().contains("\"btree\""), "{e}");
         let ok = selected(&names(&["rwlock", "smr", "rwlock"])).unwrap();
-        assert_eq!(ok.iter().map(|c| c.0).collect::<Vec<_>>(), ["rwlock", "smr"]);
+        assert_eq!(
+            ok.iter().map(|c| c.0).collect::<Vec<_>>(),
+            ["rwlock", "smr"]
+        );
     }
 }
