@@ -5,5 +5,6 @@
 mod bench;
 pub mod daemon;
 pub mod lab;
+pub mod load;
 
 pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};

@@ -3,6 +3,7 @@ use std::io;
 use std::process::ExitCode;
 use tools::BenchCommand;
 use tools::lab::LabCommand;
+use tools::load::LoadCommand;
 
 /// Benchmarks and tools for smrnet, a userspace TCP/IP stack whose
 /// connection table is read lock-free under SMR.
@@ -21,12 +22,16 @@ enum Command {
     /// A network namespace with smrnetd on a TUN device inside it (needs root).
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Load generators against a lab's daemon.
+    #[command(subcommand)]
+    Load(LoadCommand),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Bench(bench) => bench.run(),
         Command::Lab(lab) => lab.run(),
+        Command::Load(load) => load.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
