@@ -8,3 +8,4 @@ pub mod lab;
 pub mod load;
 
 pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};
+pub use load::LoadCommand;

@@ -22,7 +22,7 @@ enum Command {
     /// A network namespace with smrnetd on a TUN device inside it (needs root).
     #[command(subcommand)]
     Lab(LabCommand),
-    /// Load generators against a lab's daemon.
+    /// Load generators with kernel sockets: churn, hold, SYN flood.
     #[command(subcommand)]
     Load(LoadCommand),
 }

@@ -23,6 +23,7 @@ pub use cli::{DownArgs, ExecArgs, LabCommand, UpArgs};
 pub use daemon::{Daemon, STOP_GRACE};
 pub use http::http_get;
 pub use interrupt::install_teardown as remove_labs_on_signal;
+pub use interrupt::{install as stop_on_signal, interrupted};
 pub use netns::Netns;
 pub use state::{LabState, run_dir};
 

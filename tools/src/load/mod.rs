@@ -1,19 +1,26 @@
-//! Load generators.
+//! `smrnet load`: load generators that drive a daemon (or any echo server
+//! on loopback or in the lab) with kernel sockets and report what both
+//! sides saw.
+//!
+//! - [`churn`]: connect, echo, verify, close, as fast as allowed.
+//! - [`hold`]: open many connections and keep them open.
+//! - [`syn`]: a spoofed SYN flood from a raw socket, with a legit churn probe.
+//!
+//! Every generator checks its target and source addresses against
+//! [`safety`] first and is bounded in time (its duration plus a drain
+//! timeout). Each runs in the calling thread's network namespace;
+//! `--netns NAME` runs it in another one ([`netns`]) while the daemon's
+//! metrics are read from the daemon's own namespace ([`scrape`]).
 
+pub mod churn;
+mod cli;
+pub mod hold;
+pub mod latency;
+pub mod netns;
+pub mod safety;
+pub mod scrape;
+mod sockopt;
+pub mod source;
 pub mod syn;
 
-/// `smrnet load`.
-#[derive(Debug, clap::Subcommand)]
-pub enum LoadCommand {
-    /// A SYN flood with spoofed sources into a lab, with a legitimate client
-    /// measured without and during the flood (needs root: raw socket).
-    Syn(syn::SynArgs),
-}
-
-impl LoadCommand {
-    pub fn run(&self) -> std::io::Result<()> {
-        match self {
-            LoadCommand::Syn(args) => args.run(),
-        }
-    }
-}
+pub use cli::{ChurnArgs, CommonArgs, HoldArgs, LoadCommand, parse_duration};

@@ -17,7 +17,6 @@ use rustix::net::{
 use std::io::{self, IoSlice};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -85,20 +84,10 @@ pub fn run(opts: &FloodOpts, stop: &AtomicBool) -> io::Result<FloodReport> {
     Ok(report)
 }
 
-/// Enter the named network namespace on this thread only.
+/// Enter the named network namespace (`ip netns` name or path) on this
+/// thread only.
 pub fn enter_netns(name: &str) -> io::Result<()> {
-    let path = Path::new("/run/netns").join(name);
-    let file = std::fs::File::open(&path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("open {}: {e} (is --netns right?)", path.display()),
-        )
-    })?;
-    rustix::thread::move_into_link_name_space(
-        std::os::fd::AsFd::as_fd(&file),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )?;
-    Ok(())
+    crate::load::netns::NetnsFd::open(name)?.enter()
 }
 
 fn raw_socket(target: Ipv4Addr) -> io::Result<OwnedFd> {

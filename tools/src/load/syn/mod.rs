@@ -37,12 +37,13 @@ mod tests;
 pub use flood::{FloodOpts, FloodReport, enter_netns};
 pub use packet::{MAX_SYN_LEN, OptionsMode, Syn, SynOptions, write_syn};
 pub use prefix::Ipv4Prefix;
-pub use probe::{Latency, ProbeOpts, ProbeReport};
+pub use probe::{ProbeOpts, success_ratio};
 pub use rate::TokenBucket;
 pub use report::SynReport;
 pub use rng::SplitMix64;
 pub use scrape::{FLOOD_COUNTERS, Scrape};
 
+use crate::load::safety::Cidr;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
@@ -103,29 +104,29 @@ pub struct SynArgs {
         default_value = "http://127.0.0.1:9464/metrics"
     )]
     pub metrics: String,
-    /// Legitimate client threads (connect, echo one byte, close, repeat)
-    /// [default: 2].
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub probe_threads: usize,
+    /// Legitimate connections in flight at once (closed loop: connect, echo
+    /// 16 bytes, verify, close with RST, repeat) [default: 4].
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub probe_concurrency: usize,
     /// The legit probe's port on the target address [default: the target's].
     #[arg(long, value_name = "PORT")]
     pub probe_port: Option<u16>,
     /// Flood only: no legitimate probe, no baseline phase.
     #[arg(long)]
     pub no_probe: bool,
-    /// Allow a target or spoof prefix outside the lab's ranges and loopback.
-    /// Never aim a flood at a network you do not own.
-    #[arg(long)]
-    pub allow_network: bool,
+    /// Also allow this network as target or spoof prefix, beyond loopback
+    /// and the lab's 198.18.0.0/15 (repeatable). Only name networks you own.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allow_network: Vec<Cidr>,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 impl SynArgs {
-    /// Check the arguments and run; prints the report.
-    pub fn run(&self) -> io::Result<()> {
-        let report = run(self, &AtomicBool::new(false))?;
+    /// Check the arguments and run until done or `stop`; prints the report.
+    pub fn run(&self, stop: &AtomicBool) -> io::Result<()> {
+        let report = run(self, stop)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -154,7 +155,7 @@ fn invalid(msg: String) -> io::Error {
 /// and collect the report. `stop` ends every phase early.
 pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
     let duration = args.duration()?;
-    safety::check(args.target, &args.spoof_prefix, args.allow_network).map_err(invalid)?;
+    safety::check(args.target, &args.spoof_prefix, &args.allow_network).map_err(invalid)?;
     if args.threads == 0 || args.threads > 64 {
         return Err(invalid(format!(
             "--threads {}: must be 1..=64",
@@ -173,8 +174,9 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
             args.probe_port.unwrap_or(args.target.port()),
         )),
         duration,
-        threads: args.probe_threads.clamp(1, 64),
+        concurrency: args.probe_concurrency.clamp(1, 1024),
         netns: args.netns.clone(),
+        allowed: args.allow_network.clone(),
     };
     let flood = FloodOpts {
         target: args.target,

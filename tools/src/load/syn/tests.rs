@@ -1,4 +1,5 @@
 use super::*;
+use crate::load::safety::Cidr;
 use proptest::prelude::*;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr};
@@ -214,27 +215,34 @@ fn target(s: &str) -> std::net::SocketAddrV4 {
 #[test]
 fn safety_refuses_targets_and_prefixes_outside_the_lab() {
     let lab: Ipv4Prefix = "198.19.128.0/17".parse().unwrap();
-    assert!(safety::check(target("198.18.0.2:7"), &lab, false).is_ok());
-    assert!(safety::check(target("127.0.0.1:7"), &lab, false).is_ok());
-    let e = safety::check(target("192.0.2.1:80"), &lab, false).unwrap_err();
+    assert!(safety::check(target("198.18.0.2:7"), &lab, &[]).is_ok());
+    let e = safety::check(target("192.0.2.1:80"), &lab, &[]).unwrap_err();
     assert!(
         e.contains("--target") && e.contains("--allow-network"),
         "{e}"
     );
     let outside: Ipv4Prefix = "10.0.0.0/8".parse().unwrap();
-    let e = safety::check(target("198.18.0.2:7"), &outside, false).unwrap_err();
+    let e = safety::check(target("198.18.0.2:7"), &outside, &[]).unwrap_err();
     assert!(e.contains("--spoof-prefix"), "{e}");
+    // A prefix that only starts inside the lab is refused too.
+    let wide: Ipv4Prefix = "198.16.0.0/13".parse().unwrap();
+    assert!(safety::check(target("198.18.0.2:7"), &wide, &[]).is_err());
     // The whole lab range would contain the daemon and the kernel address.
     let whole: Ipv4Prefix = "198.18.0.0/15".parse().unwrap();
-    let e = safety::check(target("198.18.0.2:7"), &whole, false).unwrap_err();
+    let e = safety::check(target("198.18.0.2:7"), &whole, &[]).unwrap_err();
     assert!(e.contains("contains the target"), "{e}");
     let kernel: Ipv4Prefix = "198.18.0.0/31".parse().unwrap();
-    let e = safety::check(target("198.18.0.9:7"), &kernel, false).unwrap_err();
+    let e = safety::check(target("198.18.0.9:7"), &kernel, &[]).unwrap_err();
     assert!(e.contains("198.18.0.1"), "{e}");
-    // --allow-network lifts the range rule but not the overlap rule.
-    assert!(safety::check(target("192.0.2.1:80"), &outside, true).is_ok());
+    // --allow-network lifts the range rule for what it names, not the
+    // overlap rule.
+    let allowed: Vec<Cidr> = vec![
+        "192.0.2.0/24".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
+    assert!(safety::check(target("192.0.2.1:80"), &outside, &allowed).is_ok());
     let own: Ipv4Prefix = "192.0.2.0/24".parse().unwrap();
-    assert!(safety::check(target("192.0.2.1:80"), &own, true).is_err());
+    assert!(safety::check(target("192.0.2.1:80"), &own, &allowed).is_err());
 }
 
 #[test]
