@@ -46,6 +46,24 @@ pub const DAEMON_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const DAEMON_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5eed, 0, 0, 0, 0, 0, 2);
 pub const PREFIX_V4: u8 = 15;
 pub const PREFIX_V6: u8 = 64;
+/// More kernel-side IPv4 addresses, 198.18.0.16 to 198.18.0.31, so load can
+/// come from many sources: with `IP_BIND_ADDRESS_NO_PORT` each source address
+/// gives the kernel a whole local port range per target, so 17 addresses
+/// carry over a million connections to one daemon port (see `smrnet load`).
+pub const EXTRA_CLIENT_V4_FIRST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 16);
+pub const EXTRA_CLIENT_V4_COUNT: u8 = 16;
+/// The local port range set inside every lab namespace (the kernel's
+/// default, 32768-60999, would cap each source address at 28k connections).
+pub const LOCAL_PORT_RANGE: (u16, u16) = (1024, 65535);
+
+/// Every kernel-side IPv4 address of a lab: [`KERNEL_V4`], then the extras.
+pub fn client_addrs_v4() -> Vec<IpAddr> {
+    let first = u32::from(EXTRA_CLIENT_V4_FIRST);
+    std::iter::once(IpAddr::V4(KERNEL_V4))
+        .chain((0..u32::from(EXTRA_CLIENT_V4_COUNT)).map(|i| IpAddr::V4((first + i).into())))
+        .collect()
+}
+
 /// The services every lab starts, by well-known port.
 pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
@@ -150,7 +168,28 @@ impl Lab {
         netns::ip(&[
             "-n", &ns, "-6", "addr", "replace", &v6, "dev", DEVICE, "nodad",
         ])?;
+        for extra in client_addrs_v4().iter().skip(1) {
+            netns::ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "replace",
+                &format!("{extra}/32"),
+                "dev",
+                DEVICE,
+            ])?;
+        }
         netns::ip(&["-n", &ns, "link", "set", DEVICE, "up"])?;
+        // Sysctls under /proc/sys/net are those of the opening thread's
+        // namespace.
+        let (lo, hi) = LOCAL_PORT_RANGE;
+        self.in_netns(|| {
+            std::fs::write(
+                "/proc/sys/net/ipv4/ip_local_port_range",
+                format!("{lo} {hi}"),
+            )
+        })?
+        .map_err(|e| LabError::io("widen the namespace's local port range", e))?;
         // The connected routes (198.18.0.0/15, fd00:5eed::/64 via the device)
         // come with the addresses; nothing else is routed into the lab.
         Ok(())
@@ -523,6 +562,21 @@ mod tests {
         let args = daemon_args("ns", DEFAULT_METRICS, None, &extra);
         assert_eq!(&args[args.len() - 2..], &extra);
         assert!(!args.iter().any(|a| a == "--workers"));
+    }
+
+    #[test]
+    fn client_addresses_are_distinct_and_inside_the_lab_prefix() {
+        let addrs = client_addrs_v4();
+        assert_eq!(addrs.len(), 1 + usize::from(EXTRA_CLIENT_V4_COUNT));
+        assert_eq!(addrs[0], IpAddr::V4(KERNEL_V4));
+        let mut unique = addrs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), addrs.len());
+        for a in &addrs {
+            assert_ne!(*a, IpAddr::V4(DAEMON_V4));
+            assert!(crate::load::safety::check_target(*a, &[]).is_ok(), "{a}");
+        }
     }
 
     #[test]

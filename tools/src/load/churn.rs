@@ -436,7 +436,7 @@ struct Shared {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+pub(crate) enum Failure {
     Refused,
     Reset,
     TimedOut,
@@ -447,7 +447,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn of(e: &io::Error) -> Failure {
+    pub(crate) fn of(e: &io::Error) -> Failure {
         use io::ErrorKind as K;
         match e.kind() {
             K::ConnectionRefused => Failure::Refused,
@@ -459,7 +459,7 @@ impl Failure {
         }
     }
 
-    fn count(self, e: &mut ErrorCounts) {
+    pub(crate) fn count(self, e: &mut ErrorCounts) {
         let slot = match self {
             Failure::Refused => &mut e.refused,
             Failure::Reset => &mut e.reset,
@@ -473,7 +473,7 @@ impl Failure {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

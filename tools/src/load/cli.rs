@@ -1,6 +1,7 @@
 //! The `smrnet load` subcommands: flags, where the daemon is, output.
 
 use super::churn::{self, ChurnOpts, ChurnReport, Close, DaemonSide, Stream};
+use super::hold::HoldOpts;
 use super::netns::{self, NetnsFd};
 use super::safety::Cidr;
 use super::scrape::{DEFAULT_METRICS_URL, Scraper};
@@ -154,7 +155,8 @@ pub struct ChurnArgs {
     pub request_bytes: usize,
     /// Local addresses to connect from, round robin: a list, ranges A-B, or
     /// prefixes (198.18.0.16/28); the kernel picks each port by 4-tuple
-    /// [default: the kernel chooses the address].
+    /// [default: the lab's 17 kernel-side addresses when the target is the
+    /// lab daemon, else the kernel chooses].
     #[arg(long, value_name = "LIST", value_parser = sources)]
     pub source_addrs: Vec<Vec<IpAddr>>,
     /// Bound on each connect.
@@ -188,15 +190,13 @@ pub struct ChurnArgs {
 impl ChurnArgs {
     /// The library options these flags mean.
     pub fn opts(&self) -> ChurnOpts {
-        let target = self
-            .target
-            .unwrap_or(SocketAddr::new(IpAddr::V4(DAEMON_V4), ECHO_PORT));
+        let target = self.target.unwrap_or(lab_echo());
         let mut o = ChurnOpts::new(target);
         o.concurrency = self.concurrency;
         o.rate = self.rate;
         o.duration = self.duration;
         o.request_bytes = self.request_bytes;
-        o.source_addrs = self.source_addrs.concat();
+        o.source_addrs = default_sources(target, &self.source_addrs);
         o.connect_timeout = self.connect_timeout;
         o.io_timeout = self.io_timeout;
         o.drain_timeout = self.drain_timeout;
@@ -249,6 +249,41 @@ pub struct HoldArgs {
     pub progress: bool,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl HoldArgs {
+    /// The library options these flags mean.
+    pub fn opts(&self) -> HoldOpts {
+        let target = self.target.unwrap_or(lab_echo());
+        let mut o = HoldOpts::new(target);
+        o.connections = self.connections;
+        o.setup_concurrency = self.setup_concurrency;
+        o.duration = self.duration;
+        o.keepalive_interval = self.keepalive_interval;
+        o.source_addrs = default_sources(target, &self.source_addrs);
+        o.connect_timeout = self.connect_timeout;
+        o.allowed_networks = self.common.allow_network.clone();
+        o.progress = self.progress || (io::stderr().is_terminal() && !self.common.json);
+        o
+    }
+}
+
+/// The lab daemon's echo service.
+fn lab_echo() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(DAEMON_V4), ECHO_PORT)
+}
+
+/// `--source-addrs` as given; if none and the target is the lab daemon,
+/// every kernel-side address a lab has (so one lab carries 100k+
+/// connections); else none (the kernel chooses).
+fn default_sources(target: SocketAddr, given: &[Vec<IpAddr>]) -> Vec<IpAddr> {
+    if !given.is_empty() {
+        given.concat()
+    } else if target.ip() == IpAddr::V4(DAEMON_V4) {
+        lab::client_addrs_v4()
+    } else {
+        Vec::new()
+    }
 }
 
 impl LoadCommand {
@@ -368,8 +403,15 @@ mod tests {
         assert_eq!(o.rate, None);
         assert_eq!(o.duration, Duration::from_secs(10));
         assert_eq!(o.request_bytes, 64);
-        assert!(o.source_addrs.is_empty());
+        assert_eq!(o.source_addrs, lab::client_addrs_v4());
         o.validate().unwrap();
+        // Another target: the kernel chooses the source.
+        assert!(
+            churn(&["--target", "127.0.0.1:7"])
+                .opts()
+                .source_addrs
+                .is_empty()
+        );
     }
 
     #[test]
