@@ -20,8 +20,11 @@ pub fn check(target: SocketAddrV4, spoof: &Ipv4Prefix, allowed: &[Cidr]) -> Resu
     if spoof.contains(ip) {
         return Err(format!("--spoof-prefix {spoof}: contains the target {ip}"));
     }
-    for lab_addr in [crate::lab::KERNEL_V4, crate::lab::DAEMON_V4] {
-        if spoof.contains(lab_addr) {
+    let lab_addrs = crate::lab::client_addrs_v4()
+        .into_iter()
+        .chain([IpAddr::V4(crate::lab::DAEMON_V4)]);
+    for lab_addr in lab_addrs {
+        if matches!(lab_addr, IpAddr::V4(a) if spoof.contains(a)) {
             return Err(format!(
                 "--spoof-prefix {spoof}: contains the lab address {lab_addr}; pick a range \
                  nothing uses, such as 198.19.128.0/17"
