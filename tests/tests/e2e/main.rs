@@ -6,10 +6,12 @@
 //! the reason, unless `SMRNET_E2E_REQUIRE=1` turns that into a failure.
 
 mod clients;
+mod demo;
 mod hostile;
 mod lifecycle;
 mod names;
 mod observability;
+mod syn;
 mod traffic;
 
 use tests::{Test, run_main};
@@ -35,5 +37,7 @@ fn main() {
         lifecycle::sigint_exits_zero_within_2s_with_connections_open,
         lifecycle::user_nobody_still_serves,
         lifecycle::lab_cli_up_exec_down_leaves_nothing_behind,
+        syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
+        demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
     ]);
 }
