@@ -326,6 +326,11 @@ const GAUGES: &[(&str, Unit, &str)] = &[
         "The longest hash chain of the connection table.",
     ),
     ("smrnet_workers", Unit::Count, "Packet worker threads."),
+    (
+        "smrnet_process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the daemon process (/proc/self/statm at scrape time).",
+    ),
 ];
 
 const COUNTERS: &[(&str, Unit, &str)] = &[
@@ -639,6 +644,10 @@ impl Metrics {
         gauge!("smrnet_table_max_chain_length").set(chains.max_chain as f64);
 
         gauge!("smrnet_workers").set(self.shared.stats.len() as f64);
+        // Left unset (the previous value stays) if /proc cannot be read.
+        if let Some(rss) = resident_bytes() {
+            gauge!("smrnet_process_resident_memory_bytes").set(rss as f64);
+        }
         let read = |c: &std::sync::atomic::AtomicU64| {
             // Relaxed: statistics only.
             c.load(std::sync::atomic::Ordering::Relaxed)
@@ -720,3 +729,11 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests;
+
+/// This process's resident memory: the second field of /proc/self/statm
+/// (pages) times the page size.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
+}

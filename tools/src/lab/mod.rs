@@ -25,6 +25,7 @@ pub use http::http_get;
 pub use interrupt::install_teardown as remove_labs_on_signal;
 pub use interrupt::{install as stop_on_signal, interrupted};
 pub use netns::Netns;
+pub(crate) use netns::ip;
 pub use state::{LabState, run_dir};
 
 use std::ffi::OsString;

@@ -1,6 +1,7 @@
 //! The `smrnet load` subcommands: flags, where the daemon is, output.
 
 use super::churn::{self, ChurnOpts, ChurnReport, Close, DaemonSide, Stream};
+use super::compare::{self, KernelPair};
 use super::hold::HoldOpts;
 use super::netns::{self, NetnsFd};
 use super::safety::Cidr;
@@ -183,8 +184,23 @@ pub struct ChurnArgs {
     /// Print one JSON line per second to stdout while running.
     #[arg(long)]
     pub json_stream: bool,
+    /// First run the same churn against the Linux kernel's TCP (an echo
+    /// server in a namespace of its own, over a veth, 198.19.0.1 to
+    /// 198.19.0.2), then against smrnetd, and print both and the ratio.
+    /// Needs root; both namespaces are removed afterwards.
+    #[arg(long)]
+    pub compare_kernel: bool,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `--compare-kernel`'s result.
+#[derive(Debug, serde::Serialize)]
+pub struct Comparison {
+    pub kernel: ChurnReport,
+    pub smrnetd: ChurnReport,
+    /// smrnetd's connections per second over the kernel's.
+    pub ratio: f64,
 }
 
 impl ChurnArgs {
@@ -339,9 +355,65 @@ fn churn_cmd(args: &ChurnArgs) -> io::Result<()> {
     opts.validate()?;
     let daemon = args.common.daemon()?;
     let stop = stop_on_signal()?;
+    let kernel = if args.compare_kernel {
+        let pair = KernelPair::up(opts.threads)?;
+        eprintln!(
+            "smrnet load: churn against the kernel ({} from {})",
+            compare::server_addr(),
+            pair.client_netns()
+        );
+        let report = pair.churn(&opts, stop)?;
+        drop(pair);
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        eprintln!("smrnet load: churn against smrnetd ({})", opts.target);
+        Some(report)
+    } else {
+        None
+    };
+    let report = churn_daemon(args, &opts, &daemon, stop)?;
+    match kernel {
+        Some(kernel) => {
+            let ratio = report.conns_per_sec / kernel.conns_per_sec.max(1e-9);
+            let cmp = Comparison {
+                kernel,
+                smrnetd: report,
+                ratio,
+            };
+            if args.common.json {
+                println!("{}", serde_json::to_string(&cmp).map_err(io::Error::other)?);
+            } else {
+                println!(
+                    "kernel TCP (veth, {}):\n{}",
+                    compare::server_addr(),
+                    cmp.kernel
+                );
+                println!("smrnetd:\n{}", cmp.smrnetd);
+                println!(
+                    "smrnetd / kernel: {:.2} ({:.0} vs {:.0} connections/s)",
+                    cmp.ratio, cmp.smrnetd.conns_per_sec, cmp.kernel.conns_per_sec
+                );
+            }
+            check_daemon(&cmp.smrnetd)
+        }
+        None => {
+            print_churn(&report, args.common.json)?;
+            check_daemon(&report)
+        }
+    }
+}
+
+/// Churn the daemon, with its passive-open count before and after.
+fn churn_daemon(
+    args: &ChurnArgs,
+    opts: &ChurnOpts,
+    daemon: &DaemonLink,
+    stop: &AtomicBool,
+) -> io::Result<ChurnReport> {
     let before = counter(daemon.scraper.as_ref(), PASSIVE_OPENS);
     let mut report = netns::run_in(args.common.netns.as_deref(), || {
-        churn::run_until(&opts, stop)
+        churn::run_until(opts, stop)
     })??;
     if let (Some(before), Some(s)) = (before, daemon.scraper.as_ref())
         && let Some(after) = counter(Some(s), PASSIVE_OPENS)
@@ -354,7 +426,10 @@ fn churn_cmd(args: &ChurnArgs) -> io::Result<()> {
             report.attempted,
         ));
     }
-    print_churn(&report, args.common.json)?;
+    Ok(report)
+}
+
+fn check_daemon(report: &ChurnReport) -> io::Result<()> {
     if report.daemon.as_ref().is_some_and(|d| !d.agrees) {
         return Err(io::Error::other(
             "the daemon's count disagrees with the client's",

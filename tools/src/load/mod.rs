@@ -4,6 +4,7 @@
 //!
 //! - [`churn`]: connect, echo, verify, close, as fast as allowed.
 //! - [`hold`]: open many connections and keep them open.
+//! - [`compare`]: the same churn against the kernel's TCP, for a baseline.
 //! - [`syn`]: a spoofed SYN flood from a raw socket, with a legit churn probe.
 //!
 //! Every generator checks its target and source addresses against
@@ -14,6 +15,7 @@
 
 pub mod churn;
 mod cli;
+pub mod compare;
 pub mod hold;
 pub mod latency;
 pub mod netns;

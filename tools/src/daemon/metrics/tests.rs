@@ -136,3 +136,29 @@ fn values_come_from_the_stack_at_scrape_time() {
     assert!(text.contains("smrnet_ip_in_receives_total 1"));
     assert!(text.contains("smrnet_worker_packets_in_total{worker=\"1\"} 7"));
 }
+
+#[test]
+fn resident_memory_is_this_process_s_at_scrape_time() {
+    let m = Metrics::new(shared());
+    let text = m.render();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("smrnet_process_resident_memory_bytes "))
+        .unwrap_or_else(|| panic!("no resident memory gauge in\n{text}"));
+    let bytes: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    // A test process has at least a megabyte resident and far less than a terabyte.
+    assert!(bytes > 1e6 && bytes < 1e12, "{line}");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_rss_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Same quantity as VmRSS, read a moment apart.
+    assert!(
+        (bytes / 1024.0 - vm_rss_kb).abs() < vm_rss_kb * 0.5,
+        "{line} vs {vm_rss_kb} kB"
+    );
+}

@@ -1,0 +1,232 @@
+//! `smrnet load churn --compare-kernel`: the same churn against the Linux
+//! kernel's own TCP, as a baseline beside smrnetd.
+//!
+//! Two namespaces joined by a veth pair, 198.19.0.1 (client, plus
+//! 198.19.0.16-31 as extra sources, mirroring a lab) and 198.19.0.2
+//! (server): inside RFC 2544's 198.18.0.0/15 like the lab, but a different
+//! /24, and nothing in the root namespace (the veth is created inside the
+//! client namespace with its peer placed straight into the server's). A
+//! tokio echo server runs on a thread moved into the server namespace; the
+//! churn runs from the client namespace.
+//!
+//! Invariant: [`KernelPair`] owns both namespaces and the server thread;
+//! dropping it (on any path, including a Ctrl-C that stops the churn)
+//! stops the server and deletes both namespaces, and the veth with them.
+
+use super::churn::{self, ChurnOpts, ChurnReport};
+use super::netns::NetnsFd;
+use crate::lab::{self, LabError, Netns};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every comparison namespace is named `smrnet-kc-<id>-{client,server}`.
+pub const NETNS_PREFIX: &str = "smrnet-kc-";
+pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+const EXTRA_FIRST: u8 = 16;
+const EXTRA_COUNT: u8 = 16;
+const ECHO_PORT: u16 = 7;
+
+/// The kernel's echo service on the far end of the veth.
+pub fn server_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(SERVER_V4), ECHO_PORT)
+}
+
+/// The client namespace's addresses: 198.19.0.1, then 198.19.0.16-31.
+pub fn client_addrs() -> Vec<IpAddr> {
+    std::iter::once(CLIENT_V4)
+        .chain((EXTRA_FIRST..EXTRA_FIRST + EXTRA_COUNT).map(|i| Ipv4Addr::new(198, 19, 0, i)))
+        .map(IpAddr::V4)
+        .collect()
+}
+
+/// Two namespaces, a veth between them, and a kernel-socket echo server.
+#[derive(Debug)]
+pub struct KernelPair {
+    stop: Arc<AtomicBool>,
+    server: Option<JoinHandle<io::Result<()>>>,
+    // Drop order: the server thread is joined (in Drop) before these go.
+    client: Netns,
+    _server_ns: Netns,
+}
+
+fn lab_err(e: LabError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl KernelPair {
+    /// Create both namespaces, the veth, addresses, and start the server
+    /// with `threads` runtime threads; returns once it accepts.
+    pub fn up(threads: usize) -> io::Result<KernelPair> {
+        lab::preflight().map_err(lab_err)?;
+        let id = format!(
+            "{:06x}",
+            (u64::from(std::process::id()) << 20
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .subsec_nanos() as u64)
+                & 0xff_ffff
+        );
+        let client = Netns::create(&format!("{NETNS_PREFIX}{id}-client")).map_err(lab_err)?;
+        let server_ns = Netns::create(&format!("{NETNS_PREFIX}{id}-server")).map_err(lab_err)?;
+        let (c, s) = (client.name().to_string(), server_ns.name().to_string());
+        let ip = |args: &[&str]| lab::ip(args).map_err(lab_err);
+        ip(&[
+            "-n", &c, "link", "add", "kc0", "type", "veth", "peer", "name", "kc1", "netns", &s,
+        ])?;
+        for a in client_addrs() {
+            ip(&["-n", &c, "addr", "add", &format!("{a}/24"), "dev", "kc0"])?;
+        }
+        ip(&[
+            "-n",
+            &s,
+            "addr",
+            "add",
+            &format!("{SERVER_V4}/24"),
+            "dev",
+            "kc1",
+        ])?;
+        ip(&["-n", &c, "link", "set", "kc0", "up"])?;
+        ip(&["-n", &s, "link", "set", "kc1", "up"])?;
+        let (lo, hi) = lab::LOCAL_PORT_RANGE;
+        NetnsFd::open(&c)?.run(|| {
+            std::fs::write(
+                "/proc/sys/net/ipv4/ip_local_port_range",
+                format!("{lo} {hi}"),
+            )
+        })??;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let server_fd = NetnsFd::open(&s)?;
+        let stop2 = stop.clone();
+        let server = std::thread::Builder::new()
+            .name("smrnet-kc-server".into())
+            .spawn(move || {
+                server_fd.enter()?;
+                echo_server(threads, &stop2, ready_tx)
+            })?;
+        let mut pair = KernelPair {
+            stop,
+            server: Some(server),
+            client,
+            _server_ns: server_ns,
+        };
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(pair),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(pair.stop_server().err().unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the kernel echo server did not start",
+                )
+            })),
+        }
+    }
+
+    pub fn client_netns(&self) -> &str {
+        self.client.name()
+    }
+
+    /// Run `opts` (retargeted at the kernel server, from the client
+    /// namespace's addresses) and return the report.
+    pub fn churn(&self, opts: &ChurnOpts, stop: &AtomicBool) -> io::Result<ChurnReport> {
+        let mut o = opts.clone();
+        o.target = server_addr();
+        o.source_addrs = client_addrs();
+        NetnsFd::open(self.client.name())?.run(|| churn::run_until(&o, stop))?
+    }
+
+    fn stop_server(&mut self) -> io::Result<()> {
+        // Relaxed: polled by the server's accept loop every 100 ms.
+        self.stop.store(true, Ordering::Relaxed);
+        match self.server.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the kernel echo server panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for KernelPair {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_server() {
+            eprintln!("smrnet load: kernel echo server: {e}");
+        }
+        // The namespaces (and the veth inside them) go with the guards.
+    }
+}
+
+/// Echo on 198.19.0.2:7 until `stop`; tells `ready` once listening.
+fn echo_server(
+    threads: usize,
+    stop: &AtomicBool,
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("smrnet-kc-echo")
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listen = || -> io::Result<tokio::net::TcpListener> {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.set_reuseaddr(true)?;
+            sock.bind(server_addr())?;
+            sock.listen(4096)
+        };
+        let listener = match listen() {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!("kernel echo server: listen on {}: {e}", server_addr());
+                let _ = ready.send(Err(io::Error::new(e.kind(), msg.clone())));
+                return Err(io::Error::new(e.kind(), msg));
+            }
+        };
+        let _ = ready.send(Ok(()));
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let accepted =
+                tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+            let Ok(Ok((mut sock, _))) = accepted else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if sock.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_addresses_are_in_the_lab_range_but_not_the_tun_lab_s_24() {
+        for a in client_addrs().into_iter().chain([IpAddr::V4(SERVER_V4)]) {
+            assert!(super::super::safety::check_target(a, &[]).is_ok());
+            let IpAddr::V4(v4) = a else { panic!() };
+            assert_eq!(v4.octets()[..3], [198, 19, 0]);
+        }
+        assert_eq!(client_addrs().len(), 17);
+    }
+}
