@@ -9,13 +9,14 @@
 //! phase then ends early and the guard removes the lab) never leaves a
 //! namespace or a daemon behind.
 
+mod hold;
 mod report;
 
+pub use hold::HoldPhase;
 pub use report::DemoReport;
 
 use crate::lab::{self, Lab, LabConfig};
 use crate::load::churn::{self, ChurnOpts};
-use crate::load::hold::{self, HoldOpts, Holder};
 use crate::load::netns;
 use crate::load::syn::{self, OptionsMode, Scrape, SynArgs};
 use std::io;
@@ -212,14 +213,13 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
     let started = Instant::now();
     let echo = SocketAddr::new(IpAddr::V4(lab::DAEMON_V4), lab::ECHO_PORT);
     let ns = lab.netns().name().to_string();
-    let sources = lab::client_addrs_v4();
     let mut report = DemoReport::new(*plan, lab.id());
 
     eprintln!("demo: churn for {} s...", plan.phase_secs);
     let before = scrape(lab)?;
     let mut c = ChurnOpts::new(echo);
     c.duration = Duration::from_secs(plan.phase_secs);
-    c.source_addrs = sources.clone();
+    c.source_addrs = lab::client_addrs_v4();
     c.threads = 1;
     let churned = netns::run_in(Some(&ns), || churn::run_until(&c, stop))??;
     interrupted(stop)?;
@@ -227,23 +227,9 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
     report.churn(churned, &before, &after);
 
     eprintln!("demo: holding {} connections...", plan.hold_connections);
-    hold::raise_nofile(plan.hold_connections)?;
-    let rss_before = hold::rss_bytes(lab.pid())?;
-    let mut h = HoldOpts::new(echo);
-    h.connections = plan.hold_connections;
-    h.duration = Duration::from_secs(plan.hold_secs);
-    h.source_addrs = sources;
-    h.threads = 1;
-    h.setup_timeout = Duration::from_secs(120);
-    let mut holder = netns::run_in(Some(&ns), || Holder::open(&h, stop))??;
-    let rss_held = hold::rss_bytes(lab.pid())?;
-    let held = scrape(lab)?;
-    holder.hold(stop);
-    let stats = holder.close();
+    let held = hold::run(lab, plan, echo, stop)?;
     interrupted(stop)?;
-    report.hold(stats, rss_before, rss_held, &held);
-    // Let the closes reach the daemon and its pool settle before the flood.
-    std::thread::sleep(Duration::from_millis(500));
+    report.hold(held);
 
     eprintln!(
         "demo: legit churn for {} s, then the same with a SYN flood...",

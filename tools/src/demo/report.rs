@@ -1,9 +1,8 @@
 //! The demo's report: one struct, written as JSON and as the Markdown the
 //! command prints.
 
-use super::Plan;
+use super::{HoldPhase, Plan};
 use crate::load::churn::ChurnReport;
-use crate::load::hold::HoldStats;
 use crate::load::syn::{Scrape, SynReport, success_ratio};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -31,17 +30,6 @@ pub struct ChurnPhase {
     pub frees_per_advance: Option<f64>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HoldPhase {
-    pub stats: HoldStats,
-    pub rss_before_bytes: u64,
-    pub rss_held_bytes: u64,
-    /// (RSS held - RSS before) / established.
-    pub rss_per_conn_bytes: Option<f64>,
-    pub table_entries_held: Option<f64>,
-    pub pool_live_bytes_held: Option<f64>,
-}
-
 impl DemoReport {
     pub(super) fn new(plan: Plan, lab: &str) -> DemoReport {
         DemoReport {
@@ -67,17 +55,8 @@ impl DemoReport {
         });
     }
 
-    pub(super) fn hold(&mut self, stats: HoldStats, before: u64, held: u64, m: &Scrape) {
-        let per_conn = (stats.established > 0)
-            .then(|| (held as f64 - before as f64) / stats.established as f64);
-        self.hold = Some(HoldPhase {
-            stats,
-            rss_before_bytes: before,
-            rss_held_bytes: held,
-            rss_per_conn_bytes: per_conn,
-            table_entries_held: m.get("smrnet_table_entries"),
-            pool_live_bytes_held: m.get("smrnet_pool_live_bytes"),
-        });
+    pub(super) fn hold(&mut self, phase: HoldPhase) {
+        self.hold = Some(phase);
     }
 
     pub(super) fn syn(&mut self, report: SynReport) {
@@ -140,23 +119,32 @@ impl DemoReport {
             let _ = writeln!(s, "## Hold\n");
             let _ = writeln!(
                 s,
-                "- {} of {} connections established in {:.2} s ({:.0}/s), connect p99 {:.3} ms; {} still open after {:.1} s",
-                h.stats.established,
-                h.stats.requested,
-                h.stats.setup_secs,
-                h.stats.setup_per_sec,
-                ms(h.stats.connect_latency.p99_us),
-                h.stats.open_at_end,
-                h.stats.held_secs
+                "- {} of {} connections established by {} client process(es) in {:.2} s ({:.0}/s), connect p99 {:.3} ms",
+                h.established,
+                h.requested,
+                h.processes,
+                h.setup_secs,
+                h.setup_per_sec,
+                ms(h.connect_p99_us),
             );
             let _ = writeln!(
                 s,
-                "- daemon RSS {:.1} MiB -> {:.1} MiB: {} bytes per connection (table entries {}, pool live bytes {})\n",
+                "- daemon RSS {:.1} MiB -> {:.1} MiB while holding: {} bytes per connection (table entries {}, pool live bytes {})",
                 h.rss_before_bytes as f64 / 1048576.0,
                 h.rss_held_bytes as f64 / 1048576.0,
                 opt(h.rss_per_conn_bytes, ""),
                 opt(h.table_entries_held, ""),
                 opt(h.pool_live_bytes_held, "")
+            );
+            let _ = writeln!(
+                s,
+                "- after closing, the table and pending pool {} in {:.2} s\n",
+                if h.drained {
+                    "drained"
+                } else {
+                    "had NOT drained"
+                },
+                h.drain_secs
             );
         }
         if let Some(f) = &self.syn {
