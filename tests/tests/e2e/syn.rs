@@ -2,6 +2,7 @@
 //! legitimate client keeps succeeding, and the daemon keeps serving.
 
 use crate::clients::http_get_once;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
 use tests::{DAEMON_V4, ECHO_PORT, HTTP_PORT, Outcome, lab};
@@ -30,7 +31,9 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
         allow_network: Vec::new(),
         json: false,
     };
+    let kernel_before = lab.in_netns(kernel_snmp).expect("enter the lab");
     let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));
+    let kernel_after = lab.in_netns(kernel_snmp).expect("enter the lab");
     eprintln!("{report}");
     let sent = report.flood.sent as f64;
     // Paced: close to the asked rate over 3 s, neither far below nor above.
@@ -66,9 +69,49 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
             ratio * 100.0
         );
     }
+    // The SYN-ACKs to the spoofed sources ended in the lab namespace's
+    // kernel: dropped as not its address (no forwarding), with no ICMP
+    // unreachable and nothing forwarded anywhere.
+    let k = |name: &str| kernel_after[name] - kernel_before[name];
+    assert!(
+        k("Ip.InAddrErrors") >= 0.9 * sent,
+        "the namespace's kernel dropped only {} of the daemon's answers to {sent} spoofed SYNs",
+        k("Ip.InAddrErrors")
+    );
+    assert_eq!(
+        k("Ip.ForwDatagrams"),
+        0.0,
+        "the lab namespace forwarded packets"
+    );
+    assert_eq!(
+        k("Icmp.OutDestUnreachs"),
+        0.0,
+        "the lab namespace sent ICMP unreachables"
+    );
     // The daemon still serves after the flood.
     let http = SocketAddr::new(IpAddr::V4(DAEMON_V4), HTTP_PORT);
     lab.in_netns(|| http_get_once(http).expect("HTTP after the flood"))
         .expect("enter the lab");
     Outcome::Passed
+}
+
+/// The calling thread's namespace's IP and ICMP counters, `Ip.InAddrErrors`
+/// style, from /proc/thread-self/net/snmp (per thread: /proc/self would
+/// show the main thread's namespace).
+fn kernel_snmp() -> HashMap<String, f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").expect("read snmp");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = HashMap::new();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let (Some((proto, names)), Some((_, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            out.insert(format!("{proto}.{n}"), v.parse().unwrap_or(f64::NAN));
+        }
+    }
+    out
 }
