@@ -59,13 +59,13 @@ pub const MAX_DURATION: Duration = Duration::from_secs(300);
 /// `smrnet load syn`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SynArgs {
-    /// The listener to flood, IPv4 ADDR:PORT [default: the lab daemon's echo
-    /// service, 198.18.0.2:7].
+    /// The listener to flood, IPv4 ADDR:PORT (the default is the lab
+    /// daemon's echo service).
     #[arg(long, value_name = "ADDR:PORT", default_value = "198.18.0.2:7")]
     pub target: SocketAddrV4,
     /// Spoofed source addresses are drawn uniformly from this IPv4 prefix. It
-    /// must not contain the target or the lab's addresses [default:
-    /// 198.19.128.0/17, inside the lab's 198.18.0.0/15 and used by nothing].
+    /// must not contain the target or the lab's addresses (the default is
+    /// inside the lab's 198.18.0.0/15 and used by nothing).
     #[arg(long, value_name = "CIDR", default_value = "198.19.128.0/17")]
     pub spoof_prefix: Ipv4Prefix,
     /// TCP options on each SYN: `random` (each of MSS, window scale,
@@ -82,10 +82,10 @@ pub struct SynArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub duration: f64,
     /// Sender threads. On a 2-core machine one sender leaves the other core
-    /// to the daemon's workers [default: 1].
+    /// to the daemon's workers.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
-    /// SYNs per sendmmsg call [default: 64].
+    /// SYNs per sendmmsg call (1..=1024).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub batch: usize,
     /// PRNG seed for addresses, ports, ISNs and options [default: from the
@@ -105,7 +105,7 @@ pub struct SynArgs {
     )]
     pub metrics: String,
     /// Legitimate connections in flight at once (closed loop: connect, echo
-    /// 16 bytes, verify, close with RST, repeat) [default: 4].
+    /// 16 bytes, verify, close with RST, repeat).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub probe_concurrency: usize,
     /// The legit probe's port on the target address [default: the target's].
@@ -167,6 +167,9 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
             "--rate 0: must be at least 1 (omit it for no limit)".into(),
         ));
     }
+    let (metrics_addr, _) = crate::load::scrape::parse_url(&args.metrics)
+        .map_err(|m| invalid(format!("--metrics: {m}")))?;
+    crate::load::safety::check(metrics_addr.ip(), &args.allow_network, "metrics address")?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let probe = ProbeOpts {
         target: SocketAddr::V4(SocketAddrV4::new(

@@ -2,9 +2,9 @@
 //! the namespace the command was started in, where the daemon listens) and
 //! sum each metric over its labels.
 
+use crate::load::scrape::{Samples, parse_url};
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// The counters a SYN flood report shows, in the order it shows them.
@@ -24,40 +24,28 @@ pub const FLOOD_COUNTERS: &[&str] = &[
     "smrnet_listen_queue_overflows_total",
 ];
 
-/// One scrape: metric name to the sum of its series.
+/// One scrape: its samples (summed over labels by name) and its text.
 #[derive(Debug, Clone, Default)]
 pub struct Scrape {
-    sums: BTreeMap<String, f64>,
+    samples: Samples,
     pub text: String,
 }
 
 impl Scrape {
-    /// Parse Prometheus text: `name{labels} value` lines, comments skipped,
-    /// lines that do not parse ignored.
+    /// Parse Prometheus text ([`Samples::parse`]: comments skipped, lines
+    /// that do not parse ignored).
     pub fn parse(text: &str) -> Scrape {
-        let mut sums = BTreeMap::new();
-        for line in text.lines() {
-            if line.starts_with('#') {
-                continue;
-            }
-            let Some((series, value)) = line.trim().rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let name = series.split('{').next().unwrap_or(series);
-            *sums.entry(name.to_string()).or_insert(0.0) += value;
-        }
         Scrape {
-            sums,
+            samples: Samples::parse(text),
             text: text.to_string(),
         }
     }
 
-    /// Fetch and parse `url` (`http://HOST:PORT/PATH`), bounded by 5 s.
+    /// Fetch and parse `url` (`http://HOST:PORT/PATH`) from the calling
+    /// thread's namespace, bounded by 5 s.
     pub fn fetch(url: &str) -> io::Result<Scrape> {
-        let (addr, path) = parse_url(url)?;
+        let (addr, path) = parse_url(url)
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, format!("--metrics: {m}")))?;
         let (status, body) = crate::lab::http_get(addr, &path, Duration::from_secs(5))
             .map_err(|e| io::Error::new(e.kind(), format!("scrape {url}: {e}")))?;
         if status != 200 {
@@ -68,7 +56,7 @@ impl Scrape {
 
     /// The sum of `name`'s series, `None` when the daemon does not export it.
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.sums.get(name).copied()
+        self.samples.sum(name)
     }
 
     /// `after - before` for each of `names` the later scrape has.
@@ -81,30 +69,6 @@ impl Scrape {
             })
             .collect()
     }
-}
-
-/// `http://host:port/path` into an address and a path (no TLS, no auth:
-/// the daemon's metrics listener is plain HTTP on loopback).
-pub fn parse_url(url: &str) -> io::Result<(SocketAddr, String)> {
-    let bad = |why: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("--metrics `{url}`: {why} (expected http://HOST:PORT/PATH)"),
-        )
-    };
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("only http:// is supported"))?;
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/metrics".to_string()),
-    };
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(|_| bad("HOST:PORT does not resolve"))?
-        .next()
-        .ok_or_else(|| bad("HOST:PORT does not resolve"))?;
-    Ok((addr, path))
 }
 
 /// Packets the namespace's kernel dropped on the way into the daemon's TUN
