@@ -233,7 +233,7 @@ impl ChurnOpts {
 }
 
 /// Failed transactions by cause.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ErrorCounts {
     /// The target answered the SYN with RST (nothing listening).
     pub refused: u64,

@@ -263,6 +263,10 @@ pub struct HoldArgs {
     /// Show a progress bar [default: only when stderr is a terminal and no JSON is asked for].
     #[arg(long)]
     pub progress: bool,
+    /// Internal: run as one of several holding processes (used when one
+    /// process may not open enough descriptors); speaks JSON lines.
+    #[arg(long, hide = true)]
+    pub worker: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -279,7 +283,8 @@ impl HoldArgs {
         o.source_addrs = default_sources(target, &self.source_addrs);
         o.connect_timeout = self.connect_timeout;
         o.allowed_networks = self.common.allow_network.clone();
-        o.progress = self.progress || (io::stderr().is_terminal() && !self.common.json);
+        o.progress =
+            !self.worker && (self.progress || (io::stderr().is_terminal() && !self.common.json));
         o
     }
 }

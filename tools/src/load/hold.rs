@@ -34,6 +34,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};
 
+mod procs;
+
 /// Descriptors kept free for everything else the process opens.
 const SPARE_FDS: u64 = 1024;
 
@@ -131,7 +133,7 @@ impl HoldOpts {
 }
 
 /// The client's side of a hold.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct HoldStats {
     pub requested: usize,
     /// Connections established during setup.
@@ -531,9 +533,29 @@ const POOL_PENDING: &str = "smrnet_pool_pending_objects";
 
 /// `smrnet load hold`.
 pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
+    if args.worker {
+        return worker_main(args);
+    }
     let opts = args.opts();
     opts.validate()?;
-    let nofile_limit = raise_nofile(opts.connections)?;
+    // One process if it may open them all; else as many processes as the
+    // fixed per-process limit requires.
+    let (nofile_limit, procs) = match raise_nofile(opts.connections) {
+        Ok(limit) => (limit, 1),
+        Err(e) => {
+            let per_proc = per_process_capacity();
+            let procs = opts.connections.div_ceil(per_proc.max(1) as usize);
+            if per_proc == 0 || procs > procs::MAX_PROCS {
+                return Err(e);
+            }
+            eprintln!(
+                "smrnet load: the open-file limit allows {per_proc} connections per process; \
+                 holding {} across {procs} processes",
+                opts.connections
+            );
+            (per_proc + SPARE_FDS, procs)
+        }
+    };
     let link = args.common.daemon()?;
     let scraper = link.scraper.as_ref();
     let stop = stop_on_signal()?;
@@ -544,11 +566,19 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
         table_entries_before: counter(scraper, TABLE_ENTRIES).map(|v| v as u64),
         ..HoldDaemon::default()
     };
-    let mut holder = netns::run_in(args.common.netns.as_deref(), || Holder::open(&opts, stop))??;
-    d.rss_held_bytes = rss(link.pid);
-    d.table_entries_held = counter(scraper, TABLE_ENTRIES).map(|v| v as u64);
-    holder.hold(stop);
-    let client = holder.close();
+    let on_ready = |d: &mut HoldDaemon| {
+        d.rss_held_bytes = rss(link.pid);
+        d.table_entries_held = counter(scraper, TABLE_ENTRIES).map(|v| v as u64);
+    };
+    let client = if procs == 1 {
+        let mut holder =
+            netns::run_in(args.common.netns.as_deref(), || Holder::open(&opts, stop))??;
+        on_ready(&mut d);
+        holder.hold(stop);
+        holder.close()
+    } else {
+        procs::run(args, &opts, procs, || on_ready(&mut d))?
+    };
     if let (Some(b), Some(h)) = (d.rss_before_bytes, d.rss_held_bytes)
         && client.established > 0
     {
@@ -601,6 +631,41 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A child of a multi-process hold: set up, report, hold, report, wait
+/// for the parent's word, close, report.
+fn worker_main(args: &HoldArgs) -> io::Result<()> {
+    let opts = args.opts();
+    opts.validate()?;
+    raise_nofile(opts.connections)?;
+    let stop = stop_on_signal()?;
+    let mut holder = netns::run_in(args.common.netns.as_deref(), || Holder::open(&opts, stop))??;
+    procs::emit("ready", holder.stats())?;
+    holder.hold(stop);
+    procs::emit("held", holder.stats())?;
+    procs::wait_for_close();
+    let stats = holder.close();
+    procs::emit("closed", &stats)
+}
+
+/// Connections one process may hold: its hard open-file limit (raising
+/// the soft limit to it) less the spare descriptors.
+fn per_process_capacity() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let cur = getrlimit(Resource::Nofile);
+    let hard = cur.maximum.unwrap_or(u64::MAX).min(1 << 24);
+    let soft = match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(hard),
+            maximum: cur.maximum,
+        },
+    ) {
+        Ok(()) => hard,
+        Err(_) => cur.current.unwrap_or(hard),
+    };
+    soft.saturating_sub(SPARE_FDS)
 }
 
 /// The lab daemon's echo service.

@@ -58,7 +58,7 @@ impl Latencies {
 
 /// Percentiles of one latency distribution, in microseconds. All zero when
 /// nothing was recorded (`count == 0`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub mean_us: f64,
