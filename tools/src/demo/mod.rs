@@ -227,7 +227,7 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
     report.churn(churned, &before, &after);
 
     eprintln!("demo: holding {} connections...", plan.hold_connections);
-    let held = hold::run(lab, plan, echo, stop)?;
+    let held = hold::run(lab, plan, stop)?;
     interrupted(stop)?;
     report.hold(held);
 

@@ -116,35 +116,41 @@ impl DemoReport {
             );
         }
         if let Some(h) = &self.hold {
+            let mib = |b: Option<u64>| {
+                b.map_or("n/a".to_string(), |b| {
+                    format!("{:.1} MiB", b as f64 / 1048576.0)
+                })
+            };
             let _ = writeln!(s, "## Hold\n");
             let _ = writeln!(
                 s,
-                "- {} of {} connections established by {} client process(es) in {:.2} s ({:.0}/s), connect p99 {:.3} ms",
+                "- {} of {} connections established in {:.2} s ({:.0}/s), connect p99 {:.3} ms",
                 h.established,
                 h.requested,
-                h.processes,
                 h.setup_secs,
                 h.setup_per_sec,
                 ms(h.connect_p99_us),
             );
             let _ = writeln!(
                 s,
-                "- daemon RSS {:.1} MiB -> {:.1} MiB while holding: {} bytes per connection (table entries {}, pool live bytes {})",
-                h.rss_before_bytes as f64 / 1048576.0,
-                h.rss_held_bytes as f64 / 1048576.0,
+                "- daemon RSS {} -> {} while holding: {} bytes per connection ({} table entries)",
+                mib(h.rss_before_bytes),
+                mib(h.rss_held_bytes),
                 opt(h.rss_per_conn_bytes, ""),
-                opt(h.table_entries_held, ""),
-                opt(h.pool_live_bytes_held, "")
+                h.table_entries_held.map_or("n/a".into(), |t| t.to_string()),
             );
             let _ = writeln!(
                 s,
-                "- after closing, the table and pending pool {} in {:.2} s\n",
-                if h.drained {
-                    "drained"
-                } else {
-                    "had NOT drained"
-                },
-                h.drain_secs
+                "- after closing them all at once: {}\n",
+                match (h.drained, h.drain_secs) {
+                    (Some(true), Some(t)) =>
+                        format!("the table and pending pool drained in {t:.2} s"),
+                    (Some(false), Some(t)) => format!(
+                        "NOT drained after {t:.0} s ({} entries left in the table)",
+                        h.table_entries_after.map_or("?".into(), |t| t.to_string())
+                    ),
+                    _ => "drain not checked".to_string(),
+                }
             );
         }
         if let Some(f) = &self.syn {
