@@ -115,44 +115,6 @@ impl DemoReport {
                     .map_or("n/a".into(), |v| format!("{v:.1}"))
             );
         }
-        if let Some(h) = &self.hold {
-            let mib = |b: Option<u64>| {
-                b.map_or("n/a".to_string(), |b| {
-                    format!("{:.1} MiB", b as f64 / 1048576.0)
-                })
-            };
-            let _ = writeln!(s, "## Hold\n");
-            let _ = writeln!(
-                s,
-                "- {} of {} connections established in {:.2} s ({:.0}/s), connect p99 {:.3} ms",
-                h.established,
-                h.requested,
-                h.setup_secs,
-                h.setup_per_sec,
-                ms(h.connect_p99_us),
-            );
-            let _ = writeln!(
-                s,
-                "- daemon RSS {} -> {} while holding: {} bytes per connection ({} table entries)",
-                mib(h.rss_before_bytes),
-                mib(h.rss_held_bytes),
-                opt(h.rss_per_conn_bytes, ""),
-                h.table_entries_held.map_or("n/a".into(), |t| t.to_string()),
-            );
-            let _ = writeln!(
-                s,
-                "- after closing them all at once: {}\n",
-                match (h.drained, h.drain_secs) {
-                    (Some(true), Some(t)) =>
-                        format!("the table and pending pool drained in {t:.2} s"),
-                    (Some(false), Some(t)) => format!(
-                        "NOT drained after {t:.0} s ({} entries left in the table)",
-                        h.table_entries_after.map_or("?".into(), |t| t.to_string())
-                    ),
-                    _ => "drain not checked".to_string(),
-                }
-            );
-        }
         if let Some(f) = &self.syn {
             let _ = writeln!(s, "## SYN flood with a legitimate client\n");
             let _ = writeln!(
@@ -199,6 +161,44 @@ impl DemoReport {
                 opt(d("smrnet_syncookies_validated_total"), ""),
                 opt(d("smrnet_listen_syns_total"), ""),
                 opt(d(crate::load::syn::TUN_DROPPED), "")
+            );
+        }
+        if let Some(h) = &self.hold {
+            let mib = |b: Option<u64>| {
+                b.map_or("n/a".to_string(), |b| {
+                    format!("{:.1} MiB", b as f64 / 1048576.0)
+                })
+            };
+            let _ = writeln!(s, "## Hold\n");
+            let _ = writeln!(
+                s,
+                "- {} of {} connections established in {:.2} s ({:.0}/s), connect p99 {:.3} ms",
+                h.established,
+                h.requested,
+                h.setup_secs,
+                h.setup_per_sec,
+                ms(h.connect_p99_us),
+            );
+            let _ = writeln!(
+                s,
+                "- daemon RSS {} -> {} while holding: {} bytes per connection ({} table entries)",
+                mib(h.rss_before_bytes),
+                mib(h.rss_held_bytes),
+                opt(h.rss_per_conn_bytes, ""),
+                h.table_entries_held.map_or("n/a".into(), |t| t.to_string()),
+            );
+            let _ = writeln!(
+                s,
+                "- after closing them all at once: {}\n",
+                match (h.drained, h.drain_secs) {
+                    (Some(true), Some(t)) =>
+                        format!("the table and pending pool drained in {t:.2} s"),
+                    (Some(false), Some(t)) => format!(
+                        "NOT drained after {t:.0} s ({} entries left in the table)",
+                        h.table_entries_after.map_or("?".into(), |t| t.to_string())
+                    ),
+                    _ => "drain not checked".to_string(),
+                }
             );
         }
         let _ = writeln!(s, "## Safe memory reclamation\n");
