@@ -164,10 +164,9 @@ fn open_loop_starts_on_schedule_and_reports_no_backlog_when_idle() {
     assert_eq!(r.attempted, 200, "{r}");
     assert_eq!(r.ok, 200, "{r}");
     assert_eq!(r.not_started, 0, "{r}");
-    assert!(
-        r.late < 10,
-        "an idle loopback server should rarely be late: {r}"
-    );
+    // Late only when all 8 slots were busy at a start time: rare against an
+    // idle loopback server, but a loaded CI machine can stall the client.
+    assert!(r.late < 50, "an idle loopback server is rarely late: {r}");
 }
 
 #[test]

@@ -65,7 +65,7 @@ pub fn churn_3s_has_no_errors_and_the_daemon_counts_every_connection() -> Outcom
     Outcome::Passed
 }
 
-pub fn hold_3000_over_17_sources_reports_memory_and_drains_after_close() -> Outcome {
+pub fn hold_3000_over_17_sources_and_2_processes_drains_after_close() -> Outcome {
     let lab = lab();
     let (r, _) = smrnet_load(
         &lab,
@@ -79,10 +79,13 @@ pub fn hold_3000_over_17_sources_reports_memory_and_drains_after_close() -> Outc
             "400ms",
             "--drain-timeout",
             "20s",
+            "--processes",
+            "2",
         ],
     );
     assert_eq!(r["established"], 3000, "{r:#}");
     assert_eq!(r["source_addrs"], 17, "{r:#}");
+    assert_eq!(r["processes"], 2, "{r:#}");
     assert!(r["keepalive_rounds"].as_u64().unwrap() >= 1, "{r:#}");
     assert_eq!(r["keepalive_failures"], 0, "{r:#}");
     assert_eq!(r["open_at_end"], 3000, "{r:#}");

@@ -56,6 +56,8 @@ pub const EXTRA_CLIENT_V4_COUNT: u8 = 16;
 /// The local port range set inside every lab namespace (the kernel's
 /// default, 32768-60999, would cap each source address at 28k connections).
 pub const LOCAL_PORT_RANGE: (u16, u16) = (1024, 65535);
+/// The TUN device's transmit queue length (each queue's ring) in a lab.
+pub const TUN_TXQUEUELEN: u32 = 16_384;
 
 /// Every kernel-side IPv4 address of a lab: [`KERNEL_V4`], then the extras.
 pub fn client_addrs_v4() -> Vec<IpAddr> {
@@ -180,6 +182,19 @@ impl Lab {
                 DEVICE,
             ])?;
         }
+        // The kernel drops what it sends to a TUN queue whose ring (one
+        // txqueuelen deep, 500 by default) is full: a mass close of 100k
+        // connections then loses FINs, and their exponential backoff
+        // keeps connections around for minutes.
+        netns::ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            DEVICE,
+            "txqueuelen",
+            &TUN_TXQUEUELEN.to_string(),
+        ])?;
         netns::ip(&["-n", &ns, "link", "set", DEVICE, "up"])?;
         // Sysctls under /proc/sys/net are those of the opening thread's
         // namespace.

@@ -263,6 +263,10 @@ pub struct HoldArgs {
     /// Show a progress bar [default: only when stderr is a terminal and no JSON is asked for].
     #[arg(long)]
     pub progress: bool,
+    /// Hold across this many processes, each with its share [default: 1,
+    /// or as many as the open-file limit requires].
+    #[arg(long, value_name = "N")]
+    pub processes: Option<usize>,
     /// Internal: run as one of several holding processes (used when one
     /// process may not open enough descriptors); speaks JSON lines.
     #[arg(long, hide = true)]

@@ -473,6 +473,8 @@ pub struct HoldReport {
     pub target: SocketAddr,
     pub source_addrs: usize,
     pub nofile_limit: u64,
+    /// Processes the connections were held from.
+    pub processes: usize,
     #[serde(flatten)]
     pub client: HoldStats,
     pub daemon: HoldDaemon,
@@ -483,12 +485,13 @@ impl fmt::Display for HoldReport {
         let c = &self.client;
         writeln!(
             f,
-            "hold {}: {} of {} connections established from {} source address(es) in {:.2} s \
-             ({:.0}/s); setup errors {}",
+            "hold {}: {} of {} connections established from {} source address(es) and {} \
+             process(es) in {:.2} s ({:.0}/s); setup errors {}",
             self.target,
             c.established,
             c.requested,
             self.source_addrs,
+            self.processes,
             c.setup_secs,
             c.setup_per_sec,
             c.setup_errors.total()
@@ -540,11 +543,22 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
     opts.validate()?;
     // One process if it may open them all; else as many processes as the
     // fixed per-process limit requires.
-    let (nofile_limit, procs) = match raise_nofile(opts.connections) {
-        Ok(limit) => (limit, 1),
-        Err(e) => {
+    let (nofile_limit, procs) = match (args.processes, raise_nofile(opts.connections)) {
+        (Some(p), _) if p == 0 || p > procs::MAX_PROCS || p > opts.connections => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "processes must be 1..={} and at most the connections, not {p}",
+                    procs::MAX_PROCS
+                ),
+            ));
+        }
+        (Some(p), Ok(limit)) => (limit, p),
+        (None, Ok(limit)) => (limit, 1),
+        (asked, Err(e)) => {
             let per_proc = per_process_capacity();
-            let procs = opts.connections.div_ceil(per_proc.max(1) as usize);
+            let needed = opts.connections.div_ceil(per_proc.max(1) as usize);
+            let procs = needed.max(asked.unwrap_or(1));
             if per_proc == 0 || procs > procs::MAX_PROCS {
                 return Err(e);
             }
@@ -614,6 +628,7 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
         target: opts.target,
         source_addrs: opts.source_addrs.len(),
         nofile_limit,
+        processes: procs,
         client,
         daemon: d,
     };

@@ -17,6 +17,7 @@ use super::{HoldOpts, HoldStats};
 use crate::load::cli::HoldArgs;
 use crate::load::latency::LatencySummary;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -151,17 +152,21 @@ pub(super) fn run(
         });
     }
     drop(tx);
+    let mut inbox = Inbox {
+        rx,
+        pending: (0..procs).map(|_| VecDeque::new()).collect(),
+    };
     let setup_bound = opts.setup_timeout + opts.connect_timeout + Duration::from_secs(10);
-    let ready = collect(&rx, procs, "ready", setup_bound)?;
+    let ready = inbox.collect("ready", setup_bound)?;
     on_ready();
     let hold_bound = opts.duration + opts.io_timeout * 2 + Duration::from_secs(10);
-    let held = collect(&rx, procs, "held", hold_bound)?;
+    let held = inbox.collect("held", hold_bound)?;
     for stdin in &mut children.stdins {
         if let Some(mut s) = stdin.take() {
             let _ = s.write_all(b"close\n");
         }
     }
-    let closed = collect(&rx, procs, "closed", Duration::from_secs(60))?;
+    let closed = inbox.collect("closed", Duration::from_secs(60))?;
     for (i, c) in children.procs.iter_mut().enumerate() {
         let status = c.wait()?;
         if !status.success() {
@@ -180,37 +185,52 @@ pub(super) fn run(
     Ok(merged)
 }
 
-/// One `phase` line from each of `procs` children, within `bound`.
-fn collect(
-    rx: &mpsc::Receiver<(usize, io::Result<Line>)>,
-    procs: usize,
-    phase: &str,
-    bound: Duration,
-) -> io::Result<Vec<HoldStats>> {
-    let deadline = Instant::now() + bound;
-    let mut got: Vec<Option<HoldStats>> = vec![None; procs];
-    while got.iter().any(Option::is_none) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (i, line) = rx.recv_timeout(left).map_err(|_| {
-            let missing = got.iter().filter(|g| g.is_none()).count();
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{missing} holding process(es) did not report `{phase}` within {bound:?}"),
-            )
-        })?;
-        let line = line?;
-        if line.phase != phase {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "holding process {i} said `{}` when `{phase}` was due",
-                    line.phase
-                ),
-            ));
+/// Lines from the children, kept per child until their phase is awaited:
+/// a fast child may report `held` before a slow one is `ready`.
+struct Inbox {
+    rx: mpsc::Receiver<(usize, io::Result<Line>)>,
+    pending: Vec<VecDeque<Line>>,
+}
+
+impl Inbox {
+    /// One `phase` line from each child, within `bound`.
+    fn collect(&mut self, phase: &str, bound: Duration) -> io::Result<Vec<HoldStats>> {
+        let deadline = Instant::now() + bound;
+        let mut got: Vec<Option<HoldStats>> = vec![None; self.pending.len()];
+        loop {
+            for (i, queue) in self.pending.iter_mut().enumerate() {
+                if got[i].is_some() {
+                    continue;
+                }
+                if let Some(line) = queue.pop_front() {
+                    if line.phase != phase {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "holding process {i} said `{}` when `{phase}` was due",
+                                line.phase
+                            ),
+                        ));
+                    }
+                    got[i] = Some(line.stats);
+                }
+            }
+            if got.iter().all(Option::is_some) {
+                return Ok(got.into_iter().flatten().collect());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (i, line) = self.rx.recv_timeout(left).map_err(|_| {
+                let missing = got.iter().filter(|g| g.is_none()).count();
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{missing} holding process(es) did not report `{phase}` within {bound:?}"
+                    ),
+                )
+            })?;
+            self.pending[i].push_back(line?);
         }
-        got[i] = Some(line.stats);
     }
-    Ok(got.into_iter().flatten().collect())
 }
 
 /// Sum the children's counts; times are the slowest child's, rates the
