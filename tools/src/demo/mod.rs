@@ -251,9 +251,10 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
     interrupted(stop)?;
     report.syn(flooded);
 
-    // The hold comes last: a mass close can leave connections behind in the
-    // daemon (a known problem the hold reports), and they would skew the
-    // flood's numbers if the flood came after.
+    // The hold comes last: if its mass close ever leaves connections behind
+    // in the daemon (the hold reports that as "NOT drained"; it happened
+    // before the lab's TUN queue was lengthened), they cannot skew the
+    // flood's numbers.
     eprintln!("demo: holding {} connections...", plan.hold_connections);
     let held = hold::run(lab, plan, stop)?;
     interrupted(stop)?;
