@@ -46,3 +46,5 @@ pub use crate::wire::{
     MAX_IPV6_EXT_HEADERS, TCP_HEADER_LEN, TcpFlags, TcpHeader, TcpSegment, Transport, emit_echo,
     emit_tcp, parse as parse_frame,
 };
+/// The connection-table backends `StackConfig::pcb_backend` chooses from.
+pub use pcb::Backend as PcbBackend;

@@ -10,7 +10,8 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use netstack::{
-    EchoKind, SeqNum, State, TcpFlags, TcpHeader, TcpOptions, Timestamps, emit_echo, emit_tcp,
+    EchoKind, PcbBackend, SeqNum, State, TcpFlags, TcpHeader, TcpOptions, Timestamps, emit_echo,
+    emit_tcp,
 };
 use support::{A4, B4, FakeNet, NetConfig, Rng};
 
@@ -114,9 +115,22 @@ fn hostile(rng: &mut Rng, conn: (SocketAddr, SocketAddr), buf: &mut [u8]) -> usi
 
 #[test]
 fn a_million_hostile_frames_through_the_stack() {
-    let cases = env("HOSTILE_STACK_CASES", 1_000_000);
+    hostile_frames_through(PcbBackend::Smr, env("HOSTILE_STACK_CASES", 1_000_000));
+}
+
+/// The same on a baseline table (refcounted slots), with a tenth of the
+/// frames: what it checks is the table layer, not the parser again.
+#[test]
+fn hostile_frames_through_the_stack_on_the_dashmap_backend() {
+    hostile_frames_through(PcbBackend::DashMap, env("HOSTILE_STACK_CASES", 100_000));
+}
+
+fn hostile_frames_through(backend: PcbBackend, cases: u64) {
     let seed = env("HOSTILE_STACK_SEED", 0x0bad_5eed);
-    let mut net = FakeNet::pair_with(NetConfig::default(), |c| c.workers = 2);
+    let mut net = FakeNet::pair_with(NetConfig::default(), |c| {
+        c.workers = 2;
+        c.pcb_backend = backend;
+    });
     net.keep_stray = false;
     let listener = net.b().listen(SocketAddr::new(B4, 80)).unwrap();
     let client = net
@@ -146,7 +160,7 @@ fn a_million_hostile_frames_through_the_stack() {
     }
     let c = net.b().worker(1).counters().snapshot();
     eprintln!(
-        "{cases} hostile frames (seed {seed:#x}): {} delivered, {} dropped; at most {max_conns} \
+        "{backend}: {cases} hostile frames (seed {seed:#x}): {} delivered, {} dropped; at most {max_conns} \
          connections and {max_timers} timer entries; stack {:?}",
         c.delivered,
         c.total_drops(),

@@ -11,8 +11,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
 use std::time::Duration;
 
-use netstack::{AppError, ConnError, Instant, Stack, State};
-use support::{A4, B4, stack_config};
+use netstack::{AppError, ConnError, Instant, PcbBackend, Stack, State};
+use support::{A4, B4, BACKENDS, stack_config};
 
 const CONNS: usize = 8;
 const BYTES: usize = 64 * 1024;
@@ -54,10 +54,19 @@ fn serve(
 }
 
 #[test]
-fn two_workers_serve_connections_concurrently_with_the_application() {
-    let client = Arc::new(Stack::new(stack_config(vec![A4], 1)));
+fn two_workers_serve_connections_concurrently_with_the_application_on_every_backend() {
+    for backend in BACKENDS {
+        two_workers_serve(backend);
+    }
+}
+
+fn two_workers_serve(backend: PcbBackend) {
+    let mut client_cfg = stack_config(vec![A4], 1);
+    client_cfg.pcb_backend = backend;
+    let client = Arc::new(Stack::new(client_cfg));
     let mut server_cfg = stack_config(vec![B4], 2);
     server_cfg.workers = 2;
+    server_cfg.pcb_backend = backend;
     let server = Arc::new(Stack::new(server_cfg));
     let clock = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,7 +102,7 @@ fn two_workers_serve_connections_concurrently_with_the_application() {
     loop {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "stalled: accepted {}, received {:?}",
+            "{backend}: stalled: accepted {}, received {:?}",
             accepted.len(),
             received.values().collect::<Vec<_>>()
         );

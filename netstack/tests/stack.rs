@@ -9,7 +9,7 @@ use netstack::{
     AppError, ConnError, ConnHandle, Echo, EchoKind, Events, ListenerHandle, SeqNum, Stack, State,
     TcpFlags, TcpHeader, Transport, emit_echo, emit_tcp, parse_frame,
 };
-use support::{A4, A6, B4, B6, FakeNet, NetConfig};
+use support::{A4, A6, B4, B6, BACKENDS, FakeNet, NetConfig};
 
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
 
@@ -186,14 +186,21 @@ fn transfer(net: &mut FakeNet, from: (usize, ConnHandle), to: (usize, ConnHandle
 }
 
 fn bulk(v6: bool, cfg: NetConfig) {
-    let mut net = FakeNet::pair(cfg);
+    bulk_on(netstack::PcbBackend::Smr, v6, cfg);
+}
+
+fn bulk_on(backend: netstack::PcbBackend, v6: bool, cfg: NetConfig) {
+    let mut net = FakeNet::pair_with(cfg, |c| c.pcb_backend = backend);
     let (client, server, _l) = open(&mut net, v6, 5001);
     transfer(&mut net, (0, client), (1, server), 1 << 20);
+    assert_eq!(net.a().pcb_backend(), backend);
 }
 
 #[test]
-fn bulk_transfer_1mb_every_byte_v4() {
-    bulk(false, NetConfig::default());
+fn bulk_transfer_1mb_every_byte_v4_on_every_backend() {
+    for backend in BACKENDS {
+        bulk_on(backend, false, NetConfig::default());
+    }
 }
 
 #[test]
@@ -339,8 +346,14 @@ fn keepalive_detects_dead_peer() {
 }
 
 #[test]
-fn time_wait_reuse() {
-    let mut net = FakeNet::pair(NetConfig::default());
+fn time_wait_reuse_on_every_backend() {
+    for backend in BACKENDS {
+        time_wait_reuse(backend);
+    }
+}
+
+fn time_wait_reuse(backend: netstack::PcbBackend) {
+    let mut net = FakeNet::pair_with(NetConfig::default(), |c| c.pcb_backend = backend);
     let (client, server, listener) = open(&mut net, false, 80);
     // The server closes first, so the server's side holds TIME-WAIT.
     net.b().close(&server).unwrap();
@@ -362,7 +375,7 @@ fn time_wait_reuse() {
         }
         accepted.is_some() && n.a().state_of(&again) == Some(State::Established)
     }));
-    assert_eq!(net.b().mib().time_wait_reopens, 1);
+    assert_eq!(net.b().mib().time_wait_reopens, 1, "{backend}");
     transfer(&mut net, (0, again), (1, accepted.unwrap()), 1000);
 }
 
@@ -413,10 +426,18 @@ fn closing_a_listener_resets_unaccepted_connections_and_refuses_new_ones() {
 }
 
 #[test]
-fn pool_exhaustion_drops_the_handshake_and_counts_it() {
+fn pool_exhaustion_drops_the_handshake_and_counts_it_on_every_backend() {
+    for backend in BACKENDS {
+        pool_exhaustion_drops_the_handshake_and_counts_it(backend);
+    }
+}
+
+/// A baseline's cap is the same `pool_cap`, on entries.
+fn pool_exhaustion_drops_the_handshake_and_counts_it(backend: netstack::PcbBackend) {
     let mut net = FakeNet::pair(NetConfig::default());
     let mut small = support::stack_config(vec![B4, B6], 5);
     small.pool_cap = 64;
+    small.pcb_backend = backend;
     net.stacks[1] = std::sync::Arc::new(Stack::new(small));
     let server = SocketAddr::new(B4, 80);
     let listener = net.b().listen(server).unwrap();
@@ -428,12 +449,16 @@ fn pool_exhaustion_drops_the_handshake_and_counts_it() {
     while net.b().accept(&listener).is_some() {
         accepted += 1;
     }
-    assert!(accepted <= 64, "{accepted} connections from a pool of 64");
+    assert!(
+        accepted <= 64,
+        "{backend}: {accepted} connections from a pool of 64"
+    );
     assert!(
         net.b().mib().pool_exhausted > 0,
-        "exhaustion must be counted"
+        "{backend}: exhaustion must be counted"
     );
-    assert!(net.b().connections() <= 64);
+    assert!(net.b().connections() <= 64, "{backend}");
+    assert!(net.b().pool_stats().exhausted > 0, "{backend}");
     assert_eq!(clients.len(), 80);
 }
 
@@ -463,8 +488,14 @@ fn lossy_transfers_complete_across_seeds() {
 }
 
 #[test]
-fn connection_churn_leaves_no_state_behind() {
-    let mut net = FakeNet::pair(NetConfig::default());
+fn connection_churn_leaves_no_state_behind_on_every_backend() {
+    for backend in BACKENDS {
+        connection_churn_leaves_no_state_behind(backend);
+    }
+}
+
+fn connection_churn_leaves_no_state_behind(backend: netstack::PcbBackend) {
+    let mut net = FakeNet::pair_with(NetConfig::default(), |c| c.pcb_backend = backend);
     let server = SocketAddr::new(B4, 9000);
     let listener = net.b().listen(server).unwrap();
     for round in 0..100 {
@@ -487,8 +518,10 @@ fn connection_churn_leaves_no_state_behind() {
     }
     // Every TIME-WAIT expires; nothing is left in the tables or the heaps.
     net.run_for(Duration::from_secs(120));
-    assert_eq!(net.a().connections(), 0);
-    assert_eq!(net.b().connections(), 0);
+    assert_eq!(net.a().connections(), 0, "{backend}");
+    assert_eq!(net.b().connections(), 0, "{backend}");
+    assert_eq!(net.b().pool_stats().live, 0, "{backend}");
+    assert_eq!(net.b().chain_stats().entries, 0, "{backend}");
     assert_eq!(net.a().worker(0).poll_timeout(), None);
     assert_eq!(net.b().worker(0).poll_timeout(), None);
     assert_eq!(net.b().syncache_len(), 0);

@@ -10,8 +10,9 @@
 //!
 //! Around it: the listen table with load-balancing groups and listener drain
 //! ([`ListenTable`]), keyed flow hashing ([`FlowHash`]), RFC 6056 ephemeral
-//! ports ([`EphemeralPorts`]), and the baseline tables behind one trait
-//! ([`ConnTable`]) for comparison.
+//! ports ([`EphemeralPorts`]), the baseline tables behind one trait
+//! ([`ConnTable`]) for comparison, and the same baselines as reference-counted
+//! slots ([`SlotTable`]) for a stack to run on instead of the SMR table.
 
 mod backend;
 mod hash;
@@ -25,13 +26,15 @@ mod tuple;
 
 pub use backend::{Backend, ConnTable, UnknownBackend};
 #[cfg(not(loom))]
-pub use backend::{DashMapTable, PapayaTable, RwLockTable};
+pub use backend::{
+    DashMapTable, LOOKUP_ATTEMPTS, PapayaTable, RwLockTable, SlotGuard, SlotStats, SlotTable,
+};
 pub use hash::{FlowBuildHasher, FlowHash};
 pub use listen::{
     CloseError, Found, InFlight, ListenError, ListenOptions, ListenRef, ListenTable, Listener,
 };
 pub use pcb::{Pcb, PcbGuard, PcbRef, WouldBlock};
-pub use ports::{EphemeralPorts, PortError};
+pub use ports::{Claim, EphemeralPorts, PortError};
 pub use stats::ChainStats;
 pub use table::{InsertError, Table, TableConfig};
 pub use tuple::{Endpoint, FourTuple, Key};

@@ -73,6 +73,18 @@ impl fmt::Display for PortError {
 
 impl std::error::Error for PortError {}
 
+/// What a table answered when [`EphemeralPorts::connect_with`] offered it
+/// a tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The connection is now in the table under this tuple.
+    Claimed,
+    /// The tuple is taken: try the next candidate.
+    InUse,
+    /// The table cannot take any connection (its cap): stop searching.
+    NoPcb,
+}
+
 /// The ephemeral port allocator for one range.
 pub struct EphemeralPorts {
     range: RangeInclusive<u16>,
@@ -125,7 +137,33 @@ impl EphemeralPorts {
         foreign: Endpoint,
         value: T,
     ) -> Result<FourTuple, PortError> {
-        let mut pcb = table.prepare(value).map_err(|_| PortError::NoPcb)?;
+        let pcb = table.prepare(value).map_err(|_| PortError::NoPcb)?;
+        let mut pending = Some(pcb);
+        self.connect_with(local, foreign, |tuple| {
+            let Some(pcb) = pending.take() else {
+                return Claim::InUse;
+            };
+            match table.publish(pcb, Key::from(tuple)) {
+                Ok(()) => Claim::Claimed,
+                Err(back) => {
+                    pending = Some(back);
+                    Claim::InUse
+                }
+            }
+        })
+    }
+
+    /// Connect on any table: walk the RFC 6056 candidates for `local` →
+    /// `foreign` and offer each tuple to `claim`, which inserts the
+    /// connection under that tuple if it is free (the table's own duplicate
+    /// check, so the invariant above holds for every backend). Returns the
+    /// first tuple claimed.
+    pub fn connect_with(
+        &self,
+        local: IpAddr,
+        foreign: Endpoint,
+        mut claim: impl FnMut(&FourTuple) -> Claim,
+    ) -> Result<FourTuple, PortError> {
         let (l, f) = (addr_bits(local), addr_bits(foreign.addr));
         let dest = [
             l as u64,
@@ -145,13 +183,14 @@ impl EphemeralPorts {
         for tried in 1..=num {
             let next = (offset % num + base + tried - 1) % num;
             let tuple = FourTuple::new(Endpoint::new(local, (first + next) as u16), foreign);
-            match table.publish(pcb, Key::from(&tuple)) {
-                Ok(()) => {
+            match claim(&tuple) {
+                Claim::Claimed => {
                     // Relaxed: see the field's docs.
                     self.table[index].fetch_add(tried as u16, Relaxed);
                     return Ok(tuple);
                 }
-                Err(back) => pcb = back,
+                Claim::InUse => {}
+                Claim::NoPcb => return Err(PortError::NoPcb),
             }
         }
         Err(PortError::Exhausted {

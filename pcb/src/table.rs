@@ -230,7 +230,7 @@ impl<T: Send + 'static> Table<T> {
     ///
     /// # Panics
     /// If `section` is not a section of the table's domain.
-    #[inline]
+    #[inline(always)]
     pub fn lookup<'t, 'g>(
         &'t self,
         section: &'g ReadSection<'_>,

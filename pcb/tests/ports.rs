@@ -1,7 +1,7 @@
 //! RFC 6056 ephemeral ports against the table.
 #![cfg(not(loom))]
 
-use pcb::{Endpoint, EphemeralPorts, FlowHash, PortError, Table};
+use pcb::{Backend, Endpoint, EphemeralPorts, FlowHash, PortError, SlotTable, Table};
 use smr::{Domain, Mode};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -70,4 +70,53 @@ fn destinations_start_at_different_points_of_the_range() {
         starts.len() >= 30,
         "first ports of 32 destinations: {starts:?}"
     );
+}
+
+#[test]
+fn every_slot_backend_picks_the_same_ports_as_the_smr_table() {
+    let hashes = || (FlowHash::with_seed(5), FlowHash::with_seed(6));
+    let smr_ports = {
+        let (f, g) = hashes();
+        EphemeralPorts::with_hashes(40000..=40015, f, g)
+    };
+    let t = table();
+    let want: Vec<u16> = (0..16)
+        .map(|i| smr_ports.connect(&t, LOCAL, dest(3), i).unwrap().local.port)
+        .collect();
+    for backend in [Backend::DashMap, Backend::RwLock, Backend::Papaya] {
+        let (f, g) = hashes();
+        let ports = EphemeralPorts::with_hashes(40000..=40015, f, g);
+        let slots = SlotTable::new(backend, 16, 64, FlowHash::with_seed(7));
+        let got: Vec<u16> = (0..16)
+            .map(|i| slots.connect(&ports, LOCAL, dest(3), i).unwrap().local.port)
+            .collect();
+        assert_eq!(got, want, "{backend}");
+        assert_eq!(
+            slots.connect(&ports, LOCAL, dest(3), 99),
+            Err(PortError::Exhausted {
+                range: 40000..=40015,
+                foreign: dest(3)
+            }),
+            "{backend}"
+        );
+        assert_eq!(slots.len(), 16, "{backend}: a failed connect left an entry");
+        // Freeing one makes exactly that one available again.
+        let tuple = pcb::FourTuple::new(Endpoint::new(LOCAL, want[7]), dest(3));
+        assert_eq!(slots.lock(&tuple).map(|g| g.remove()), Some(7));
+        let again = slots.connect(&ports, LOCAL, dest(3), 100).unwrap();
+        assert_eq!(again, tuple, "{backend}");
+    }
+}
+
+#[test]
+fn a_slot_table_at_its_cap_refuses_connect_without_searching() {
+    let ports = EphemeralPorts::new(40000..=40100);
+    let slots = SlotTable::new(Backend::DashMap, 4, 1, FlowHash::with_seed(1));
+    slots.connect(&ports, LOCAL, dest(1), 1).unwrap();
+    assert_eq!(
+        slots.connect(&ports, LOCAL, dest(2), 2),
+        Err(PortError::NoPcb)
+    );
+    assert_eq!(slots.stats().exhausted, 1);
+    assert_eq!(slots.len(), 1);
 }

@@ -41,8 +41,46 @@ fn json_report_has_both_servers_at_every_size() {
 }
 
 #[test]
+fn pcb_backends_get_rows_of_their_own() {
+    let report = run_json(&[
+        "bench",
+        "stack",
+        "--json",
+        "--runs",
+        "1",
+        "--millis-per-run",
+        "20",
+        "--open",
+        "10",
+        "--threads",
+        "1",
+        "--pcb-backend",
+        "smr,dashmap,rwlock,papaya",
+    ]);
+    let results = report["results"].as_array().expect("results is an array");
+    for imp in [
+        "smrnet",
+        "smrnet-dashmap",
+        "smrnet-rwlock",
+        "smrnet-papaya",
+        "smoltcp",
+    ] {
+        let r = results
+            .iter()
+            .find(|r| r["impl"] == imp)
+            .unwrap_or_else(|| panic!("no row for {imp}"));
+        positive(r, "conns_per_s");
+    }
+}
+
+#[test]
 fn bad_arguments_are_a_usage_error() {
-    for bad in [["--open", "x"], ["--runs", "0"], ["--threads", "0"]] {
+    for bad in [
+        ["--open", "x"],
+        ["--runs", "0"],
+        ["--threads", "0"],
+        ["--pcb-backend", "btree"],
+    ] {
         let mut args = vec!["bench", "stack"];
         args.extend(bad);
         assert_eq!(exit_code(&args), Some(2), "{bad:?}");

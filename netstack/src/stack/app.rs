@@ -11,10 +11,11 @@
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
-use pcb::{FourTuple, InsertError, PcbGuard, PortError};
+use pcb::{FourTuple, InsertError, PortError};
 
 use super::Stack;
 use super::conn::{Conn, ConnState};
+use super::table::ConnGuard;
 use crate::tcp::conn::{ConnError, Events, State, Tcb};
 use crate::time::Instant;
 
@@ -130,9 +131,9 @@ impl Stack {
                 .ok_or(ConnectError::NoLocalAddress(remote))?,
         };
         let tuple = self
-            .ports
+            .table
             .connect(
-                &self.table,
+                &self.ports,
                 local_ip,
                 remote.into(),
                 Conn::new(ConnState::Reserved, self.next_conn_id(), worker),
@@ -193,7 +194,7 @@ impl Stack {
     }
 
     /// Locks the handle's connection if it is still the same one.
-    fn lock_handle(&self, handle: &ConnHandle) -> Option<PcbGuard<'_, Conn>> {
+    fn lock_handle(&self, handle: &ConnHandle) -> Option<ConnGuard<'_>> {
         let guard = self.table.lock(&handle.tuple)?;
         (guard.id == handle.id).then_some(guard)
     }

@@ -11,9 +11,10 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use pcb::{Found, FourTuple, InFlight, InsertError, PcbGuard};
+use pcb::{Found, FourTuple, InFlight, InsertError};
 
 use super::conn::{Conn, ConnState};
+use super::table::{ConnGuard, ConnTable};
 use super::worker::{Worker, bump};
 use super::{ConnHandle, Stack};
 use crate::tcp::conn::{Tcb, TimeWaitDisposition, rst_for};
@@ -23,7 +24,7 @@ use crate::wire::{TcpFlags, TcpSegment};
 
 /// Where the lookup sent a segment.
 enum Target<'t> {
-    Connection(PcbGuard<'t, Conn>),
+    Connection(ConnGuard<'t>),
     /// A listener, with a counted reference when one could be taken (`None`:
     /// the listener is closing).
     Listener(u64, Option<InFlight>),
@@ -32,14 +33,26 @@ enum Target<'t> {
 
 impl Stack {
     fn find(&self, tuple: &FourTuple, skip_connections: bool) -> Target<'_> {
-        let section = self.table.domain().enter();
-        if !skip_connections
-            && let Found::Connection(pcb) =
-                self.listen_table.find(&self.table, &section, tuple, false)
-            && let Some(guard) = pcb.lock()
-        {
-            return Target::Connection(guard);
-        }
+        let section = match &self.table {
+            ConnTable::Smr(table) => {
+                let section = self.domain.enter();
+                if !skip_connections
+                    && let Found::Connection(pcb) =
+                        self.listen_table.find(table, &section, tuple, false)
+                    && let Some(guard) = pcb.lock()
+                {
+                    return Target::Connection(ConnGuard::smr(guard));
+                }
+                section
+            }
+            ConnTable::Slots(table) => {
+                // A baseline's lookup is not under SMR: it needs no section.
+                if !skip_connections && let Some(guard) = table.lock(tuple) {
+                    return Target::Connection(ConnGuard::slot(guard));
+                }
+                self.domain.enter()
+            }
+        };
         match self.listen_table.lookup(&section, tuple) {
             Some(l) => Target::Listener(l.id(), l.acquire()),
             None => Target::Nobody,
@@ -77,7 +90,7 @@ impl Worker<'_> {
     fn connection_input(
         &self,
         now: Instant,
-        guard: &mut PcbGuard<'_, Conn>,
+        guard: &mut ConnGuard<'_>,
         seg: &TcpSegment<'_>,
     ) -> bool {
         let mib = self.mib();

@@ -15,13 +15,16 @@
 //! block, exact when the application runs on that worker's thread.
 //!
 //! Lock order, outermost first: a listener's accept queue, the SYN cache's
-//! shard, the table's bucket and PCB locks, a worker's queues (a leaf). The
+//! shard, the table's PCB and bucket locks (a baseline's slot lock and its
+//! map's lock), a worker's queues (a leaf). The
 //! SMR read section is never held across anything that waits for a grace
 //! period (a table insert may, at the pool's cap), so lookups leave the
 //! section with a locked PCB or a counted listener reference before acting.
 //!
 //! Connections live in a [`pcb::Table`] keyed by the 4-tuple, found inside an SMR
-//! read section and processed under their own PCB lock. A connection in
+//! read section and processed under their own PCB lock (or, for comparison, in
+//! a baseline map of reference-counted slots: `StackConfig::pcb_backend`,
+//! `table.rs`). A connection in
 //! TIME-WAIT is stored in the same table in its compact form. Every connection
 //! has a *home* worker (the one that created it): its timers sit in that
 //! worker's heap and its output leaves through that worker's `poll_transmit`.
@@ -38,6 +41,7 @@ mod conn;
 mod demux;
 mod handshake_times;
 mod listener;
+mod table;
 mod worker;
 
 use core::net::IpAddr;
@@ -46,7 +50,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 
-use pcb::{EphemeralPorts, FlowHash, ListenTable, Table, TableConfig};
+use pcb::{Backend, EphemeralPorts, FlowHash, ListenTable, SlotTable, Table, TableConfig};
 use smr::{Domain, Mode, PoolConfig};
 
 use crate::counters::WorkerCounters;
@@ -61,9 +65,9 @@ pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
-use self::conn::Conn;
 use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
+use self::table::ConnTable;
 use self::worker::WorkerState;
 
 /// How to build a [`Stack`].
@@ -89,6 +93,10 @@ pub struct StackConfig {
     pub ephemeral_ports: RangeInclusive<u16>,
     /// SMR read-section protocol for the tables.
     pub smr_mode: Mode,
+    /// Which connection table: the SMR table, or a baseline map of
+    /// reference-counted slots capped at `pool_cap` entries (the listen
+    /// table stays under SMR either way).
+    pub pcb_backend: Backend,
     /// Seeds every secret (ISNs, cookies, hashes, ports): `None` draws random
     /// keys; tests pass a seed to be reproducible.
     pub seed: Option<u64>,
@@ -108,6 +116,7 @@ impl StackConfig {
             control_queue: 1024,
             ephemeral_ports: 49152..=65535,
             smr_mode: Mode::Default,
+            pcb_backend: Backend::Smr,
             seed: None,
         }
     }
@@ -116,7 +125,10 @@ impl StackConfig {
 /// The TCP/IP stack shared by all workers. See the module docs.
 pub struct Stack {
     cfg: StackConfig,
-    table: Table<Conn>,
+    table: ConnTable,
+    /// The SMR domain of the listen table (and of the connection table when
+    /// that is the SMR one).
+    domain: Arc<Domain>,
     listen_table: ListenTable,
     listeners: Listeners,
     syncache: SynCache,
@@ -175,18 +187,26 @@ impl Stack {
     pub fn new(cfg: StackConfig) -> Stack {
         assert!(cfg.workers > 0, "StackConfig::workers must be at least 1");
         let domain = Arc::new(Domain::new(cfg.smr_mode));
-        let table = Table::with_config(
-            domain.clone(),
-            TableConfig {
-                expected: cfg.table_capacity,
-                pool: PoolConfig {
-                    max_objects: cfg.pool_cap,
-                    ..PoolConfig::default()
+        let table = match cfg.pcb_backend {
+            Backend::Smr => ConnTable::Smr(Table::with_config(
+                domain.clone(),
+                TableConfig {
+                    expected: cfg.table_capacity,
+                    pool: PoolConfig {
+                        max_objects: cfg.pool_cap,
+                        ..PoolConfig::default()
+                    },
+                    hash: Some(hash_for(cfg.seed, 1)),
                 },
-                hash: Some(hash_for(cfg.seed, 1)),
-            },
-        );
-        let listen_table = ListenTable::new(domain, hash_for(cfg.seed, 2));
+            )),
+            baseline => ConnTable::Slots(SlotTable::new(
+                baseline,
+                cfg.table_capacity,
+                cfg.pool_cap,
+                hash_for(cfg.seed, 1),
+            )),
+        };
+        let listen_table = ListenTable::new(domain.clone(), hash_for(cfg.seed, 2));
         let syncache = SynCache::new(cfg.syncache, &cfg.tcp, key_for(cfg.seed, 3));
         let isn = IsnGenerator::new(key_for(cfg.seed, 4));
         let ports = EphemeralPorts::with_hashes(
@@ -197,6 +217,7 @@ impl Stack {
         let n = cfg.workers;
         Stack {
             table,
+            domain,
             listen_table,
             listeners: Listeners::default(),
             syncache,
@@ -269,21 +290,24 @@ impl Stack {
     /// The SMR domain's counters (the connection and listen tables share
     /// one domain).
     pub fn smr_stats(&self) -> smr::DomainStats {
-        self.table.domain().stats()
+        self.domain.stats()
     }
 
     /// How long the oldest read section open now has been open, as far as
     /// the domain has seen (a lower bound: see `smr::Blocker::open_for`), or
     /// `None` when no section is open.
     pub fn oldest_read_section(&self) -> Option<core::time::Duration> {
-        self.table
-            .domain()
-            .open_sections()
-            .first()
-            .map(|b| b.open_for)
+        self.domain.open_sections().first().map(|b| b.open_for)
     }
 
-    /// The connection pool's counters.
+    /// The connection table's backend.
+    pub fn pcb_backend(&self) -> Backend {
+        self.table.backend()
+    }
+
+    /// The connection pool's counters. A baseline backend has no pool:
+    /// `live` is its entries, `max_objects` its cap, `exhausted` its inserts
+    /// refused at the cap, every other field zero.
     pub fn pool_stats(&self) -> smr::PoolStats {
         self.table.pool_stats()
     }
@@ -291,11 +315,15 @@ impl Stack {
     /// For a worker with nothing to do: stamps the PCBs this thread retired
     /// since its last full magazine and recycles every batch whose readers
     /// have left, so the pool's pending count drains in a quiet period
-    /// instead of waiting for the next busy one. Never waits.
+    /// instead of waiting for the next busy one. Never waits. Nothing to do
+    /// for a baseline backend (no pool).
     pub fn reclaim_idle(&self) -> smr::Reclaimed {
-        let first = self.table.pool_reclaim_idle();
-        let domain = self.table.domain();
-        if domain.mode() == Mode::Default || self.table.pool_stats().pending == 0 {
+        let ConnTable::Smr(table) = &self.table else {
+            return smr::Reclaimed::default();
+        };
+        let first = table.pool_reclaim_idle();
+        let domain = table.domain();
+        if domain.mode() == Mode::Default || table.pool_stats().pending == 0 {
             return first;
         }
         // A deferred goal stays unpublished, and a lazy goal uncovered by a
@@ -304,7 +332,7 @@ impl Stack {
         // makes one forced pass and never blocks.
         let goal = domain.advance();
         domain.wait_timeout(goal, core::time::Duration::ZERO);
-        let second = self.table.pool_reclaim_idle();
+        let second = table.pool_reclaim_idle();
         smr::Reclaimed {
             passed: first.passed + second.passed,
             chunks_freed: first.chunks_freed + second.chunks_freed,
@@ -312,7 +340,8 @@ impl Stack {
     }
 
     /// The connection table's chain lengths. Walks every bucket: for
-    /// metrics and diagnostics, not the packet path.
+    /// metrics and diagnostics, not the packet path. A baseline backend
+    /// reports its entries only (zero buckets and chain lengths).
     pub fn chain_stats(&self) -> pcb::ChainStats {
         self.table.chain_stats()
     }
@@ -321,16 +350,8 @@ impl Stack {
     /// whose lock it gets without waiting (a busy one is being worked on and
     /// is skipped), so it is an estimate under load, exact when quiescent.
     pub fn time_wait_connections(&self) -> usize {
-        let section = self.table.domain().enter();
-        let mut n = 0;
-        self.table.for_each(&section, |pcb| {
-            if let Ok(Some(guard)) = pcb.try_lock()
-                && matches!(guard.state, conn::ConnState::TimeWait(_))
-            {
-                n += 1;
-            }
-        });
-        n
+        self.table
+            .count_unlocked(|c| matches!(c.state, conn::ConnState::TimeWait(_)))
     }
 
     fn owns(&self, addr: IpAddr) -> bool {

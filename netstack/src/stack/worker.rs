@@ -17,9 +17,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
-use pcb::{FourTuple, PcbGuard};
+use pcb::FourTuple;
 
-use super::conn::{Conn, ConnState};
+use super::table::ConnGuard;
+
+use super::conn::ConnState;
 use super::{ConnHandle, Stack};
 use crate::counters::WorkerCounters;
 use crate::tcp::conn::{Events, Transmit};
@@ -332,7 +334,7 @@ impl<'s> Worker<'s> {
     /// One segment from this connection, emitted into `buf`.
     fn transmit_one(
         &self,
-        guard: &mut PcbGuard<'_, Conn>,
+        guard: &mut ConnGuard<'_>,
         now: Instant,
         buf: &mut [u8],
     ) -> Option<Result<usize, ()>> {
@@ -405,14 +407,14 @@ impl<'s> Worker<'s> {
 impl Stack {
     /// After anything touched a connection: hand its events to the
     /// application, arm its timer, and put it on its home worker's ready list.
-    pub(crate) fn touch(&self, guard: &mut PcbGuard<'_, Conn>) {
+    pub(crate) fn touch(&self, guard: &mut ConnGuard<'_>) {
         self.touch_with(guard, true);
     }
 
     /// [`touch`](Self::touch), putting the connection on the ready list only if
     /// `ready` (the transmit path, which just found it has nothing to send,
     /// passes `false`).
-    fn touch_with(&self, guard: &mut PcbGuard<'_, Conn>, ready: bool) {
+    fn touch_with(&self, guard: &mut ConnGuard<'_>, ready: bool) {
         let tuple = guard.tuple();
         let handle = ConnHandle {
             tuple,
@@ -449,7 +451,7 @@ impl Stack {
 
     /// A connection with nothing left to send: trade a TCB in TIME-WAIT for
     /// its compact form, and take a closed one out of the table.
-    pub(crate) fn settle(&self, mut guard: PcbGuard<'_, Conn>) {
+    pub(crate) fn settle(&self, mut guard: ConnGuard<'_>) {
         let ConnState::Tcb(tcb) = &mut guard.state else {
             self.touch_with(&mut guard, false);
             return;

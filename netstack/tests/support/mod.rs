@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netstack::{Instant, Stack, StackConfig, TcpConfig};
+use netstack::{Instant, PcbBackend, Stack, StackConfig, TcpConfig};
 
 /// A clock only the test moves.
 #[derive(Clone, Copy, Debug, Default)]
@@ -137,6 +137,9 @@ pub const A4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 pub const B4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 pub const A6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
 pub const B6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2));
+
+/// Every connection-table backend, for the tests that run under each.
+pub const BACKENDS: [PcbBackend; 4] = PcbBackend::ALL;
 
 /// A stack config for tests: seeded, small tables.
 pub fn stack_config(addresses: Vec<IpAddr>, seed: u64) -> StackConfig {

@@ -12,6 +12,8 @@ mod dashmap;
 mod papaya;
 #[cfg(not(loom))]
 mod rwlock;
+#[cfg(not(loom))]
+mod slots;
 
 #[cfg(not(loom))]
 pub use self::dashmap::DashMapTable;
@@ -19,6 +21,8 @@ pub use self::dashmap::DashMapTable;
 pub use self::papaya::PapayaTable;
 #[cfg(not(loom))]
 pub use self::rwlock::RwLockTable;
+#[cfg(not(loom))]
+pub use self::slots::{LOOKUP_ATTEMPTS, SlotGuard, SlotStats, SlotTable};
 
 use crate::table::{InsertError, Table};
 use crate::tuple::FourTuple;

@@ -5,6 +5,8 @@
 //! Run as root (CI does). Elsewhere every test is reported as skipped, with
 //! the reason, unless `SMRNET_E2E_REQUIRE=1` turns that into a failure.
 
+mod backends;
+mod bench;
 mod clients;
 mod demo;
 mod hostile;
@@ -29,6 +31,8 @@ fn main() {
         // The slow ones first, so the pair of runner threads overlap them.
         traffic::ten_thousand_sequential_connections_leave_the_table_and_pool_empty,
         traffic::echo_round_trips_1mib_on_100_parallel_connections,
+        backends::every_pcb_backend_serves_parallel_and_sequential_echo_and_drains,
+        bench::bench_e2e_reports_every_backend_and_mode_with_matching_daemon_counts,
         traffic::ping_v4_and_v6_are_answered,
         traffic::http_body_reaches_curl_and_a_std_client,
         traffic::port_without_listener_refuses_with_rst,

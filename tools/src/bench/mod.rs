@@ -3,6 +3,7 @@
 //! is a command anyone can rerun, not an anecdote.
 
 mod churn;
+mod e2e;
 mod harness;
 mod pcb;
 mod pool;
@@ -11,6 +12,7 @@ mod reclaim;
 mod report;
 mod stack;
 
+pub use e2e::E2eArgs;
 pub use pcb::PcbArgs;
 pub use pool::PoolArgs;
 pub use read::ReadArgs;
@@ -35,6 +37,9 @@ pub enum BenchCommand {
     Reclaim(ReclaimArgs),
     /// Complete TCP connections per second through a whole stack in memory.
     Stack(StackArgs),
+    /// The same kernel-socket churn through smrnetd on a TUN device, once per
+    /// connection-table backend and SMR mode, each in its own lab (root).
+    E2e(E2eArgs),
 }
 
 impl BenchCommand {
@@ -47,6 +52,7 @@ impl BenchCommand {
             BenchCommand::Pool(args) => pool::run(args),
             BenchCommand::Reclaim(args) => reclaim::run(args),
             BenchCommand::Stack(args) => stack::run(args),
+            BenchCommand::E2e(args) => e2e::run(args),
         }
     }
 }

@@ -130,9 +130,11 @@ pub struct Args {
     #[arg(long, value_name = "MODE")]
     pub smr_mode: Option<String>,
 
-    /// Connection-table backend. Only `smr` is supported by the daemon; the
-    /// others (dashmap, rwlock, papaya) exist in `smrnet bench` and are
-    /// rejected here as not yet supported. [default: smr]
+    /// Connection-table backend: `smr` (lock-free lookups under SMR, PCBs
+    /// from the SMR pool), or a baseline for comparison that keeps
+    /// reference-counted slots in `dashmap`, `rwlock` (one
+    /// RwLock<HashMap>) or `papaya`, capped at --pool-cap entries; the
+    /// baselines' pool and chain metrics read zero. [default: smr]
     #[arg(long, value_name = "BACKEND")]
     pub pcb_backend: Option<String>,
 
@@ -221,6 +223,7 @@ pub struct Config {
     pub syncache_per_listener: usize,
     pub accept_queue: usize,
     pub smr_mode: smr::Mode,
+    pub pcb_backend: pcb::Backend,
     pub metrics: Option<SocketAddr>,
     pub log: Option<String>,
     pub pcap: Option<PathBuf>,
@@ -451,23 +454,15 @@ impl Args {
                 ));
             }
         };
-        match self.pcb_backend.as_deref().unwrap_or("smr") {
-            "smr" => {}
-            b @ ("dashmap" | "rwlock" | "papaya") => {
-                return Err(bad(
+        let pcb_backend = match self.pcb_backend.as_deref() {
+            None => pcb::Backend::Smr,
+            Some(name) => name.parse::<pcb::Backend>().map_err(|_| {
+                bad(
                     "pcb-backend",
-                    format!(
-                        "`{b}` is not yet supported by the daemon (its Stack is built on the SMR table); use smr, or compare backends with `smrnet bench pcb`"
-                    ),
-                ));
-            }
-            other => {
-                return Err(bad(
-                    "pcb-backend",
-                    format!("`{other}` is not one of smr, dashmap, rwlock, papaya"),
-                ));
-            }
-        }
+                    format!("`{name}` is not one of smr, dashmap, rwlock, papaya"),
+                )
+            })?,
+        };
         let metrics = match self.metrics.as_deref().unwrap_or("127.0.0.1:9464") {
             "off" => None,
             s => Some(s.parse::<SocketAddr>().map_err(|_| {
@@ -524,6 +519,7 @@ impl Args {
             syncache_per_listener,
             accept_queue,
             smr_mode,
+            pcb_backend,
             metrics,
             log: self.log,
             pcap: self.pcap,

@@ -119,6 +119,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     scfg.accept_queue = cfg.accept_queue;
     scfg.smr_mode = cfg.smr_mode;
+    scfg.pcb_backend = cfg.pcb_backend;
     scfg.seed = cfg.seed;
     let stack = Arc::new(Stack::new(scfg));
     let mut listeners = Vec::new();
@@ -176,6 +177,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         workers = cfg.workers,
         addresses = ?cfg.addresses,
         metrics = ?cfg.metrics,
+        pcb_backend = %cfg.pcb_backend,
         "smrnetd running"
     );
 

@@ -21,10 +21,17 @@ const SERVE_BUDGET: usize = 1024;
 const READS_PER_VISIT: usize = 16;
 /// Bytes read from a connection at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// Output buffers a worker keeps for reuse once their connection has sent
+/// everything (the rest are freed), and the largest one it keeps.
+const SPARE_OUTPUTS: usize = 64;
+const SPARE_MAX_BYTES: usize = 4 * READ_CHUNK;
 
-/// One connection being served.
+/// One connection being served. Every held connection has one, so it stays
+/// small: an idle connection holds no output buffer (`out` goes back to the
+/// worker's spares once sent) and the http state is boxed.
 struct Served {
     session: Session,
+    /// Output not yet taken by the stack; no allocation while empty.
     out: Vec<u8>,
     off: usize,
     /// Close once `out` is sent.
@@ -50,6 +57,9 @@ pub struct Server {
     served: HashMap<ConnHandle, Served>,
     again: Vec<ConnHandle>,
     scratch: Vec<u8>,
+    /// Emptied output buffers for the next connection that answers (at most
+    /// [`SPARE_OUTPUTS`]).
+    spare: Vec<Vec<u8>>,
     stopping: bool,
 }
 
@@ -63,6 +73,7 @@ impl Server {
             served: HashMap::new(),
             again: Vec::new(),
             scratch: vec![0; READ_CHUNK],
+            spare: Vec::new(),
             stopping: false,
         }
     }
@@ -149,7 +160,7 @@ impl Server {
         let Some(s) = self.served.get_mut(&conn) else {
             return;
         };
-        match visit(stack, &conn, s, &mut self.scratch) {
+        match visit(stack, &conn, s, &mut self.scratch, &mut self.spare) {
             Visit::Idle => {}
             Visit::Again => {
                 if !self.again.contains(&conn) {
@@ -165,7 +176,34 @@ impl Server {
 
 /// Moves one connection along: send what is queued, then read and answer,
 /// until it would block or the per-visit budget is spent.
-fn visit(stack: &Stack, conn: &ConnHandle, s: &mut Served, scratch: &mut [u8]) -> Visit {
+fn visit(
+    stack: &Stack,
+    conn: &ConnHandle,
+    s: &mut Served,
+    scratch: &mut [u8],
+    spare: &mut Vec<Vec<u8>>,
+) -> Visit {
+    if s.out.capacity() == 0 {
+        s.out = spare.pop().unwrap_or_default();
+    }
+    let visit = visit_with_buffer(stack, conn, s, scratch);
+    // An idle connection keeps no buffer: a held connection costs only its
+    // `Served`.
+    if s.out.is_empty() && s.out.capacity() > 0 {
+        let out = core::mem::take(&mut s.out);
+        if spare.len() < SPARE_OUTPUTS && out.capacity() <= SPARE_MAX_BYTES {
+            spare.push(out);
+        }
+    }
+    visit
+}
+
+fn visit_with_buffer(
+    stack: &Stack,
+    conn: &ConnHandle,
+    s: &mut Served,
+    scratch: &mut [u8],
+) -> Visit {
     for _ in 0..READS_PER_VISIT {
         while s.off < s.out.len() {
             match stack.write(conn, &s.out[s.off..]) {

@@ -38,7 +38,9 @@ pub enum Next {
 pub enum Session {
     Echo,
     Discard,
-    Http(Http),
+    /// Boxed: every held connection pays for a `Session`, and only http
+    /// sessions need this state (72 bytes against the enum's 16).
+    Http(Box<Http>),
 }
 
 impl Session {
@@ -47,7 +49,7 @@ impl Session {
         match service {
             Service::Echo => Session::Echo,
             Service::Discard => Session::Discard,
-            Service::Http => Session::Http(Http::new(body)),
+            Service::Http => Session::Http(Box::new(Http::new(body))),
         }
     }
 

@@ -138,7 +138,7 @@ fn up(args: &UpArgs) -> Result<(), LabError> {
 
 /// `smrnetd` beside the running `smrnet` (a cargo target directory or an
 /// install prefix), else whatever PATH finds.
-fn default_daemon() -> PathBuf {
+pub fn default_daemon() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join("smrnetd")))

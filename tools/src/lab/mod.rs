@@ -19,7 +19,7 @@ mod interrupt;
 mod netns;
 mod state;
 
-pub use cli::{DownArgs, ExecArgs, LabCommand, UpArgs};
+pub use cli::{DownArgs, ExecArgs, LabCommand, UpArgs, default_daemon};
 pub use daemon::{Daemon, STOP_GRACE};
 pub use http::http_get;
 pub use interrupt::install_teardown as remove_labs_on_signal;

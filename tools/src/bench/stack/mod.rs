@@ -60,6 +60,17 @@ pub struct StackArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100_000))]
     open: Vec<usize>,
 
+    /// smrnet connection-table backends, comma-separated: smr (the SMR
+    /// table) and the refcounted-slot baselines dashmap, rwlock, papaya;
+    /// rows other than smr are named smrnet-<backend>.
+    #[arg(
+        long,
+        value_name = "B,C,...",
+        value_delimiter = ',',
+        default_value = "smr"
+    )]
+    pcb_backend: Vec<pcb::Backend>,
+
     /// Timed runs of every configuration; the median run is reported.
     #[arg(long, value_name = "K", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -80,14 +91,17 @@ pub(crate) trait Server: Send {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Impl {
-    Smrnet,
+    Smrnet(pcb::Backend),
     Smoltcp,
 }
 
 impl Impl {
     fn name(self) -> &'static str {
         match self {
-            Impl::Smrnet => "smrnet",
+            Impl::Smrnet(pcb::Backend::Smr) => "smrnet",
+            Impl::Smrnet(pcb::Backend::DashMap) => "smrnet-dashmap",
+            Impl::Smrnet(pcb::Backend::RwLock) => "smrnet-rwlock",
+            Impl::Smrnet(pcb::Backend::Papaya) => "smrnet-papaya",
             Impl::Smoltcp => "smoltcp",
         }
     }
@@ -95,10 +109,12 @@ impl Impl {
     /// One server per thread; `open` idle connections in all.
     fn servers(self, threads: usize, open: usize) -> Vec<Box<dyn Server>> {
         match self {
-            Impl::Smrnet => smrnet_server::SmrnetServer::shared(threads, open, WINDOW)
-                .into_iter()
-                .map(|s| Box::new(s) as Box<dyn Server>)
-                .collect(),
+            Impl::Smrnet(backend) => {
+                { smrnet_server::SmrnetServer::shared(threads, open, WINDOW, backend) }
+                    .into_iter()
+                    .map(|s| Box::new(s) as Box<dyn Server>)
+                    .collect()
+            }
             Impl::Smoltcp => vec![Box::new(smoltcp_server::SmoltcpServer::new(open + WINDOW))],
         }
     }
@@ -284,7 +300,11 @@ pub(crate) fn run(args: &StackArgs) -> io::Result<()> {
     let mut source = 0;
     for &open in &opens {
         for &t in &threads {
-            configs.push(Config::new(Impl::Smrnet, t, open, &mut source)?);
+            let mut backends = args.pcb_backend.clone();
+            backends.dedup();
+            for backend in backends {
+                configs.push(Config::new(Impl::Smrnet(backend), t, open, &mut source)?);
+            }
         }
         configs.push(Config::new(Impl::Smoltcp, 1, open, &mut source)?);
     }
@@ -353,13 +373,13 @@ fn table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<10} {:>7} {:>10} {:>12} {:>11} {:>11} {:>11}",
+        "{:<14} {:>7} {:>10} {:>12} {:>11} {:>11} {:>11}",
         "impl", "threads", "open", "conns/s", "ns/conn", "min", "max"
     )?;
     for row in &r.results {
         writeln!(
             out,
-            "{:<10} {:>7} {:>10} {:>12.0} {:>11.0} {:>11.0} {:>11.0}",
+            "{:<14} {:>7} {:>10} {:>12.0} {:>11.0} {:>11.0} {:>11.0}",
             row.imp,
             row.threads,
             row.open_conns,

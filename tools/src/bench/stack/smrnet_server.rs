@@ -23,7 +23,12 @@ pub(crate) struct SmrnetServer {
 impl SmrnetServer {
     /// One Stack for `workers` threads and `open` idle connections beside
     /// the churn, with a listener on [`SERVER`]; returns one server per worker.
-    pub(crate) fn shared(workers: usize, open: usize, window: usize) -> Vec<SmrnetServer> {
+    pub(crate) fn shared(
+        workers: usize,
+        open: usize,
+        window: usize,
+        backend: pcb::Backend,
+    ) -> Vec<SmrnetServer> {
         let mut cfg = StackConfig::new(vec![SERVER.ip()]);
         let conns = open + window * workers;
         cfg.workers = workers;
@@ -32,6 +37,7 @@ impl SmrnetServer {
         cfg.pool_cap = 2 * conns + 64 * 1024;
         cfg.accept_queue = 4 * window * workers;
         cfg.seed = Some(0x5eed);
+        cfg.pcb_backend = backend;
         let stack = Arc::new(Stack::new(cfg));
         let listener = Arc::new(stack.listen(SERVER).expect("the bench address is ours"));
         (0..workers)

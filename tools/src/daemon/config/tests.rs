@@ -127,8 +127,8 @@ fn each_bad_value_names_its_field() {
         (&["--syncache-per-listener", "0"], "syncache-per-listener"),
         (&["--accept-queue", "0"], "accept-queue"),
         (&["--smr-mode", "eager"], "smr-mode"),
-        (&["--pcb-backend", "dashmap"], "pcb-backend"),
         (&["--pcb-backend", "btree"], "pcb-backend"),
+        (&["--pcb-backend", "SMR"], "pcb-backend"),
         (&["--metrics", "localhost"], "metrics"),
         (&["--device", "a/b"], "device"),
         (&["--device", "a-name-far-too-long"], "device"),
@@ -142,9 +142,27 @@ fn each_bad_value_names_its_field() {
 }
 
 #[test]
-fn other_backends_say_not_yet_supported() {
-    let e = flags(&["--pcb-backend", "papaya"]).unwrap_err();
-    assert!(e.message.contains("not yet supported"), "{e}");
+fn every_pcb_backend_name_parses_and_smr_is_the_default() {
+    assert_eq!(flags(&[]).unwrap().pcb_backend, pcb::Backend::Smr);
+    for backend in pcb::Backend::ALL {
+        let c = flags(&["--pcb-backend", backend.name()]).unwrap();
+        assert_eq!(c.pcb_backend, backend);
+    }
+}
+
+#[test]
+fn an_unknown_pcb_backend_is_a_one_line_error_naming_the_flag() {
+    let e = flags(&["--pcb-backend", "btree"]).unwrap_err();
+    assert_eq!(e.field, "pcb-backend");
+    let line = e.to_string();
+    assert!(!line.contains('\n'), "{line}");
+    assert!(
+        line.contains("pcb-backend") && line.contains("btree"),
+        "{line}"
+    );
+    for name in ["smr", "dashmap", "rwlock", "papaya"] {
+        assert!(line.contains(name), "{line} does not list {name}");
+    }
 }
 
 #[test]
