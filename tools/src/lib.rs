@@ -4,6 +4,7 @@
 
 mod bench;
 pub mod daemon;
+pub mod demo;
 pub mod lab;
 pub mod load;
 

@@ -8,11 +8,13 @@
 mod backends;
 mod bench;
 mod clients;
+mod demo;
 mod hostile;
 mod lifecycle;
 mod load;
 mod names;
 mod observability;
+mod syn;
 mod traffic;
 
 use tests::{Test, run_main};
@@ -43,5 +45,7 @@ fn main() {
         load::churn_3s_has_no_errors_and_the_daemon_counts_every_connection,
         load::hold_3000_over_17_sources_and_2_processes_drains_after_close,
         load::compare_kernel_prints_both_rates_and_removes_its_namespaces,
+        syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
+        demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
     ]);
 }

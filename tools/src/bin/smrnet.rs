@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand};
 use std::io;
 use std::process::ExitCode;
 use tools::BenchCommand;
+use tools::demo::DemoArgs;
 use tools::lab::LabCommand;
 use tools::load::LoadCommand;
 
@@ -22,9 +23,12 @@ enum Command {
     /// A network namespace with smrnetd on a TUN device inside it (needs root).
     #[command(subcommand)]
     Lab(LabCommand),
-    /// Load generators with kernel sockets: churn, hold.
+    /// Load generators with kernel sockets: churn, hold, SYN flood.
     #[command(subcommand)]
     Load(LoadCommand),
+    /// One command, as root, that shows what smrnet is for in about a
+    /// minute: a lab, churn, a hold, a SYN flood, and a report folder.
+    Demo(DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Command::Bench(bench) => bench.run(),
         Command::Lab(lab) => lab.run(),
         Command::Load(load) => load.run(),
+        Command::Demo(demo) => demo.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

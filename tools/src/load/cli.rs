@@ -23,6 +23,9 @@ pub enum LoadCommand {
     /// Open many connections, hold them, report setup rate and the
     /// daemon's memory per connection, then close and check it drains.
     Hold(HoldArgs),
+    /// A SYN flood with spoofed sources into a lab, with a legitimate churn
+    /// probe measured without and during it (needs root: raw socket).
+    Syn(super::syn::SynArgs),
 }
 
 /// Flags every load subcommand shares.
@@ -313,6 +316,7 @@ impl LoadCommand {
         match self {
             LoadCommand::Churn(args) => churn_cmd(args),
             LoadCommand::Hold(args) => super::hold::run_cli(args),
+            LoadCommand::Syn(args) => args.run(stop_on_signal()?),
         }
     }
 }

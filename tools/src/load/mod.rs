@@ -5,6 +5,7 @@
 //! - [`churn`]: connect, echo, verify, close, as fast as allowed.
 //! - [`hold`]: open many connections and keep them open.
 //! - [`compare`]: the same churn against the kernel's TCP, for a baseline.
+//! - [`syn`]: a spoofed SYN flood from a raw socket, with a legit churn probe.
 //!
 //! Every generator checks its target and source addresses against
 //! [`safety`] first and is bounded in time (its duration plus a drain
@@ -22,5 +23,6 @@ pub mod safety;
 pub mod scrape;
 mod sockopt;
 pub mod source;
+pub mod syn;
 
 pub use cli::{ChurnArgs, CommonArgs, HoldArgs, LoadCommand, parse_duration};

@@ -1,0 +1,117 @@
+//! `smrnet load syn` against a lab: the flood reaches the listener, the
+//! legitimate client keeps succeeding, and the daemon keeps serving.
+
+use crate::clients::http_get_once;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::AtomicBool;
+use tests::{DAEMON_V4, ECHO_PORT, HTTP_PORT, Outcome, lab};
+use tools::load::syn::{self, OptionsMode, SynArgs};
+
+/// A modest rate the daemon's two workers absorb without the TUN queue
+/// overflowing, so every SYN sent should be counted.
+const RATE: u64 = 20_000;
+
+pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outcome {
+    let lab = lab();
+    let args = SynArgs {
+        target: SocketAddrV4::new(DAEMON_V4, ECHO_PORT),
+        spoof_prefix: "198.19.128.0/17".parse().expect("prefix"),
+        options: OptionsMode::Random,
+        rate: Some(RATE),
+        duration: 3.0,
+        threads: 1,
+        batch: 32,
+        seed: Some(0x5eed),
+        netns: Some(lab.netns().name().to_string()),
+        metrics: lab.metrics_url(),
+        probe_concurrency: 2,
+        probe_port: None,
+        no_probe: false,
+        allow_network: Vec::new(),
+        json: false,
+    };
+    let kernel_before = lab.in_netns(kernel_snmp).expect("enter the lab");
+    let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));
+    let kernel_after = lab.in_netns(kernel_snmp).expect("enter the lab");
+    eprintln!("{report}");
+    let sent = report.flood.sent as f64;
+    // Paced: close to the asked rate over 3 s, neither far below nor above.
+    assert!(
+        sent >= 0.8 * 3.0 * RATE as f64 && sent <= 3.0 * RATE as f64 + 2000.0,
+        "sent {sent} SYNs in 3 s at {RATE}/s"
+    );
+    let reached = report
+        .listen_syns_per_sent
+        .expect("the daemon exports smrnet_listen_syns_total");
+    assert!(
+        reached >= 0.9,
+        "only {:.1} % of the flood's SYNs reached the listener",
+        reached * 100.0
+    );
+    let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
+    assert!(
+        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
+        "SYN cache + cookies answered too few: {:?}",
+        report.daemon
+    );
+    for (phase, p) in [
+        ("no flood", &report.baseline),
+        ("under flood", &report.under_flood),
+    ] {
+        let p = p.as_ref().expect("the probe ran");
+        let ratio = syn::success_ratio(p);
+        assert!(
+            p.attempted >= 100 && ratio >= 0.99,
+            "legit {phase}: {} ok of {} ({:.2} %)",
+            p.ok,
+            p.attempted,
+            ratio * 100.0
+        );
+    }
+    // The SYN-ACKs to the spoofed sources ended in the lab namespace's
+    // kernel: dropped as not its address (no forwarding), with no ICMP
+    // unreachable and nothing forwarded anywhere.
+    let k = |name: &str| kernel_after[name] - kernel_before[name];
+    assert!(
+        k("Ip.InAddrErrors") >= 0.9 * sent,
+        "the namespace's kernel dropped only {} of the daemon's answers to {sent} spoofed SYNs",
+        k("Ip.InAddrErrors")
+    );
+    assert_eq!(
+        k("Ip.ForwDatagrams"),
+        0.0,
+        "the lab namespace forwarded packets"
+    );
+    assert_eq!(
+        k("Icmp.OutDestUnreachs"),
+        0.0,
+        "the lab namespace sent ICMP unreachables"
+    );
+    // The daemon still serves after the flood.
+    let http = SocketAddr::new(IpAddr::V4(DAEMON_V4), HTTP_PORT);
+    lab.in_netns(|| http_get_once(http).expect("HTTP after the flood"))
+        .expect("enter the lab");
+    Outcome::Passed
+}
+
+/// The calling thread's namespace's IP and ICMP counters, `Ip.InAddrErrors`
+/// style, from /proc/thread-self/net/snmp (per thread: /proc/self would
+/// show the main thread's namespace).
+fn kernel_snmp() -> HashMap<String, f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").expect("read snmp");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = HashMap::new();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let (Some((proto, names)), Some((_, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            out.insert(format!("{proto}.{n}"), v.parse().unwrap_or(f64::NAN));
+        }
+    }
+    out
+}

@@ -1,0 +1,92 @@
+//! The daemon's counters before and after a flood: fetch `/metrics` (from
+//! the namespace the command was started in, where the daemon listens) and
+//! sum each metric over its labels.
+
+use crate::load::scrape::{Samples, parse_url};
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+/// The counters a SYN flood report shows, in the order it shows them.
+pub const FLOOD_COUNTERS: &[&str] = &[
+    "smrnet_listen_syns_total",
+    "smrnet_syncache_added_total",
+    "smrnet_syncache_overflows_total",
+    "smrnet_syncookies_sent_total",
+    "smrnet_syncookies_validated_total",
+    "smrnet_syncookies_failed_total",
+    "smrnet_syncache_drops_total",
+    "smrnet_syncache_expired_total",
+    "smrnet_tcp_passive_opens_total",
+    "smrnet_ip_drops_total",
+    "smrnet_stack_handshake_drops_total",
+    "smrnet_tcp_pool_exhausted_drops_total",
+    "smrnet_listen_queue_overflows_total",
+];
+
+/// One scrape: its samples (summed over labels by name) and its text.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    samples: Samples,
+    pub text: String,
+}
+
+impl Scrape {
+    /// Parse Prometheus text ([`Samples::parse`]: comments skipped, lines
+    /// that do not parse ignored).
+    pub fn parse(text: &str) -> Scrape {
+        Scrape {
+            samples: Samples::parse(text),
+            text: text.to_string(),
+        }
+    }
+
+    /// Fetch and parse `url` (`http://HOST:PORT/PATH`) from the calling
+    /// thread's namespace, bounded by 5 s.
+    pub fn fetch(url: &str) -> io::Result<Scrape> {
+        let (addr, path) = parse_url(url)
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, format!("--metrics: {m}")))?;
+        let (status, body) = crate::lab::http_get(addr, &path, Duration::from_secs(5))
+            .map_err(|e| io::Error::new(e.kind(), format!("scrape {url}: {e}")))?;
+        if status != 200 {
+            return Err(io::Error::other(format!("scrape {url}: HTTP {status}")));
+        }
+        Ok(Scrape::parse(&body))
+    }
+
+    /// The sum of `name`'s series, `None` when the daemon does not export it.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.samples.sum(name)
+    }
+
+    /// `after - before` for each of `names` the later scrape has.
+    pub fn deltas(before: &Scrape, after: &Scrape, names: &[&str]) -> BTreeMap<String, f64> {
+        names
+            .iter()
+            .filter_map(|n| {
+                let a = after.get(n)?;
+                Some((n.to_string(), a - before.get(n).unwrap_or(0.0)))
+            })
+            .collect()
+    }
+}
+
+/// Packets the namespace's kernel dropped on the way into the daemon's TUN
+/// device (`tx_dropped`: the device's queue was full because the daemon's
+/// workers could not keep up), read with `ip -s -j`. `None` when there is no
+/// such device or `ip` cannot tell.
+pub fn tun_tx_dropped(netns: &str, device: &str) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", netns, "-s", "-j", "link", "show", device])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.get(0)?
+        .get("stats64")?
+        .get("tx")?
+        .get("dropped")?
+        .as_u64()
+}

@@ -1,0 +1,298 @@
+use super::*;
+use crate::load::safety::Cidr;
+use proptest::prelude::*;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+fn syn_from(rng: &mut SplitMix64, spoof: &Ipv4Prefix, mode: OptionsMode) -> Syn {
+    Syn {
+        src: spoof.random(rng),
+        dst: TARGET,
+        src_port: 1024 + rng.below(64512) as u16,
+        dst_port: 7,
+        isn: rng.next_u32(),
+        ip_id: rng.next_u32() as u16,
+        window: 1024 + rng.below(64512) as u16,
+        options: SynOptions::draw(mode, rng),
+    }
+}
+
+/// Parse `bytes` back with smoltcp, checking both checksums, and return what
+/// it says.
+fn parse_back(bytes: &[u8]) -> (Ipv4Repr, TcpRepr<'_>) {
+    let caps = ChecksumCapabilities::default();
+    let ip = Ipv4Packet::new_checked(bytes).expect("IPv4 header parses");
+    assert!(ip.verify_checksum(), "IPv4 header checksum is wrong");
+    let ip_repr = Ipv4Repr::parse(&ip, &caps).expect("IPv4 repr (checksum verified)");
+    assert_eq!(ip_repr.next_header, IpProtocol::Tcp);
+    assert_eq!(usize::from(ip.total_len()), bytes.len());
+    let payload = &bytes[usize::from(ip.header_len())..];
+    let tcp = TcpPacket::new_checked(payload).expect("TCP header parses");
+    let (src, dst) = (
+        IpAddress::Ipv4(ip_repr.src_addr),
+        IpAddress::Ipv4(ip_repr.dst_addr),
+    );
+    assert!(tcp.verify_checksum(&src, &dst), "TCP checksum is wrong");
+    assert!(tcp.syn() && !tcp.ack() && !tcp.rst() && !tcp.fin() && !tcp.psh());
+    let tcp_repr = TcpRepr::parse(&tcp, &src, &dst, &caps).expect("TCP repr");
+    (ip_repr, tcp_repr)
+}
+
+#[test]
+fn built_syns_parse_back_with_valid_checksums_and_only_syn_set() {
+    let spoof: Ipv4Prefix = "198.19.128.0/17".parse().unwrap();
+    for mode in [OptionsMode::Random, OptionsMode::Fixed, OptionsMode::None] {
+        let mut rng = SplitMix64::new(7);
+        for _ in 0..2000 {
+            let syn = syn_from(&mut rng, &spoof, mode);
+            let mut buf = [0u8; MAX_SYN_LEN];
+            let len = write_syn(&mut buf, &syn);
+            let (ip, tcp) = parse_back(&buf[..len]);
+            assert_eq!((ip.src_addr, ip.dst_addr), (syn.src, syn.dst));
+            assert_eq!(tcp.control, TcpControl::Syn);
+            assert_eq!(tcp.ack_number, None);
+            assert!(tcp.payload.is_empty());
+            assert_eq!((tcp.src_port, tcp.dst_port), (syn.src_port, syn.dst_port));
+            assert_eq!(tcp.seq_number.0 as u32, syn.isn);
+            assert_eq!(tcp.window_len, syn.window);
+            assert_eq!(tcp.max_seg_size, syn.options.mss);
+            assert_eq!(
+                tcp.window_scale,
+                syn.options.window_scale.map(|w| w.min(14))
+            );
+            assert_eq!(tcp.sack_permitted, syn.options.sack_permitted);
+            assert_eq!(tcp.timestamp.map(|t| t.tsval), syn.options.tsval);
+            assert_eq!(
+                Ipv4Packet::new_checked(&buf[..len]).unwrap().ident(),
+                syn.ip_id
+            );
+        }
+    }
+}
+
+#[test]
+fn options_modes_mean_what_they_say() {
+    let mut rng = SplitMix64::new(1);
+    let none = SynOptions::draw(OptionsMode::None, &mut rng);
+    assert_eq!(none, SynOptions::default());
+    let fixed = SynOptions::draw(OptionsMode::Fixed, &mut rng);
+    assert_eq!(
+        (fixed.mss, fixed.window_scale, fixed.sack_permitted),
+        (Some(1460), Some(7), true)
+    );
+    assert!(fixed.tsval.is_some());
+    // Random: over many draws every option is seen both present and absent.
+    let draws: Vec<_> = (0..1000)
+        .map(|_| SynOptions::draw(OptionsMode::Random, &mut rng))
+        .collect();
+    assert!(draws.iter().any(|o| o.mss.is_some()) && draws.iter().any(|o| o.mss.is_none()));
+    assert!(draws.iter().any(|o| o.sack_permitted) && draws.iter().any(|o| !o.sack_permitted));
+    assert!(draws.iter().any(|o| o.tsval.is_some()) && draws.iter().any(|o| o.tsval.is_none()));
+    assert!(
+        draws.iter().any(|o| o.window_scale.is_some())
+            && draws.iter().any(|o| o.window_scale.is_none())
+    );
+}
+
+#[test]
+fn bare_syn_is_40_bytes_and_full_options_fit_the_buffer() {
+    let mut buf = [0u8; MAX_SYN_LEN];
+    let mut rng = SplitMix64::new(3);
+    let spoof: Ipv4Prefix = "198.19.0.0/16".parse().unwrap();
+    let mut syn = syn_from(&mut rng, &spoof, OptionsMode::None);
+    assert_eq!(write_syn(&mut buf, &syn), 40);
+    syn.options = SynOptions {
+        mss: Some(1460),
+        window_scale: Some(14),
+        sack_permitted: true,
+        tsval: Some(1),
+    };
+    assert_eq!(write_syn(&mut buf, &syn), MAX_SYN_LEN);
+}
+
+proptest! {
+    #[test]
+    fn spoofed_sources_stay_inside_the_prefix(seed: u64, addr: u32, len in 0u8..=32) {
+        let prefix = Ipv4Prefix::new(Ipv4Addr::from(addr), len).unwrap();
+        let mut rng = SplitMix64::new(seed);
+        for _ in 0..256 {
+            let a = prefix.random(&mut rng);
+            prop_assert!(prefix.contains(a), "{a} outside {prefix}");
+            prop_assert!(u32::from(a) >= u32::from(prefix.network()));
+            prop_assert!(u32::from(a) <= u32::from(prefix.last()));
+        }
+    }
+}
+
+#[test]
+fn spoofed_sources_cover_the_prefix() {
+    // A /24 drawn 20,000 times: every one of the 256 addresses shows up.
+    let prefix: Ipv4Prefix = "198.19.200.0/24".parse().unwrap();
+    let mut rng = SplitMix64::new(99);
+    let mut seen = [false; 256];
+    for _ in 0..20_000 {
+        seen[usize::from(prefix.random(&mut rng).octets()[3])] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+}
+
+#[test]
+fn thread_generators_differ_and_repeat_per_seed() {
+    let a: Vec<u64> = (0..4)
+        .map(|i| SplitMix64::for_thread(42, i).next_u64())
+        .collect();
+    let b: Vec<u64> = (0..4)
+        .map(|i| SplitMix64::for_thread(42, i).next_u64())
+        .collect();
+    assert_eq!(a, b);
+    let mut d = a.clone();
+    d.sort_unstable();
+    d.dedup();
+    assert_eq!(d.len(), 4);
+}
+
+#[test]
+fn prefix_parsing_refuses_with_the_reason() {
+    assert_eq!(
+        "198.19.128.0/17".parse::<Ipv4Prefix>().unwrap().to_string(),
+        "198.19.128.0/17"
+    );
+    assert_eq!("10.0.0.1".parse::<Ipv4Prefix>().unwrap().prefix_len(), 32);
+    let e = "198.19.128.1/17".parse::<Ipv4Prefix>().unwrap_err();
+    assert!(
+        e.contains("host bits") && e.contains("198.19.128.0/17"),
+        "{e}"
+    );
+    assert!(
+        "198.19.0.0/33"
+            .parse::<Ipv4Prefix>()
+            .unwrap_err()
+            .contains("0..=32")
+    );
+    assert!(
+        "nope/8"
+            .parse::<Ipv4Prefix>()
+            .unwrap_err()
+            .contains("not an IPv4")
+    );
+}
+
+#[test]
+fn token_bucket_never_exceeds_rate_times_time_plus_burst() {
+    // 10,000 pps, burst 64, asked for 64 every 1 ms of fake time over 2 s.
+    let mut b = TokenBucket::new(10_000.0, 64, Duration::ZERO);
+    let mut total = 0u64;
+    for ms in 1..=2000u64 {
+        let now = Duration::from_millis(ms);
+        total += u64::from(b.take(now, 64));
+        let bound = 10_000.0 * now.as_secs_f64() + 64.0;
+        assert!(total as f64 <= bound, "{total} > {bound} at {ms} ms");
+    }
+    // And it does not fall far behind either: within one burst of 20,000.
+    assert!(total >= 20_000 - 64, "only {total} in 2 s at 10k/s");
+}
+
+#[test]
+fn token_bucket_caps_idle_credit_at_the_burst() {
+    let mut b = TokenBucket::new(1_000.0, 32, Duration::ZERO);
+    // Idle for 10 s: credit for 10,000, but the burst caps it.
+    assert_eq!(b.take(Duration::from_secs(10), 1000), 32);
+    assert_eq!(b.take(Duration::from_secs(10), 1000), 0);
+    assert!(b.wait_hint() > Duration::ZERO);
+    // A clock that steps back grants nothing.
+    assert_eq!(b.take(Duration::from_secs(5), 1000), 0);
+    assert_eq!(b.take(Duration::from_millis(10_010), 1000), 10);
+}
+
+fn target(s: &str) -> std::net::SocketAddrV4 {
+    s.parse().unwrap()
+}
+
+#[test]
+fn safety_refuses_targets_and_prefixes_outside_the_lab() {
+    let lab: Ipv4Prefix = "198.19.128.0/17".parse().unwrap();
+    assert!(safety::check(target("198.18.0.2:7"), &lab, &[]).is_ok());
+    let e = safety::check(target("192.0.2.1:80"), &lab, &[]).unwrap_err();
+    assert!(
+        e.contains("--target") && e.contains("--allow-network"),
+        "{e}"
+    );
+    let outside: Ipv4Prefix = "10.0.0.0/8".parse().unwrap();
+    let e = safety::check(target("198.18.0.2:7"), &outside, &[]).unwrap_err();
+    assert!(e.contains("--spoof-prefix"), "{e}");
+    // A prefix that only starts inside the lab is refused too.
+    let wide: Ipv4Prefix = "198.16.0.0/13".parse().unwrap();
+    assert!(safety::check(target("198.18.0.2:7"), &wide, &[]).is_err());
+    // The whole lab range would contain the daemon and the kernel address.
+    let whole: Ipv4Prefix = "198.18.0.0/15".parse().unwrap();
+    let e = safety::check(target("198.18.0.2:7"), &whole, &[]).unwrap_err();
+    assert!(e.contains("contains the target"), "{e}");
+    let kernel: Ipv4Prefix = "198.18.0.0/31".parse().unwrap();
+    let e = safety::check(target("198.18.0.9:7"), &kernel, &[]).unwrap_err();
+    assert!(e.contains("198.18.0.1"), "{e}");
+    // --allow-network lifts the range rule for what it names, not the
+    // overlap rule.
+    let allowed: Vec<Cidr> = vec![
+        "192.0.2.0/24".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
+    assert!(safety::check(target("192.0.2.1:80"), &outside, &allowed).is_ok());
+    let own: Ipv4Prefix = "192.0.2.0/24".parse().unwrap();
+    assert!(safety::check(target("192.0.2.1:80"), &own, &allowed).is_err());
+}
+
+#[test]
+fn arguments_out_of_bounds_are_refused_before_anything_is_sent() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        syn: SynArgs,
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    for (flags, needle) in [
+        (&["--duration", "301"][..], "--duration"),
+        (&["--duration", "0"][..], "--duration"),
+        (&["--threads", "0"][..], "--threads"),
+        (&["--rate", "0"][..], "--rate"),
+        (&["--target", "192.0.2.1:80"][..], "--target"),
+    ] {
+        let cli = Cli::try_parse_from(std::iter::once("syn").chain(flags.iter().copied()))
+            .expect("flags parse");
+        let e = run(&cli.syn, &stop).unwrap_err();
+        assert!(e.to_string().contains(needle), "{flags:?}: {e}");
+    }
+}
+
+#[test]
+fn metrics_scrape_sums_series_and_computes_deltas() {
+    let before = Scrape::parse(
+        "# HELP smrnet_listen_syns_total x\nsmrnet_listen_syns_total{worker=\"0\"} 5\n\
+         smrnet_listen_syns_total{worker=\"1\"} 5\nsmrnet_ip_drops_total{reason=\"a\"} 1\n",
+    );
+    let after = Scrape::parse(
+        "smrnet_listen_syns_total{worker=\"0\"} 105\nsmrnet_listen_syns_total{worker=\"1\"} 55\n\
+         smrnet_ip_drops_total{reason=\"a\"} 1\nsmrnet_ip_drops_total{reason=\"b\"} 4\ngarbage\n",
+    );
+    let d = Scrape::deltas(
+        &before,
+        &after,
+        &[
+            "smrnet_listen_syns_total",
+            "smrnet_ip_drops_total",
+            "smrnet_missing",
+        ],
+    );
+    assert_eq!(d["smrnet_listen_syns_total"], 150.0);
+    assert_eq!(d["smrnet_ip_drops_total"], 4.0);
+    assert!(!d.contains_key("smrnet_missing"));
+    assert_eq!(
+        after.text.lines().count(),
+        5,
+        "keeps the text for metrics.prom"
+    );
+}
