@@ -222,8 +222,14 @@ impl Lab {
         // One connection over each family proves both paths; the v6 one
         // also waits out anything the kernel still does to the new link.
         for (what, ip) in [
-            ("a TCP connection over IPv4 from inside the namespace", IpAddr::V4(DAEMON_V4)),
-            ("a TCP connection over IPv6 from inside the namespace", IpAddr::V6(DAEMON_V6)),
+            (
+                "a TCP connection over IPv4 from inside the namespace",
+                IpAddr::V4(DAEMON_V4),
+            ),
+            (
+                "a TCP connection over IPv6 from inside the namespace",
+                IpAddr::V6(DAEMON_V6),
+            ),
         ] {
             let probe = SocketAddr::new(ip, HTTP_PORT);
             wait_until(deadline, what, || {
@@ -236,17 +242,23 @@ impl Lab {
         // The probes' last ACKs and closes may still be on their way: a lab
         // is handed over quiet, with both probes counted and gone, so a
         // caller's first scrape is a clean baseline.
-        wait_until(deadline, "the readiness probes to be counted and closed", || {
-            self.daemon.check_running()?;
-            let Ok((200, body)) = http_get(metrics, "/metrics", Duration::from_millis(500)) else {
-                return Ok(false);
-            };
-            let m = Samples::parse(&body);
-            let zero = |name| m.sum(name) == Some(0.0);
-            Ok(zero("smrnet_table_entries")
-                && zero("smrnet_syncache_entries")
-                && m.sum("smrnet_tcp_passive_opens_total").is_some_and(|n| n >= 2.0))
-        })
+        wait_until(
+            deadline,
+            "the readiness probes to be counted and closed",
+            || {
+                self.daemon.check_running()?;
+                let Ok((200, body)) = http_get(metrics, "/metrics", Duration::from_millis(500))
+                else {
+                    return Ok(false);
+                };
+                let m = Samples::parse(&body);
+                let zero = |name| m.sum(name) == Some(0.0);
+                Ok(zero("smrnet_table_entries")
+                    && zero("smrnet_syncache_entries")
+                    && m.sum("smrnet_tcp_passive_opens_total")
+                        .is_some_and(|n| n >= 2.0))
+            },
+        )
     }
 
     pub fn id(&self) -> &str {
