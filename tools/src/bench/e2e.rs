@@ -213,6 +213,10 @@ fn churn_once(args: &E2eArgs, lab: &Lab) -> io::Result<Sample> {
     let mut opts = ChurnOpts::new(target);
     opts.concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
     opts.duration = Duration::from_secs(args.seconds);
+    // As `smrnet load churn` does against a lab: spread over the lab's
+    // client addresses, so one address's ports and TIME-WAITs do not set
+    // the pace.
+    opts.source_addrs = crate::lab::client_addrs_v4();
     // A short warm-up: the first connections pay for the daemon's first
     // chunks and the kernel's first sockets.
     let mut warm = opts.clone();
