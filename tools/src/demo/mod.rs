@@ -17,8 +17,8 @@ pub use report::DemoReport;
 
 use crate::lab::{self, Lab, LabConfig};
 use crate::load::churn::{self, ChurnOpts};
-use crate::load::netns;
 use crate::load::syn::{self, OptionsMode, Scrape, SynArgs};
+use crate::load::{netns, stop_on_signal};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -174,26 +174,8 @@ fn prepare_out(out: &Path) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", out.display())))
 }
 
-/// Ctrl-C and SIGTERM raise the returned flag (the lab's own handler sets
-/// its interrupted flag; a watcher copies it here for the load phases).
-fn stop_on_signal() -> io::Result<&'static AtomicBool> {
-    static STOP: AtomicBool = AtomicBool::new(false);
-    static WATCH: std::sync::Once = std::sync::Once::new();
-    lab::stop_on_signal()?;
-    WATCH.call_once(|| {
-        std::thread::spawn(|| {
-            while !lab::interrupted() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Relaxed: a flag polled by the phases' loops.
-            STOP.store(true, Ordering::Relaxed);
-        });
-    });
-    Ok(&STOP)
-}
-
 fn interrupted(stop: &AtomicBool) -> io::Result<()> {
-    // Relaxed: see `stop_on_signal`.
+    // Relaxed: a flag polled by the phases' loops.
     if stop.load(Ordering::Relaxed) {
         Err(io::Error::new(
             io::ErrorKind::Interrupted,

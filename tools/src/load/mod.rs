@@ -25,4 +25,5 @@ mod sockopt;
 pub mod source;
 pub mod syn;
 
+pub(crate) use cli::stop_on_signal;
 pub use cli::{ChurnArgs, CommonArgs, HoldArgs, LoadCommand, parse_duration};
