@@ -107,18 +107,17 @@ fn up(args: &UpArgs) -> Result<(), LabError> {
     let mut lab = Lab::up(&cfg)?;
     let ns = lab.netns().name().to_string();
     let id = lab.id().to_string();
-    println!("lab {id} is up");
-    println!("  namespace   {ns}");
-    println!(
-        "  daemon      {DAEMON_V4} and {DAEMON_V6} (pid {})",
-        lab.pid()
+    let mut banner = format!(
+        "lab {id} is up\n  namespace   {ns}\n  daemon      {DAEMON_V4} and {DAEMON_V6} (pid {})\n  \
+         services    echo :7, discard :9, http :{HTTP_PORT}\n  metrics     {}\n  log         {}\n  \
+         reach it    smrnet lab exec --lab {id} -- curl http://{DAEMON_V4}/\n",
+        lab.pid(),
+        lab.metrics_url(),
+        lab.log().display()
     );
-    println!("  services    echo :7, discard :9, http :{HTTP_PORT}");
-    println!("  metrics     {}", lab.metrics_url());
-    println!("  log         {}", lab.log().display());
-    println!("  reach it    smrnet lab exec --lab {id} -- curl http://{DAEMON_V4}/");
     if args.foreground {
-        println!("  stop it     Ctrl-C");
+        banner.push_str("  stop it     Ctrl-C\n");
+        say(&banner);
         while !interrupt::interrupted() {
             // Stop as well when the daemon dies by itself.
             if let Err(e) = lab.daemon_mut().check_running() {
@@ -128,12 +127,20 @@ fn up(args: &UpArgs) -> Result<(), LabError> {
             std::thread::sleep(Duration::from_millis(100));
         }
         lab.down()?;
-        println!("lab {id} removed");
+        say(&format!("lab {id} removed\n"));
     } else {
-        println!("  stop it     smrnet lab down --lab {id}");
+        banner.push_str(&format!("  stop it     smrnet lab down --lab {id}\n"));
+        // Detach first: a closed stdout (`smrnet lab up | head -1`) must not
+        // take the new lab down with it; `smrnet lab list` still finds it.
         lab.detach()?;
+        say(&banner);
     }
     Ok(())
+}
+
+/// Print to stdout; a reader that went away is not the lab's failure.
+fn say(text: &str) {
+    let _ = io::Write::write_all(&mut io::stdout().lock(), text.as_bytes());
 }
 
 /// `smrnetd` beside the running `smrnet` (a cargo target directory or an
