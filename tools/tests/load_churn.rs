@@ -30,15 +30,7 @@ struct Server {
 }
 
 fn server(behaviour: Behaviour) -> Server {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (rt, listener, addr) = common::loopback_listener();
     let accepted = Arc::new(AtomicU64::new(0));
     let count = accepted.clone();
     rt.spawn(async move {

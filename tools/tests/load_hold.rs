@@ -13,15 +13,7 @@ use tools::load::hold::{HoldOpts, Holder};
 /// A loopback server that echoes (or, with `close_after_first`, echoes one
 /// read and then closes); it stops when the runtime is dropped.
 fn server(close_after_first: bool) -> (SocketAddr, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (rt, listener, addr) = common::loopback_listener();
     rt.spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {

@@ -1,4 +1,5 @@
-//! Helpers shared by the benchmark tests: run `smrnet` and read its JSON.
+//! Helpers shared by the benchmark and load tests: run `smrnet` and read its
+//! JSON; a loopback listener on a runtime of its own.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -41,4 +42,26 @@ pub fn positive(row: &Value, field: &str) -> f64 {
         .unwrap_or_else(|| panic!("{field} is not a number in {row}"));
     assert!(v.is_finite() && v > 0.0, "{field} = {v} in {row}");
     v
+}
+
+/// A one-thread tokio runtime and a listener on a free loopback port; what
+/// the runtime runs stops when it is dropped.
+pub fn loopback_listener() -> (
+    tokio::runtime::Runtime,
+    tokio::net::TcpListener,
+    std::net::SocketAddr,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind((
+            std::net::Ipv4Addr::LOCALHOST,
+            0,
+        )))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    (rt, listener, addr)
 }
