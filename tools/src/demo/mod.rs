@@ -17,6 +17,7 @@ pub use report::DemoReport;
 
 use crate::lab::{self, Lab, LabConfig};
 use crate::load::churn::{self, ChurnOpts};
+use crate::load::scrape::Scraper;
 use crate::load::syn::{self, OptionsMode, Scrape, SynArgs};
 use crate::load::{netns, stop_on_signal};
 use std::io;
@@ -187,7 +188,7 @@ fn interrupted(stop: &AtomicBool) -> io::Result<()> {
 }
 
 fn scrape(lab: &Lab) -> io::Result<Scrape> {
-    Scrape::fetch(&lab.metrics_url())
+    Scrape::fetch(&Scraper::new(&lab.metrics_url(), &[], None)?)
 }
 
 /// The three phases; returns the report and the last metrics text.

@@ -266,6 +266,19 @@ impl ErrorCounts {
     }
 }
 
+impl std::ops::AddAssign for ErrorCounts {
+    fn add_assign(&mut self, o: ErrorCounts) {
+        self.refused += o.refused;
+        self.reset += o.reset;
+        self.timed_out += o.timed_out;
+        self.short_read += o.short_read;
+        self.mismatch += o.mismatch;
+        self.no_local_port += o.no_local_port;
+        self.abandoned += o.abandoned;
+        self.other += o.other;
+    }
+}
+
 /// The daemon's side of a run, from its metrics (filled in by callers that
 /// can scrape it; see [`DaemonSide::check`]).
 #[derive(Clone, Debug, Serialize)]

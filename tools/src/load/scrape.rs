@@ -41,6 +41,11 @@ impl Scraper {
 
     /// One scrape's samples.
     pub fn scrape(&self) -> io::Result<Samples> {
+        Ok(Samples::parse(&self.fetch_text()?))
+    }
+
+    /// One scrape's exposition text, as served.
+    pub fn fetch_text(&self) -> io::Result<String> {
         let get = || http_get(self.addr, &self.path, Duration::from_secs(3));
         let (status, body) = match &self.netns {
             Some(ns) => ns.run(get)??,
@@ -52,7 +57,7 @@ impl Scraper {
                 self.url
             )));
         }
-        Ok(Samples::parse(&body))
+        Ok(body)
     }
 }
 

@@ -243,15 +243,7 @@ pub(super) fn merge(parts: &[HoldStats]) -> HoldStats {
     for p in parts {
         m.requested += p.requested;
         m.established += p.established;
-        let (a, b) = (&mut m.setup_errors, &p.setup_errors);
-        a.refused += b.refused;
-        a.reset += b.reset;
-        a.timed_out += b.timed_out;
-        a.short_read += b.short_read;
-        a.mismatch += b.mismatch;
-        a.no_local_port += b.no_local_port;
-        a.abandoned += b.abandoned;
-        a.other += b.other;
+        m.setup_errors += p.setup_errors;
         m.setup_secs = m.setup_secs.max(p.setup_secs);
         m.held_secs = m.held_secs.max(p.held_secs);
         m.keepalive_rounds = m.keepalive_rounds.max(p.keepalive_rounds);

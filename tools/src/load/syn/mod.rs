@@ -167,9 +167,8 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
             "--rate 0: must be at least 1 (omit it for no limit)".into(),
         ));
     }
-    let (metrics_addr, _) = crate::load::scrape::parse_url(&args.metrics)
-        .map_err(|m| invalid(format!("--metrics: {m}")))?;
-    crate::load::safety::check(metrics_addr.ip(), &args.allow_network, "metrics address")?;
+    // From the namespace the command started in, where the daemon listens.
+    let scraper = crate::load::scrape::Scraper::new(&args.metrics, &args.allow_network, None)?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let probe = ProbeOpts {
         target: SocketAddr::V4(SocketAddrV4::new(
@@ -197,7 +196,7 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
     } else {
         Some(probe::run(&probe, stop)?)
     };
-    let before = Scrape::fetch(&args.metrics)?;
+    let before = Scrape::fetch(&scraper)?;
     let tun_dropped = || {
         args.netns
             .as_deref()
@@ -214,7 +213,7 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
     })?;
     // Let the daemon's workers drain what is still queued on the device.
     std::thread::sleep(Duration::from_millis(300));
-    let after = Scrape::fetch(&args.metrics)?;
+    let after = Scrape::fetch(&scraper)?;
     let mut daemon = Scrape::deltas(&before, &after, FLOOD_COUNTERS);
     if let (Some(b), Some(a)) = (tun_before, tun_dropped()) {
         daemon.insert(TUN_DROPPED.to_string(), a.saturating_sub(b) as f64);

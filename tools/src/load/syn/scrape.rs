@@ -2,10 +2,9 @@
 //! the namespace the command was started in, where the daemon listens) and
 //! sum each metric over its labels.
 
-use crate::load::scrape::{Samples, parse_url};
+use crate::load::scrape::{Samples, Scraper};
 use std::collections::BTreeMap;
 use std::io;
-use std::time::Duration;
 
 /// The counters a SYN flood report shows, in the order it shows them.
 pub const FLOOD_COUNTERS: &[&str] = &[
@@ -41,17 +40,9 @@ impl Scrape {
         }
     }
 
-    /// Fetch and parse `url` (`http://HOST:PORT/PATH`) from the calling
-    /// thread's namespace, bounded by 5 s.
-    pub fn fetch(url: &str) -> io::Result<Scrape> {
-        let (addr, path) = parse_url(url)
-            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, format!("--metrics: {m}")))?;
-        let (status, body) = crate::lab::http_get(addr, &path, Duration::from_secs(5))
-            .map_err(|e| io::Error::new(e.kind(), format!("scrape {url}: {e}")))?;
-        if status != 200 {
-            return Err(io::Error::other(format!("scrape {url}: HTTP {status}")));
-        }
-        Ok(Scrape::parse(&body))
+    /// Fetch and parse one scrape.
+    pub fn fetch(scraper: &Scraper) -> io::Result<Scrape> {
+        Ok(Scrape::parse(&scraper.fetch_text()?))
     }
 
     /// The sum of `name`'s series, `None` when the daemon does not export it.
