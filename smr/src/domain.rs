@@ -36,8 +36,7 @@
 use crate::backoff::Backoff;
 use crate::membarrier;
 use crate::primitive::{
-    AtomicU32, AtomicU64, CachePadded, Mutex, bump, fence, light_fence, lock, publish_fenced,
-    writer_fence,
+    AtomicU64, CachePadded, Mutex, bump, fence, light_fence, lock, publish_fenced, writer_fence,
 };
 use crate::registry::{self, LocalSlot, Registry};
 use crate::seq::{Goal, INVALID, Seq, SeqParams, delta, leq, lt, min};
@@ -110,7 +109,7 @@ pub struct DomainStats {
     /// The read sequence (every goal at or below it has passed).
     pub read_seq: Seq,
     /// How many advances the read hand trails the write hand.
-    pub lag: u32,
+    pub lag: u64,
     /// `advance` calls.
     pub advances: u64,
     /// `poll` calls (including the polls inside `wait`).
@@ -136,7 +135,7 @@ pub struct Blocker {
     /// The sequence the section published.
     pub seq: Seq,
     /// How many advances behind the goal it is.
-    pub behind: u32,
+    pub behind: u64,
     /// How long the section has been open, as far as this domain has seen:
     /// measured from the first diagnostic call that found this slot
     /// publishing this sequence, so it is a lower bound whose resolution is
@@ -146,8 +145,9 @@ pub struct Blocker {
 }
 
 struct LazyState {
-    /// Every goal at or below this has had a barrier issued after it.
-    covered: AtomicU32,
+    /// Every goal at or below this has had a barrier issued after it, and
+    /// the read hand is never moved past it (see `try_pass`).
+    covered: AtomicU64,
     /// Nanoseconds since `Domain::born` of the last barrier.
     last_barrier_ns: AtomicU64,
     /// Serialises barrier issue so concurrent pollers share one.
@@ -158,8 +158,8 @@ struct LazyState {
 /// An SMR domain. Share it by reference or in an `Arc`; every thread that
 /// enters it gets its own reader slot.
 pub struct Domain {
-    wr: CachePadded<AtomicU32>,
-    rd: CachePadded<AtomicU32>,
+    wr: CachePadded<AtomicU64>,
+    rd: CachePadded<AtomicU64>,
     registry: Arc<Registry>,
     /// `registry.id()`, kept inline so `enter` checks its thread-local cache
     /// without a dependent load through the `Arc`.
@@ -215,15 +215,15 @@ impl Domain {
         let registry = Registry::new();
         Domain {
             registry_id: registry.id(),
-            wr: CachePadded(AtomicU32::new(init)),
-            rd: CachePadded(AtomicU32::new(init)),
+            wr: CachePadded(AtomicU64::new(init)),
+            rd: CachePadded(AtomicU64::new(init)),
             registry,
             mode,
             fallback,
             params: config.seq,
             deferred_limit: config.deferred_limit,
             lazy: (mode == Mode::Lazy).then(|| LazyState {
-                covered: AtomicU32::new(init),
+                covered: AtomicU64::new(init),
                 last_barrier_ns: AtomicU64::new(0),
                 issuing: Mutex::new(()),
                 interval_ns: config.lazy_interval.as_nanos().min(u64::MAX as u128) as u64,
@@ -314,7 +314,7 @@ impl Domain {
         // AcqRel: the Release half makes the caller's unlink visible to any
         // reader that loads this (or a later) write sequence.
         let goal = self.wr.fetch_add(incr, AcqRel).wrapping_add(incr);
-        if delta(goal, rd) >= self.params.max_delta as i32 {
+        if delta(goal, rd) >= self.params.max_delta as i64 {
             bump(&slot.stats.catchups);
             if !slot.active() {
                 let target = goal.wrapping_sub(self.params.max_delta - 2 * incr);
@@ -387,28 +387,60 @@ impl Domain {
     /// One attempt to pass `goal` past the read hand. `force` is set by
     /// blocking callers: it forces a deferred advance and a lazy barrier.
     fn try_pass(&self, goal: Goal, force: bool, local: &LocalSlot) -> bool {
-        // Acquire: the snapshot bounds what the scan may conclude.
-        let wr = self.wr.load(Acquire);
-        let ahead = delta(goal.0, wr);
+        // Acquire: pairs with the Release half of the increments in
+        // `advance`. This value, loaded before the scan's fence, is also the
+        // highest read hand the scan may publish (FreeBSD's `smr_poll` does
+        // the same). A write sequence loaded *after* that fence could come
+        // from a third thread's bump that is not ordered after a deferred
+        // writer's unlink, and would let the scan pass that writer's goal
+        // while a reader it missed can still see the unlinked object.
+        let mut bound = self.wr.load(Acquire);
+        let ahead = delta(goal.0, bound);
         if ahead > 0 {
-            if self.mode == Mode::Deferred && ahead <= self.params.incr as i32 {
+            if self.mode == Mode::Deferred && ahead <= self.params.incr as i64 {
                 // A deferred goal not yet published.
                 if !force {
                     return false;
                 }
                 // AcqRel: as in `advance`; a blocking waiter forces the bump.
-                self.wr.fetch_add(self.params.incr, AcqRel);
+                bound = self
+                    .wr
+                    .fetch_add(self.params.incr, AcqRel)
+                    .wrapping_add(self.params.incr);
             } else {
-                // Outside [rd, wr]: the caller kept the goal across a wrap of
-                // the sequence space, so it expired long ago.
-                fence(Acquire);
-                return true;
+                // Ahead of every goal this domain has issued: not one of its
+                // goals (sequences are 64-bit, so no goal can be kept across
+                // a wrap). Never treat it as passed.
+                debug_assert!(false, "smr: poll of a goal this domain never issued");
+                return false;
             }
         }
-        if self.mode == Mode::Lazy && !self.lazy_cover(goal, force, local) {
-            return false;
+        if let Some(lz) = &self.lazy {
+            if !self.lazy_cover(goal, force, local) {
+                return false;
+            }
+            // Acquire: pairs with the Release store of `covered` after its
+            // barrier. The read hand must never pass the last sequence a
+            // barrier covered: a later `poll` of any goal at or below the
+            // read hand passes on the fast path, with no barrier of its own,
+            // so a goal taken after the last barrier and let through by a
+            // read hand above it would be reused under a lazy reader whose
+            // slot store is still in its store buffer.
+            #[cfg(not(all(loom, smr_weakened = "lazy_bound")))]
+            {
+                bound = min(bound, lz.covered.load(Acquire));
+            }
+            #[cfg(all(loom, smr_weakened = "lazy_bound"))]
+            let _ = lz;
         }
-        leq(goal.0, self.scan(local))
+        #[cfg(all(loom, smr_weakened = "scan_candidate"))]
+        let bound = {
+            let _ = bound;
+            None
+        };
+        #[cfg(not(all(loom, smr_weakened = "scan_candidate")))]
+        let bound = Some(bound);
+        leq(goal.0, self.scan(bound, local))
     }
 
     /// Lazy mode: make sure a membarrier has been issued after `goal` was
@@ -452,20 +484,25 @@ impl Domain {
         leq(goal.0, upto)
     }
 
-    /// Scan every reader slot, publish the new read sequence, return it.
-    fn scan(&self, local: &LocalSlot) -> Seq {
+    /// Scan every reader slot, publish the new read sequence (never past
+    /// `bound`), return the read sequence.
+    ///
+    /// `bound` is `None` only under the loom negative control
+    /// `smr_weakened = "scan_candidate"`, which restores the old behaviour of
+    /// starting from the write sequence loaded after the fence.
+    fn scan(&self, bound: Option<Seq>, local: &LocalSlot) -> Seq {
         bump(&local.get().stats.scans);
         // SeqCst: the writer half of the Dekker pattern; pairs with the
         // fence in `enter` (`publish_fenced`). Either a reader's published
         // sequence is visible to the loads below, or that reader's protected
         // loads see what the caller unlinked before this point.
         writer_fence();
-        // Acquire: rd and wr are read before any slot, so every slot value
-        // seen below describes a moment no earlier than this snapshot, and
-        // the new read hand can never pass the write hand as it was here.
+        // Acquire: read before any slot, so the clamp below compares slot
+        // values against a read hand no newer than the slots.
         let rd = self.rd.load(Acquire);
-        let wr = self.wr.load(Acquire);
-        let mut oldest = wr;
+        // The candidate: every slot idle means every reader that could see
+        // an unlink behind a goal at or below `bound` has left.
+        let mut oldest = bound.unwrap_or_else(|| self.wr.load(Acquire));
         for slot in self.registry.iter() {
             // Relaxed: ordered by the fences on either side.
             let c = slot.value.load(Relaxed);
@@ -529,7 +566,7 @@ impl Domain {
                 out.push(Blocker {
                     thread: slot.thread_name(),
                     seq,
-                    behind: (delta(reference, seq).max(0) as u32) / self.params.incr,
+                    behind: (delta(reference, seq).max(0) as u64) / self.params.incr,
                     open_for: now - first.1,
                 });
             }
@@ -548,7 +585,7 @@ impl Domain {
         DomainStats {
             write_seq,
             read_seq,
-            lag: (delta(write_seq, read_seq).max(0) as u32) / self.params.incr,
+            lag: (delta(write_seq, read_seq).max(0) as u64) / self.params.incr,
             advances: registry::sum(r, |s| &s.advances),
             polls: registry::sum(r, |s| &s.polls),
             scans: registry::sum(r, |s| &s.scans),

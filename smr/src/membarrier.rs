@@ -3,7 +3,7 @@
 //! readers' compiler-only fences into real ones after the fact, which is what
 //! lets lazy SMR and pserialize readers run without a fence instruction.
 //!
-//! Under loom the barrier is `fence(SeqCst)` (see `primitive`).
+//! Under loom the barrier is modelled as described on [`model_reader_point`].
 
 #[cfg(not(loom))]
 mod imp {
@@ -30,16 +30,72 @@ mod imp {
     }
 }
 
+/// The loom model of `membarrier(2)` and of the readers it serves.
+///
+/// What the system call guarantees: when it returns, every thread of the
+/// process that was running has executed a full barrier at some instant
+/// between the call's start and its return, and the caller's own accesses
+/// before the call are ordered before everything after that instant. For a
+/// reader that publishes with a plain store and a compiler fence, the one
+/// instant that matters is where that barrier lands relative to its
+/// publishing store and its later loads: after the store (the store is then
+/// visible to the caller's scan once the call returns), or before it (then
+/// the reader's later loads come after the caller's earlier stores).
+///
+/// The model gives each such reader one decision point, at its
+/// `light_fence()`, and the barrier one in-progress window:
+/// - the barrier: `swap(IN_PROGRESS)` (Acquire+Release), the caller's
+///   `fence(SeqCst)`, then `store(0)` (Release);
+/// - the reader point: an RMW of the same word that changes nothing.
+///
+/// RMWs on one word are totally ordered. A reader point ordered before the
+/// barrier's swap releases the reader's publishing store to the barrier
+/// (the swap acquires it): the barrier landed after the store, and the
+/// caller's scan sees it. A reader point ordered after the swap acquires
+/// from the barrier: the barrier landed before the reader's loads, which see
+/// the caller's earlier stores. Loom explores both orders. What the model
+/// does not do is give a reader a fence when no barrier runs: then the
+/// reader has only its plain store, exactly as on hardware (store
+/// buffering). The RMW does order readers' points with one another, which
+/// the hardware does not; no protocol in this crate relies on ordering
+/// between two readers.
+///
+/// `--cfg smr_weakened="membarrier"` makes the barrier a no-op: the negative
+/// control under which every lazy-mode and pserialize model must fail.
 #[cfg(loom)]
 mod imp {
+    use crate::primitive::AtomicU32;
+    use std::sync::atomic::Ordering::{AcqRel, Release};
+
+    const IN_PROGRESS: u32 = 1;
+
+    loom::lazy_static! {
+        static ref BARRIER: AtomicU32 = AtomicU32::new(0);
+    }
+
     pub(crate) fn register() -> Result<(), String> {
         Ok(())
     }
 
     pub(crate) fn barrier() -> Result<(), String> {
-        crate::primitive::fence(std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(smr_weakened = "membarrier"))]
+        {
+            BARRIER.swap(IN_PROGRESS, AcqRel);
+            crate::primitive::fence(std::sync::atomic::Ordering::SeqCst);
+            BARRIER.store(0, Release);
+        }
         Ok(())
+    }
+
+    /// The reader's decision point: see the module docs above.
+    pub(crate) fn model_reader_point() {
+        // AcqRel: Release hands the reader's publishing store to a barrier
+        // whose swap comes later; Acquire takes a completed barrier's
+        // caller-side stores into the reader's later loads.
+        BARRIER.fetch_add(0, AcqRel);
     }
 }
 
+#[cfg(loom)]
+pub(crate) use imp::model_reader_point;
 pub(crate) use imp::{barrier, register};

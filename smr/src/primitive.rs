@@ -3,9 +3,10 @@
 //! fence the real code performs.
 //!
 //! Two things cannot be modelled literally and are substituted under loom:
-//! - `membarrier(2)`: modelled as `fence(SeqCst)` on the writer side, and the
-//!   reader-side `light_fence()` becomes a real `fence(SeqCst)`, which is what
-//!   the system call forces on every running thread of the process.
+//! - `membarrier(2)` and the compiler-only fence it pairs with (`light_fence`);
+//!   see [`light_fence`] and `membarrier.rs` for the model and why it is
+//!   faithful. The reader side is *not* a fence under loom: a model in which
+//!   no barrier runs sees a lazy reader exactly as weak as it is.
 //! - the x86 "locked instruction is a full fence" publish in `publish_fenced`:
 //!   modelled as a relaxed store followed by `fence(SeqCst)`.
 
@@ -43,10 +44,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// a relaxed store followed by `fence(SeqCst)`, the portable form whose
 /// argument the loom models check.
 #[inline(always)]
-pub(crate) fn publish_fenced(slot: &AtomicU32, value: u32) {
+pub(crate) fn publish_fenced<A: Publish>(slot: &A, value: A::Value) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
     {
-        slot.swap(value, SeqCst);
+        slot.swap_seqcst(value);
         compiler_fence(SeqCst);
     }
     #[cfg(all(
@@ -54,17 +55,45 @@ pub(crate) fn publish_fenced(slot: &AtomicU32, value: u32) {
         not(smr_weakened = "reader")
     ))]
     {
-        slot.store(value, Relaxed);
+        slot.store_relaxed(value);
         fence(SeqCst);
     }
     // Negative control for the loom suite: an acquire fence does not order
     // the slot store before later loads (FreeBSD's arm64 bug, PR 265974).
     #[cfg(all(loom, smr_weakened = "reader"))]
     {
-        slot.store(value, Relaxed);
+        slot.store_relaxed(value);
         fence(std::sync::atomic::Ordering::Acquire);
     }
 }
+
+/// The atomics `publish_fenced` stores into: reader slots (`AtomicU64`) and
+/// the pool's per-thread `busy` words (`AtomicU32`).
+pub(crate) trait Publish {
+    type Value;
+    #[cfg_attr(all(target_arch = "x86_64", not(loom)), allow(dead_code))]
+    fn store_relaxed(&self, value: Self::Value);
+    #[cfg_attr(not(all(target_arch = "x86_64", not(loom))), allow(dead_code))]
+    fn swap_seqcst(&self, value: Self::Value);
+}
+
+macro_rules! publish_for {
+    ($atomic:ty, $value:ty) => {
+        impl Publish for $atomic {
+            type Value = $value;
+            #[inline(always)]
+            fn store_relaxed(&self, value: $value) {
+                self.store(value, Relaxed);
+            }
+            #[inline(always)]
+            fn swap_seqcst(&self, value: $value) {
+                self.swap(value, SeqCst);
+            }
+        }
+    };
+}
+publish_for!(AtomicU32, u32);
+publish_for!(AtomicU64, u64);
 
 /// The writer's StoreLoad fence (between an unlink and the slot scan).
 /// `--cfg smr_weakened="writer"` downgrades it to Release under loom, which
@@ -79,12 +108,18 @@ pub(crate) fn writer_fence() {
 
 /// The reader half of an asymmetric fence: free at run time (only the compiler
 /// is stopped from reordering), because the writer's `membarrier` forces a
-/// full barrier on this thread whenever it matters. Under loom it is a real
-/// `fence(SeqCst)`, the model of that forced barrier.
+/// full barrier on this thread whenever it matters.
+///
+/// Under loom it is the reader's side of the membarrier model
+/// (`membarrier::model_reader_point`): no fence, only a point at which the
+/// model decides whether this reader's stores so far were forced out by a
+/// barrier in progress, or whether this reader comes after a barrier that
+/// already completed. A model in which no barrier runs sees the reader with
+/// no fence at all, as the hardware may.
 #[inline(always)]
 pub(crate) fn light_fence() {
     #[cfg(loom)]
-    fence(SeqCst);
+    crate::membarrier::model_reader_point();
     #[cfg(not(loom))]
     compiler_fence(SeqCst);
 }
@@ -93,7 +128,7 @@ pub(crate) fn light_fence() {
 /// and a store, no locked instruction. Readers of the sum may see a slightly
 /// stale value, which is all statistics promise.
 #[inline(always)]
-pub(crate) fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &std::sync::atomic::AtomicU64) {
     // Relaxed: statistics only, single writer.
     counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }

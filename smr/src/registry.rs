@@ -23,23 +23,28 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// Owner-written statistics, summed by whoever asks. Kept on their own cache
-/// line so that writing them never disturbs the line scanners read.
+/// line so that writing them never disturbs the line scanners read. They are
+/// `std` atomics even under loom: they order nothing, and modelling them
+/// would multiply the interleavings loom explores for no property.
 #[derive(Debug, Default)]
 pub(crate) struct SlotStats {
-    pub(crate) advances: AtomicU64,
-    pub(crate) polls: AtomicU64,
-    pub(crate) scans: AtomicU64,
-    pub(crate) waits: AtomicU64,
-    pub(crate) membarriers: AtomicU64,
-    pub(crate) catchups: AtomicU64,
+    pub(crate) advances: StatCounter,
+    pub(crate) polls: StatCounter,
+    pub(crate) scans: StatCounter,
+    pub(crate) waits: StatCounter,
+    pub(crate) membarriers: StatCounter,
+    pub(crate) catchups: StatCounter,
 }
+
+/// A statistics counter (never modelled by loom).
+pub(crate) type StatCounter = std::sync::atomic::AtomicU64;
 
 #[repr(C, align(128))]
 pub(crate) struct Slot {
     // First line: what a reader writes on every section and a scan reads.
     /// The published reader value: a sequence for an SMR domain, a section
     /// number for pserialize; `0` when the owner is outside every section.
-    pub(crate) value: AtomicU32,
+    pub(crate) value: AtomicU64,
     /// Sections the owner has open beyond the first (owner only). Touched
     /// only when sections actually nest, so the common enter/exit pair has
     /// no load-modify-store chain through memory.
@@ -162,7 +167,7 @@ impl Registry {
             }
         }
         let mut new = Box::new(Slot {
-            value: AtomicU32::new(0),
+            value: AtomicU64::new(0),
             nested: AtomicU32::new(0),
             sections: AtomicU64::new(0),
             deferred: AtomicU32::new(0),
@@ -380,7 +385,7 @@ pub(crate) fn in_section(registry: &Arc<Registry>) -> bool {
 }
 
 /// Sum one statistic over every slot.
-pub(crate) fn sum(registry: &Registry, f: impl Fn(&SlotStats) -> &AtomicU64) -> u64 {
+pub(crate) fn sum(registry: &Registry, f: impl Fn(&SlotStats) -> &StatCounter) -> u64 {
     registry
         .iter()
         // Relaxed: statistics only.

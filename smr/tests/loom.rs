@@ -248,6 +248,103 @@ fn concurrent_pollers_never_pass_an_open_reader() {
     });
 }
 
+/// Lazy mode: a scan must never publish a read hand past the last sequence
+/// a membarrier covered. The setup issues the only barrier there will be
+/// (covering `g1`) while a section holds the read hand below `g1`; the
+/// concurrent part runs with an hour-long barrier interval, so no barrier can
+/// run in it and the reader has nothing but its plain store. A poller then
+/// scans for the old goal while the writer unlinks, advances to `g2` and
+/// polls it: if that scan may publish a read hand at `g2`, the writer's poll
+/// passes on the fast path with no barrier after the unlink, and reuses the
+/// object under a reader whose slot store the scan did not see.
+///
+/// Negative control: `--cfg smr_weakened="lazy_bound"` (the read hand bounded
+/// by the write sequence only, as before the fix) must fail.
+#[test]
+fn lazy_read_hand_never_passes_the_last_barrier() {
+    model(|| {
+        let mut c = Config::new(Mode::Lazy);
+        c.lazy_interval = Duration::from_secs(3600);
+        let d = Arc::new(Domain::with_config(c));
+        let y = Shared::new();
+        // Setup: our section holds the read hand at the start while another
+        // thread's forced wait issues the barrier that covers g1.
+        let held = d.enter();
+        let g1 = d.advance();
+        let d1 = d.clone();
+        let waited = thread::spawn(move || d1.wait_timeout(g1, Duration::ZERO));
+        assert!(!waited.join().unwrap(), "our own section holds g1 back");
+        drop(held);
+        assert_eq!(d.stats().membarriers, 1);
+
+        let (d2, y2) = (d.clone(), y.clone());
+        let reader = thread::spawn(move || {
+            let _section = d2.enter();
+            y2.read();
+        });
+        let d3 = d.clone();
+        let poller = thread::spawn(move || {
+            d3.poll(g1);
+        });
+        y.unlink();
+        let g2 = d.advance();
+        // A scheduling hint only: bounded search needs it to run the poller
+        // between the advance and the poll.
+        thread::yield_now();
+        if d.poll(g2) {
+            y.poison();
+        }
+        poller.join().unwrap();
+        reader.join().unwrap();
+    });
+}
+
+/// Deferred mode with a third thread's bump: a deferred goal is the write
+/// sequence the writer loaded after its fence plus one step, with no
+/// read-modify-write, so nothing carries its unlink to a scan that read a
+/// later write sequence from somebody else's bump. If the scan's candidate
+/// read hand came from a load after its own fence, it could pass the
+/// writer's goal while missing a reader that can still see the object.
+///
+/// Negative control: `--cfg smr_weakened="scan_candidate"` (the candidate
+/// loaded after the fence, as before the fix) must fail.
+#[test]
+fn deferred_goal_is_not_passed_by_a_third_threads_bump() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(1);
+    b.check(|| {
+        let d = domain(Mode::Deferred);
+        let x = Shared::new();
+        // Setup: limit 2, so the first advance is deferred and the second
+        // bumps the write sequence to 3; this thread's next one is deferred.
+        let g0 = d.advance().max(d.advance());
+        let d1 = d.clone();
+        let poller = thread::spawn(move || {
+            d1.poll(g0);
+        });
+        let d2 = d.clone();
+        let bumper = thread::spawn(move || {
+            // The second one bumps the write sequence to 5.
+            d2.advance();
+            d2.advance();
+        });
+        let (d3, x3) = (d.clone(), x.clone());
+        let reader = thread::spawn(move || {
+            let _section = d3.enter();
+            x3.read();
+        });
+        x.unlink();
+        thread::yield_now();
+        let g = d.advance();
+        if d.poll(g) {
+            x.poison();
+        }
+        poller.join().unwrap();
+        bumper.join().unwrap();
+        reader.join().unwrap();
+    });
+}
+
 /// A thread's slot goes back to the registry when it exits, and the next
 /// thread reuses it rather than adding one.
 #[test]

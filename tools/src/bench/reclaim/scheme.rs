@@ -111,8 +111,8 @@ pub(crate) trait Subject: Sync {
 pub(crate) struct SmrScheme {
     domain: Arc<Domain>,
     pool: PoolCache<Node>,
-    incr: u32,
-    start_seq: u32,
+    incr: u64,
+    start_seq: u64,
 }
 
 impl Scheme for SmrScheme {
@@ -248,8 +248,8 @@ impl Counted for SmrScheme {
     fn counters(&self) -> Counters {
         let (pending, frees, exhausted) = pool_counters(&self.pool);
         let d = self.domain.stats();
-        let steps = smr::seq_order::delta(d.write_seq, self.start_seq).max(0) as u64
-            / u64::from(self.incr.max(1));
+        let steps =
+            smr::seq_order::delta(d.write_seq, self.start_seq).max(0) as u64 / self.incr.max(1);
         Counters {
             pending,
             frees,
