@@ -520,6 +520,10 @@ impl Domain {
         // happen before everything after this fence, including the caller's
         // reuse of memory and, through the Release CAS, every fast-path poll.
         fence(Acquire);
+        // The window the 64-bit sequences exist for: a poller preempted
+        // here while others move the sequences on. Tests park it here.
+        #[cfg(test)]
+        tests::hooks::before_read_hand_cas();
         // Acquire, not Relaxed: if another poller already moved the read hand
         // past what we saw (it observed a reader's exit that we did not), our
         // caller may reuse memory on the strength of its value, so we must
@@ -640,3 +644,6 @@ impl Drop for ReadSection<'_> {
         // A temporary slot is released when `self.slot` drops, after this.
     }
 }
+
+#[cfg(test)]
+mod tests;

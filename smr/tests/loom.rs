@@ -315,9 +315,12 @@ fn deferred_goal_is_not_passed_by_a_third_threads_bump() {
     b.check(|| {
         let d = domain(Mode::Deferred);
         let x = Shared::new();
-        // Setup: limit 2, so the first advance is deferred and the second
-        // bumps the write sequence to 3; this thread's next one is deferred.
-        let g0 = d.advance().max(d.advance());
+        // Setup, on a thread of its own: limit 2, so its first advance is
+        // deferred and its second bumps the write sequence to 3.
+        let d0 = d.clone();
+        let g0 = thread::spawn(move || d0.advance().max(d0.advance()))
+            .join()
+            .unwrap();
         let d1 = d.clone();
         let poller = thread::spawn(move || {
             d1.poll(g0);
