@@ -17,7 +17,7 @@
 //! `nested`, `deferred`, `stats` (o: owner thread only writes); `owned`
 //! (claim/release by CAS); `next` (immutable once published); `name` (mutex).
 
-use crate::primitive::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, lock};
+use crate::primitive::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, lock};
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -39,6 +39,12 @@ pub(crate) struct SlotStats {
 /// A statistics counter (never modelled by loom).
 pub(crate) type StatCounter = std::sync::atomic::AtomicU64;
 
+/// A word only the owning thread reads or writes (`nested`, `deferred`): an
+/// atomic only so that the slot is `Sync`. A `std` atomic even under loom,
+/// for the same reason as [`StatCounter`]: one thread's private counter
+/// orders nothing and has no races to find.
+type OwnerWord = std::sync::atomic::AtomicU32;
+
 #[repr(C, align(128))]
 pub(crate) struct Slot {
     // First line: what a reader writes on every section and a scan reads.
@@ -48,12 +54,12 @@ pub(crate) struct Slot {
     /// Sections the owner has open beyond the first (owner only). Touched
     /// only when sections actually nest, so the common enter/exit pair has
     /// no load-modify-store chain through memory.
-    nested: AtomicU32,
+    nested: OwnerWord,
     /// Outermost sections the owner has entered (pserialize only: its
     /// waiters use it to tell one section from the next).
     pub(crate) sections: AtomicU64,
     /// Advances the owner has deferred (SMR deferred mode, owner only).
-    pub(crate) deferred: AtomicU32,
+    pub(crate) deferred: OwnerWord,
     owned: AtomicBool,
     next: *const Slot,
     index: usize,
@@ -168,9 +174,9 @@ impl Registry {
         }
         let mut new = Box::new(Slot {
             value: AtomicU64::new(0),
-            nested: AtomicU32::new(0),
+            nested: OwnerWord::new(0),
             sections: AtomicU64::new(0),
-            deferred: AtomicU32::new(0),
+            deferred: OwnerWord::new(0),
             owned: AtomicBool::new(true),
             next: ptr::null(),
             // Relaxed: only a label for diagnostics.
