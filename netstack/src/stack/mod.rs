@@ -42,6 +42,8 @@ mod demux;
 mod handshake_times;
 mod listener;
 mod table;
+#[cfg(test)]
+mod test_hooks;
 mod worker;
 
 use core::net::IpAddr;
@@ -140,6 +142,8 @@ pub struct Stack {
     stack_counters: Box<[StackCounters]>,
     handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
+    #[cfg(test)]
+    hooks: test_hooks::Hooks,
 }
 
 impl core::fmt::Debug for Stack {
@@ -229,6 +233,8 @@ impl Stack {
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
             handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
+            #[cfg(test)]
+            hooks: test_hooks::Hooks::default(),
             cfg,
         }
     }
@@ -378,3 +384,5 @@ impl Stack {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_listener_close;
