@@ -22,7 +22,7 @@ const WATCHDOG: Duration = Duration::from_secs(20);
 
 fn stack_owning(addr: IpAddr) -> Stack {
     let mut cfg = StackConfig::new(vec![addr]);
-    cfg.seed = Some(9);
+    cfg.insecure_deterministic_seed = Some(9);
     cfg.table_capacity = 64;
     cfg.pool_cap = 1024;
     Stack::new(cfg)
