@@ -163,8 +163,11 @@ impl<'t, 'g, T: Send + 'static> PcbRef<'t, 'g, T> {
         // reference is handed on past 'g only inside a guard that found the
         // PCB live under its lock; a live, locked PCB cannot be retired (the
         // module invariant), so its memory stays in place for as long as the
-        // guard exists, which is at most 't (the table owns the pool, and
-        // never frees chunks while it is borrowed).
+        // guard exists, which is at most 't. The table owns the pool, and the
+        // pool frees a chunk (`pool_reclaim_idle`, which runs through `&self`)
+        // only when every slot in it is in the ready list, past its grace
+        // period; a PCB behind a `PcbRef` (inside its section) or a
+        // `PcbGuard` (live) is never in that list, so its chunk stays.
         unsafe { &*self.pcb.as_ptr() }
     }
 

@@ -13,6 +13,22 @@
 //! at the same time. Slots are freed only when the registry itself is dropped,
 //! which the `Arc` held by every claiming thread delays until none is left.
 //!
+//! Two things this does not support:
+//! - **No `fork()` without `exec`.** The child has only the forking thread;
+//!   the slots (and pool caches) of every other parent thread stay owned
+//!   forever, some perhaps with a section published (so a goal never passes
+//!   and the pool runs dry), and a mutex another thread held at the fork
+//!   (a slot's `name`, a pool's depot) stays locked. A child that only
+//!   `exec`s (or touches nothing of this crate before it does) is fine.
+//!   crossbeam-epoch has the same rule.
+//! - **A thread's first section is not async-signal-safe.** The first use of
+//!   a registry on a thread borrows the thread-local `HELD` (`RefCell`) and
+//!   may allocate (a new slot, a longer `HELD` list), so a signal handler
+//!   that enters a section must not run on a thread that has never entered
+//!   one of that domain. Once the thread has its slot, enter and exit are
+//!   plain loads and stores on the cached fast path, and a handler that
+//!   enters and exits leaves the slot as it found it.
+//!
 //! Locking key: `value`, `sections` (c: owner thread writes, anyone reads);
 //! `nested`, `deferred`, `stats` (o: owner thread only writes); `owned`
 //! (claim/release by CAS); `next` (immutable once published); `name` (mutex).
