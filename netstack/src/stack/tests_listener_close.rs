@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::test_hooks::Point;
 use super::*;
 use crate::tcp::conn::Events;
+use crate::tcp::syncache::CookiePolicy;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, Transport, parse};
 
@@ -20,8 +21,9 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 /// 2-core CI machine finishes each in microseconds).
 const WATCHDOG: Duration = Duration::from_secs(20);
 
-fn stack_owning(addr: IpAddr) -> Stack {
+fn stack_owning(addr: IpAddr, cookies: CookiePolicy) -> Stack {
     let mut cfg = StackConfig::new(vec![addr]);
+    cfg.syncache.cookies = cookies;
     cfg.insecure_deterministic_seed = Some(9);
     cfg.table_capacity = 64;
     cfg.pool_cap = 1024;
@@ -64,8 +66,19 @@ fn pause_at_every_point(stack: &Stack) -> Receiver<(Point, Sender<()>)> {
 
 #[test]
 fn close_listener_returns_when_a_handshake_completes_during_the_close() {
-    let server = Arc::new(stack_owning(US));
-    let client = stack_owning(PEER);
+    close_while_a_final_ack_completes(CookiePolicy::WhenFull);
+}
+
+/// The same through a SYN cookie: the final ACK needs no SYN-cache entry, so
+/// draining the cache does not stop it either.
+#[test]
+fn close_listener_returns_when_a_cookie_handshake_completes_during_the_close() {
+    close_while_a_final_ack_completes(CookiePolicy::Always);
+}
+
+fn close_while_a_final_ack_completes(cookies: CookiePolicy) {
+    let server = Arc::new(stack_owning(US, cookies));
+    let client = stack_owning(PEER, CookiePolicy::WhenFull);
     let addr = SocketAddr::new(US, 80);
     let listener = server.listen(addr).unwrap();
     let now = Instant::ZERO;
@@ -111,6 +124,9 @@ fn close_listener_returns_when_a_handshake_completes_during_the_close() {
 
     assert_eq!(server.connections(), 0, "no connection left unreachable");
     assert_eq!(server.stack_counters().closed_listener_drops, 1);
+    if cookies == CookiePolicy::Always {
+        assert_eq!(server.syncache_len(), 0, "a cookie handshake kept no entry");
+    }
     let replies = drain(server.worker(0), now);
     assert!(
         replies.iter().any(|f| is_rst(f)),
