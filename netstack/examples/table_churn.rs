@@ -19,7 +19,7 @@ const REQUEST: [u8; 64] = [0x5a; 64];
 
 fn stack(addr: IpAddr, backend: PcbBackend, conns: usize) -> Stack {
     let mut cfg = StackConfig::new(vec![addr]);
-    cfg.seed = Some(7);
+    cfg.insecure_deterministic_seed = Some(7);
     cfg.table_capacity = conns + WINDOW;
     cfg.pool_cap = 2 * conns + 64 * 1024;
     cfg.accept_queue = 4 * WINDOW;

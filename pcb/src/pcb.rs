@@ -14,6 +14,8 @@
 //!   Readers that found the PCB inside a read section may read it; the pool
 //!   reuses (and rewrites) a PCB only after every section that could have
 //!   found it has ended, and a live PCB is never reused (invariant above).
+//! - `incarnation` (k): as `key`: bumped by `Table::prepare` while the PCB
+//!   is ours alone, before its publication; read by lookups beside the key.
 //! - `next` (b): written under the lock of the bucket the PCB is linked in;
 //!   loaded by readers with Acquire, pairing with the Release stores in
 //!   `table.rs` that publish a PCB or splice one out.
@@ -38,6 +40,11 @@ use std::ptr::{self, NonNull};
 /// [`PcbGuard`].
 pub struct Pcb<T> {
     pub(crate) key: TupleCell<Key>,
+    /// Which use of this memory the PCB is (1 for the first): a `PcbRef`
+    /// keeps the value it saw, so `lock` can tell its connection from a
+    /// later one on the same tuple in the same memory (FreeBSD's
+    /// `inp_gencnt`).
+    pub(crate) incarnation: TupleCell<u64>,
     pub(crate) next: AtomicPtr<Pcb<T>>,
     pub(crate) state: Mutex<State<T>>,
 }
@@ -46,13 +53,11 @@ pub struct Pcb<T> {
 pub(crate) struct State<T> {
     /// `Some` while the PCB is live (linked in the table, or about to be).
     pub(crate) conn: Option<T>,
-    /// Bumped on every insert of this memory: tells incarnations apart in
-    /// tests and diagnostics (FreeBSD's `inp_gencnt`).
-    pub(crate) incarnation: u64,
 }
 
-// SAFETY: the only field that is not Sync by itself is `key`, a `Copy` value
-// written only while no other thread can reach the PCB (see the locking key);
+// SAFETY: the only fields that are not Sync by themselves are `key` and
+// `incarnation`, `Copy` values written only while no other thread can reach
+// the PCB (see the locking key);
 // `T` is reached only through the Mutex, which needs `T: Send`.
 unsafe impl<T: Send> Sync for Pcb<T> {}
 // SAFETY: as above; moving a PCB moves a `T`.
@@ -63,11 +68,9 @@ impl<T> Pcb<T> {
     pub(crate) fn new() -> Pcb<T> {
         Pcb {
             key: TupleCell::new(Key::EMPTY),
+            incarnation: TupleCell::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
-            state: Mutex::new(State {
-                conn: None,
-                incarnation: 0,
-            }),
+            state: Mutex::new(State { conn: None }),
         }
     }
 
@@ -91,6 +94,16 @@ impl<T> Pcb<T> {
         // SAFETY: each case in the contract excludes a concurrent `set`.
         unsafe { self.key.get() }
     }
+
+    /// The incarnation.
+    ///
+    /// # Safety
+    /// As [`key`](Self::key).
+    #[inline(always)]
+    pub(crate) unsafe fn incarnation(&self) -> u64 {
+        // SAFETY: as in `key`: the same contract excludes a concurrent `set`.
+        unsafe { self.incarnation.get() }
+    }
 }
 
 /// A PCB found by [`Table::lookup`], valid only inside the read section that
@@ -100,6 +113,8 @@ pub struct PcbRef<'t, 'g, T: Send + 'static> {
     pub(crate) table: &'t Table<T>,
     pub(crate) pcb: NonNull<Pcb<T>>,
     pub(crate) key: Key,
+    /// The PCB's incarnation when it was found with `key`.
+    pub(crate) incarnation: u64,
     pub(crate) _section: PhantomData<&'g ReadSection<'g>>,
 }
 
@@ -148,8 +163,11 @@ impl<'t, 'g, T: Send + 'static> PcbRef<'t, 'g, T> {
         // reference is handed on past 'g only inside a guard that found the
         // PCB live under its lock; a live, locked PCB cannot be retired (the
         // module invariant), so its memory stays in place for as long as the
-        // guard exists, which is at most 't (the table owns the pool, and
-        // never frees chunks while it is borrowed).
+        // guard exists, which is at most 't. The table owns the pool, and the
+        // pool frees a chunk (`pool_reclaim_idle`, which runs through `&self`)
+        // only when every slot in it is in the ready list, past its grace
+        // period; a PCB behind a `PcbRef` (inside its section) or a
+        // `PcbGuard` (live) is never in that list, so its chunk stays.
         unsafe { &*self.pcb.as_ptr() }
     }
 
@@ -160,9 +178,14 @@ impl<'t, 'g, T: Send + 'static> PcbRef<'t, 'g, T> {
     ) -> Option<PcbGuard<'t, T>> {
         // Dead: removed (and perhaps reused) since the lookup.
         state.conn.as_ref()?;
-        // SAFETY: we hold the PCB's lock and it is live: its key is only
-        // written while it is dead and unreachable.
-        if unsafe { pcb.key() } != self.key {
+        // Live, but perhaps another connection: reused for another tuple, or
+        // for the same tuple (a TIME-WAIT reopen re-inserts it), which only
+        // the incarnation tells apart. Within a correct grace period neither
+        // can happen while the finding section is open (the pool reuses a
+        // PCB only after it ends), so this is defence in depth.
+        // SAFETY: we hold the PCB's lock and it is live: its key and
+        // incarnation are only written while it is dead and unreachable.
+        if unsafe { pcb.key() } != self.key || unsafe { pcb.incarnation() } != self.incarnation {
             return None;
         }
         Some(PcbGuard {
@@ -195,7 +218,8 @@ impl<T: Send + 'static> PcbGuard<'_, T> {
 
     /// Which reuse of this PCB's memory this connection is (1 for the first).
     pub fn incarnation(&self) -> u64 {
-        self.state.incarnation
+        // SAFETY: we hold the lock of a live PCB (module invariant).
+        unsafe { self.pcb.incarnation() }
     }
 }
 
@@ -217,3 +241,6 @@ impl<T: Send + 'static> DerefMut for PcbGuard<'_, T> {
             .expect("a guard exists only for a live PCB")
     }
 }
+
+#[cfg(test)]
+mod tests;

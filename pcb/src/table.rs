@@ -131,6 +131,18 @@ impl<T: Send + 'static> Table<T> {
 
     /// A table from a full configuration.
     pub fn with_config(domain: Arc<Domain>, cfg: TableConfig) -> Table<T> {
+        let protection = Protection::Smr(domain.clone());
+        Table::with_protection(domain, cfg, protection)
+    }
+
+    /// As `with_config`, with the pool's protection chosen by the caller:
+    /// tests pass `Protection::Immediate` to have a removed PCB handed
+    /// straight back to the next insert while a reader still holds it.
+    pub(crate) fn with_protection(
+        domain: Arc<Domain>,
+        cfg: TableConfig,
+        protection: Protection,
+    ) -> Table<T> {
         let n = cfg.expected.max(1).next_power_of_two();
         let buckets = (0..n)
             .map(|_| Bucket {
@@ -138,12 +150,7 @@ impl<T: Send + 'static> Table<T> {
                 lock: Mutex::new(()),
             })
             .collect();
-        let pool = PoolCache::with_poison_hook(
-            Protection::Smr(domain.clone()),
-            cfg.pool,
-            Pcb::new,
-            Pcb::<T>::poison,
-        );
+        let pool = PoolCache::with_poison_hook(protection, cfg.pool, Pcb::new, Pcb::<T>::poison);
         Table {
             buckets,
             mask: n - 1,
@@ -262,6 +269,8 @@ impl<T: Send + 'static> Table<T> {
                     table: self,
                     pcb: nn,
                     key,
+                    // SAFETY: as for the key.
+                    incarnation: unsafe { pcb.incarnation() },
                     _section: PhantomData,
                 });
             }
@@ -306,8 +315,10 @@ impl<T: Send + 'static> Table<T> {
         let mut st = lock(&pcb.state);
         debug_assert!(st.conn.is_none(), "the pool handed out a live PCB");
         st.conn = Some(value);
-        st.incarnation += 1;
         drop(st);
+        // SAFETY: fresh from the pool and unpublished: no reader or writer
+        // can reach it (the locking key's rule for `incarnation`).
+        unsafe { pcb.incarnation.set(pcb.incarnation.get().wrapping_add(1)) };
         Ok(Unpublished { table: self, ptr })
     }
 
@@ -345,6 +356,8 @@ impl<T: Send + 'static> Table<T> {
                     table: self,
                     pcb: nn,
                     key,
+                    // SAFETY: found in a chain inside `section` (`walk`).
+                    incarnation: unsafe { nn.as_ref().incarnation() },
                     _section: PhantomData,
                 })
             });

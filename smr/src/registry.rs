@@ -13,6 +13,22 @@
 //! at the same time. Slots are freed only when the registry itself is dropped,
 //! which the `Arc` held by every claiming thread delays until none is left.
 //!
+//! Two things this does not support:
+//! - **No `fork()` without `exec`.** The child has only the forking thread;
+//!   the slots (and pool caches) of every other parent thread stay owned
+//!   forever, some perhaps with a section published (so a goal never passes
+//!   and the pool runs dry), and a mutex another thread held at the fork
+//!   (a slot's `name`, a pool's depot) stays locked. A child that only
+//!   `exec`s (or touches nothing of this crate before it does) is fine.
+//!   crossbeam-epoch has the same rule.
+//! - **A thread's first section is not async-signal-safe.** The first use of
+//!   a registry on a thread borrows the thread-local `HELD` (`RefCell`) and
+//!   may allocate (a new slot, a longer `HELD` list), so a signal handler
+//!   that enters a section must not run on a thread that has never entered
+//!   one of that domain. Once the thread has its slot, enter and exit are
+//!   plain loads and stores on the cached fast path, and a handler that
+//!   enters and exits leaves the slot as it found it.
+//!
 //! Locking key: `value`, `sections` (c: owner thread writes, anyone reads);
 //! `nested`, `deferred`, `stats` (o: owner thread only writes); `owned`
 //! (claim/release by CAS); `next` (immutable once published); `name` (mutex).
@@ -160,14 +176,7 @@ impl Registry {
     /// `release`.
     fn claim(&self) -> *const Slot {
         for slot in self.iter() {
-            // Acquire: pairs with the Release in `release`, so the previous
-            // owner's last stores (its INVALID exit store) come before ours.
-            if !slot.owned.load(Relaxed)
-                && slot
-                    .owned
-                    .compare_exchange(false, true, Acquire, Relaxed)
-                    .is_ok()
-            {
+            if Self::try_take(slot) {
                 slot.set_name();
                 return slot;
             }
@@ -200,6 +209,37 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Take a free slot: one CAS, so of two threads racing for it exactly
+    /// one wins (the invariant at the top).
+    #[cfg(not(smr_weakened = "claim"))]
+    fn try_take(slot: &Slot) -> bool {
+        // Acquire: pairs with the Release in `release`, so the previous
+        // owner's last stores (its INVALID exit store) come before ours.
+        !slot.owned.load(Relaxed)
+            && slot
+                .owned
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok()
+    }
+
+    /// Negative control for `tests/loom_registry.rs`: a check-then-set
+    /// claim, so two threads can take one slot. Never built otherwise.
+    #[cfg(smr_weakened = "claim")]
+    fn try_take(slot: &Slot) -> bool {
+        // Acquire: as in the real `try_take`.
+        if slot.owned.load(Acquire) {
+            return false;
+        }
+        // Widen the window between the check and the set (a preemption).
+        #[cfg(loom)]
+        loom::thread::yield_now();
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+        // Relaxed: the bug under test is the missing RMW, not the ordering.
+        slot.owned.store(true, Relaxed);
+        true
     }
 
     /// Give a slot back for another thread to claim.
@@ -454,6 +494,100 @@ mod tests {
         }
         let held = HELD.with(|h| h.borrow().0.len());
         assert!(held <= 1, "{held} registries kept alive by one thread");
+    }
+
+    /// Each live thread stamps its slot with its own tag, lets the others
+    /// run, and checks the tag is still there: a slot handed to two live
+    /// threads (a claim racing a release, or a temporary slot claimed during
+    /// thread-local teardown) shows up as a foreign tag. Bounded: `ROUNDS`
+    /// waves of `THREADS` threads, each thread a few section-like stamps.
+    #[test]
+    fn concurrent_exits_and_claims_never_share_a_slot() {
+        const THREADS: u32 = 8;
+        const ROUNDS: u32 = 60;
+        const STAMPS: u32 = 20;
+
+        /// Stamps and checks `slot` with `tag`, leaving it idle (0).
+        fn stamp(slot: &Slot, tag: u32) {
+            for _ in 0..STAMPS {
+                assert_eq!(slot.value.load(Relaxed), 0, "a claimed slot was busy");
+                slot.value.store(tag, Relaxed);
+                std::thread::yield_now();
+                assert_eq!(
+                    slot.value.load(Relaxed),
+                    tag,
+                    "two live threads share slot {}",
+                    slot.index()
+                );
+                slot.value.store(0, Relaxed);
+            }
+        }
+
+        /// Claims a slot from its destructor, after `HELD` may be gone.
+        struct Late(Option<(Arc<Registry>, u32)>);
+        impl Drop for Late {
+            fn drop(&mut self) {
+                if let Some((reg, tag)) = self.0.take() {
+                    let slot = local_slot(reg.id(), &reg);
+                    if slot.temporary {
+                        TEMPORARY.fetch_add(1, Relaxed);
+                    }
+                    stamp(slot.get(), tag);
+                }
+            }
+        }
+        thread_local! {
+            static LATE: std::cell::RefCell<Late> = const { std::cell::RefCell::new(Late(None)) };
+        }
+
+        /// Sections that ran on a temporary slot (in `Late::drop`).
+        static TEMPORARY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+        let reg = Registry::new();
+        for round in 0..ROUNDS {
+            // Joined one by one: a join (pthread_join) returns only after
+            // the thread's thread-local destructors ran, so each wave starts
+            // with every slot given back; the scope's own wait does not.
+            std::thread::scope(|s| {
+                let wave: Vec<_> = (0..THREADS)
+                    .map(|i| {
+                        let reg = &reg;
+                        s.spawn(move || {
+                            let tag = 1 + round * 2 * THREADS + 2 * i;
+                            // `LATE` first used before `HELD` in half the
+                            // threads, after it in the other half.
+                            if i % 2 == 0 {
+                                LATE.with(|l| l.borrow_mut().0 = Some((Arc::clone(reg), tag + 1)));
+                            }
+                            stamp(local_slot(reg.id(), reg).get(), tag);
+                            if i % 2 == 1 {
+                                LATE.with(|l| l.borrow_mut().0 = Some((Arc::clone(reg), tag + 1)));
+                            }
+                        })
+                    })
+                    .collect();
+                for t in wave {
+                    t.join().unwrap();
+                }
+            });
+        }
+        // Every thread has exited and given its slots back (the temporary
+        // ones included): as many slots as were ever live at once, at most
+        // two per thread of one wave (its own and a temporary one).
+        assert!(
+            reg.len() <= 2 * THREADS as usize,
+            "{} slots for {THREADS} threads at a time",
+            reg.len()
+        );
+        assert!(reg.iter().all(|s| !s.owned.load(Relaxed) && !s.active()));
+        // Thread-locals are destroyed in reverse order of first use, so
+        // where `LATE` came first its destructor ran after `HELD`'s and its
+        // section took the temporary path.
+        assert!(
+            TEMPORARY.load(Relaxed) >= u64::from(ROUNDS * THREADS / 2),
+            "only {} sections on a temporary slot",
+            TEMPORARY.load(Relaxed)
+        );
     }
 
     #[test]

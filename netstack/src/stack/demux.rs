@@ -146,10 +146,23 @@ impl Worker<'_> {
             self.reset_closed_port(remote.ip(), local.ip(), seg);
             return;
         };
+        #[cfg(test)]
+        self.stack
+            .hooks
+            .at(super::test_hooks::Point::ListenerStateFetched);
         // The queue's lock is held from the fullness check to the push, so the
         // bound holds with several workers completing handshakes at once.
         let mut queue = state.queue();
-        let disposition = if queue.len() >= state.capacity {
+        if queue.closed {
+            // `close_listener` emptied the queue after we fetched its state
+            // and waits for our count: release it and refuse the handshake.
+            drop(queue);
+            drop(in_flight);
+            bump(&self.stack_counters().closed_listener_drops);
+            self.reset_closed_port(remote.ip(), local.ip(), seg);
+            return;
+        }
+        let disposition = if queue.waiting.len() >= state.capacity {
             // The SYN cache keeps the entry and counts the overflow, so the
             // peer's next ACK can complete once `accept` made room.
             syncache.on_segment_queue_full(now, id, local, remote, seg, mib)
@@ -189,7 +202,7 @@ impl Worker<'_> {
                     tuple,
                     id: guard.id,
                 };
-                queue.push_back((handle, in_flight));
+                queue.waiting.push_back((handle, in_flight));
                 drop(queue);
                 self.stack.touch(&mut guard);
             }

@@ -8,7 +8,12 @@
 //! ACK that finds it full is dropped before the SYN cache sees it**, so the
 //! SYN-cache entry survives, the SYN-ACK is retransmitted, and the peer's next
 //! ACK completes the handshake once `accept` has made room (Linux's
-//! behaviour: nothing is lost, only delayed).
+//! behaviour: nothing is lost, only delayed). And: **once `close_listener`
+//! has emptied a queue, nothing is pushed into it again** — the queue is
+//! marked closed under its own lock, so a worker that fetched the state
+//! before the close (and so still holds an in-flight count) drops that count
+//! and resets the peer instead of parking it where nobody would ever release
+//! it (which would hang `ListenTable::close`, waiting for that count).
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -68,12 +73,21 @@ pub(crate) struct ListenerState {
     /// Taken by `close_listener`.
     listener: Mutex<Option<Listener>>,
     /// Completed connections, each holding an in-flight count on the listener.
-    pub(crate) queue: Mutex<VecDeque<(ConnHandle, InFlight)>>,
+    pub(crate) queue: Mutex<AcceptQueue>,
     pub(crate) capacity: usize,
 }
 
+/// The accept queue and whether `close_listener` has emptied it for good.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptQueue {
+    pub(crate) waiting: VecDeque<(ConnHandle, InFlight)>,
+    /// Set by `close_listener` in the same critical section that empties
+    /// `waiting`; a worker holding the lock checks it before pushing.
+    pub(crate) closed: bool,
+}
+
 impl ListenerState {
-    pub(crate) fn queue(&self) -> MutexGuard<'_, VecDeque<(ConnHandle, InFlight)>> {
+    pub(crate) fn queue(&self) -> MutexGuard<'_, AcceptQueue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -114,7 +128,7 @@ impl Stack {
         let id = listener.id();
         let state = Arc::new(ListenerState {
             listener: Mutex::new(Some(listener)),
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(AcceptQueue::default()),
             capacity: self.cfg.accept_queue,
         });
         self.listeners
@@ -129,7 +143,7 @@ impl Stack {
     pub fn accept(&self, listener: &ListenerHandle) -> Option<ConnHandle> {
         let state = self.listeners.get(listener.id)?;
         loop {
-            let (handle, in_flight) = state.queue().pop_front()?;
+            let (handle, in_flight) = state.queue().waiting.pop_front()?;
             drop(in_flight);
             // A connection reset while it waited is gone; skip it.
             if self.state_of(&handle).is_some() {
@@ -142,7 +156,7 @@ impl Stack {
     pub fn accept_queue_len(&self, listener: &ListenerHandle) -> usize {
         self.listeners
             .get(listener.id)
-            .map_or(0, |s| s.queue().len())
+            .map_or(0, |s| s.queue().waiting.len())
     }
 
     /// Stops listening: resets the connections nobody accepted, forgets the
@@ -157,11 +171,17 @@ impl Stack {
         else {
             return;
         };
-        let waiting: Vec<_> = state.queue().drain(..).collect();
+        let waiting: Vec<_> = {
+            let mut queue = state.queue();
+            queue.closed = true;
+            queue.waiting.drain(..).collect()
+        };
         for (handle, in_flight) in waiting {
             let _ = self.abort(&handle);
             drop(in_flight);
         }
+        #[cfg(test)]
+        self.hooks.at(super::test_hooks::Point::AcceptQueueDrained);
         self.syncache.drain_listener(listener.id);
         let pcb_listener = state
             .listener

@@ -42,6 +42,8 @@ mod demux;
 mod handshake_times;
 mod listener;
 mod table;
+#[cfg(test)]
+mod test_hooks;
 mod worker;
 
 use core::net::IpAddr;
@@ -97,9 +99,13 @@ pub struct StackConfig {
     /// reference-counted slots capped at `pool_cap` entries (the listen
     /// table stays under SMR either way).
     pub pcb_backend: Backend,
-    /// Seeds every secret (ISNs, cookies, hashes, ports): `None` draws random
-    /// keys; tests pass a seed to be reproducible.
-    pub seed: Option<u64>,
+    /// Seeds every secret (ISNs, SYN cookies, the flow hashes, ephemeral
+    /// ports): `None`, the default, draws random keys. **Insecure**: with a
+    /// seed anyone who knows it predicts every ISN and cookie (blind
+    /// injection, spoofed handshakes) and can aim colliding tuples at one
+    /// hash chain. For tests and benchmarks that must repeat exactly; a
+    /// stack facing a network must leave it `None`.
+    pub insecure_deterministic_seed: Option<u64>,
 }
 
 impl StackConfig {
@@ -117,7 +123,7 @@ impl StackConfig {
             ephemeral_ports: 49152..=65535,
             smr_mode: Mode::Default,
             pcb_backend: Backend::Smr,
-            seed: None,
+            insecure_deterministic_seed: None,
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct Stack {
     stack_counters: Box<[StackCounters]>,
     handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
+    #[cfg(test)]
+    hooks: test_hooks::Hooks,
 }
 
 impl core::fmt::Debug for Stack {
@@ -196,23 +204,28 @@ impl Stack {
                         max_objects: cfg.pool_cap,
                         ..PoolConfig::default()
                     },
-                    hash: Some(hash_for(cfg.seed, 1)),
+                    hash: Some(hash_for(cfg.insecure_deterministic_seed, 1)),
                 },
             )),
             baseline => ConnTable::Slots(SlotTable::new(
                 baseline,
                 cfg.table_capacity,
                 cfg.pool_cap,
-                hash_for(cfg.seed, 1),
+                hash_for(cfg.insecure_deterministic_seed, 1),
             )),
         };
-        let listen_table = ListenTable::new(domain.clone(), hash_for(cfg.seed, 2));
-        let syncache = SynCache::new(cfg.syncache, &cfg.tcp, key_for(cfg.seed, 3));
-        let isn = IsnGenerator::new(key_for(cfg.seed, 4));
+        let listen_table =
+            ListenTable::new(domain.clone(), hash_for(cfg.insecure_deterministic_seed, 2));
+        let syncache = SynCache::new(
+            cfg.syncache,
+            &cfg.tcp,
+            key_for(cfg.insecure_deterministic_seed, 3),
+        );
+        let isn = IsnGenerator::new(key_for(cfg.insecure_deterministic_seed, 4));
         let ports = EphemeralPorts::with_hashes(
             cfg.ephemeral_ports.clone(),
-            hash_for(cfg.seed, 5),
-            hash_for(cfg.seed, 6),
+            hash_for(cfg.insecure_deterministic_seed, 5),
+            hash_for(cfg.insecure_deterministic_seed, 6),
         );
         let n = cfg.workers;
         Stack {
@@ -229,6 +242,8 @@ impl Stack {
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
             handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
+            #[cfg(test)]
+            hooks: test_hooks::Hooks::default(),
             cfg,
         }
     }
@@ -378,3 +393,5 @@ impl Stack {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_listener_close;

@@ -12,7 +12,7 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
 fn stack(tweak: impl FnOnce(&mut StackConfig)) -> Stack {
     let mut cfg = StackConfig::new(vec![US]);
-    cfg.seed = Some(9);
+    cfg.insecure_deterministic_seed = Some(9);
     cfg.table_capacity = 64;
     cfg.pool_cap = 1024;
     tweak(&mut cfg);
@@ -259,4 +259,34 @@ fn reclaim_idle_drains_in(mode: Mode) {
     s.reclaim_idle();
     s.reclaim_idle();
     assert_eq!(s.pool_stats().pending, 0, "{mode:?}");
+}
+
+/// The ISN of the SYN a fresh stack built by `cfg` sends for one fixed tuple.
+fn first_isn(cfg: StackConfig) -> u32 {
+    use crate::wire::{Transport, parse};
+    let s = Stack::new(cfg);
+    let local = SocketAddr::new(US, 40000);
+    s.connect_from(Instant::ZERO, 0, local, SocketAddr::new(PEER, 80))
+        .unwrap();
+    let syn = drain(s.worker(0), Instant::ZERO).remove(0);
+    match parse(&syn).unwrap().transport {
+        Transport::Tcp(seg) => seg.header.seq.0,
+        other => panic!("not a SYN: {other:?}"),
+    }
+}
+
+#[test]
+fn keys_are_random_unless_the_insecure_seed_is_set() {
+    let cfg = StackConfig::new(vec![US]);
+    assert_eq!(cfg.insecure_deterministic_seed, None, "random by default");
+    // Two random 32-bit ISNs for one tuple and clock collide with
+    // probability 2^-32.
+    assert_ne!(first_isn(cfg.clone()), first_isn(cfg.clone()));
+    let mut seeded = cfg;
+    seeded.insecure_deterministic_seed = Some(5);
+    assert_eq!(
+        first_isn(seeded.clone()),
+        first_isn(seeded),
+        "a seed repeats every key: why it is insecure"
+    );
 }

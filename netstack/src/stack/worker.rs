@@ -139,6 +139,9 @@ stack_counters! {
     events_dropped,
     /// Non-SYN segments for a listener whose SYN cache answer was "drop".
     handshake_drops,
+    /// Final ACKs that completed a handshake on a listener being closed
+    /// (after its accept queue was emptied): answered with a reset.
+    closed_listener_drops,
 }
 
 /// Adds one to a single-writer statistic.

@@ -144,7 +144,7 @@ pub const BACKENDS: [PcbBackend; 4] = PcbBackend::ALL;
 /// A stack config for tests: seeded, small tables.
 pub fn stack_config(addresses: Vec<IpAddr>, seed: u64) -> StackConfig {
     let mut cfg = StackConfig::new(addresses);
-    cfg.seed = Some(seed);
+    cfg.insecure_deterministic_seed = Some(seed);
     cfg.table_capacity = 256;
     cfg.pool_cap = 4096;
     cfg.tcp = TcpConfig::default();

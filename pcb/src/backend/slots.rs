@@ -18,6 +18,11 @@
 //! that stays in the map, under the tuple it was found by, until the guard
 //! is dropped or removes it.
 //!
+//! A slot is never reused either: a new connection on the same tuple (a
+//! TIME-WAIT reopen) gets a new `Arc`, so a lookup still holding the old one
+//! finds it removed and never locks the new connection by mistake — the
+//! `Arc`'s identity does what the SMR table's PCB incarnation does.
+//!
 //! Lock order: slot lock, then the map's lock (as `PcbGuard::remove` takes the
 //! PCB lock before the bucket lock). Nothing waits for a slot lock while
 //! holding the map's lock: lookups drop the map guard before locking, and
@@ -415,3 +420,6 @@ impl<T: Send> DerefMut for SlotGuard<'_, T> {
             .expect("a slot guard exists only for a live slot")
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -157,9 +157,16 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub pcap_max_bytes: Option<u64>,
 
-    /// Seed for every secret (ISNs, cookies, hash keys): reproducible runs for
-    /// tests only. [default: random]
+    /// INSECURE, for tests only: derive every secret (ISNs, SYN cookies,
+    /// hash keys, ephemeral ports) from N, so runs repeat exactly and anyone
+    /// who knows N can predict them. Logged as a warning at start-up.
+    /// [default: random keys]
     #[arg(long, value_name = "N")]
+    pub insecure_deterministic_seed: Option<u64>,
+
+    /// Refused: the old name of --insecure-deterministic-seed, kept only to
+    /// say so.
+    #[arg(long, value_name = "N", hide = true)]
     pub seed: Option<u64>,
 }
 
@@ -228,7 +235,7 @@ pub struct Config {
     pub log: Option<String>,
     pub pcap: Option<PathBuf>,
     pub pcap_max_bytes: u64,
-    pub seed: Option<u64>,
+    pub insecure_deterministic_seed: Option<u64>,
 }
 
 /// A bad setting: which field, and what is wrong with it.
@@ -254,6 +261,18 @@ fn bad(field: &str, message: impl Into<String>) -> ConfigError {
         field: field.to_owned(),
         message: message.into(),
     }
+}
+
+/// The start-up warning for a configuration that gives up random keys, if
+/// it does.
+pub fn insecure_seed_warning(cfg: &Config) -> Option<String> {
+    cfg.insecure_deterministic_seed.map(|n| {
+        format!(
+            "INSECURE: insecure-deterministic-seed = {n}: every ISN, SYN cookie and hash key \
+             is derived from it and predictable by anyone who knows it; for tests only, \
+             never on a network you do not control"
+        )
+    })
 }
 
 /// The largest worker count accepted (a typo guard, not a tuning limit).
@@ -319,6 +338,9 @@ impl Args {
             log: self.log.or(file.log),
             pcap: self.pcap.or(file.pcap),
             pcap_max_bytes: self.pcap_max_bytes.or(file.pcap_max_bytes),
+            insecure_deterministic_seed: self
+                .insecure_deterministic_seed
+                .or(file.insecure_deterministic_seed),
             seed: self.seed.or(file.seed),
         }
     }
@@ -338,6 +360,14 @@ impl Args {
 
     /// Fills in defaults and checks every value.
     pub fn resolve(self) -> Result<Config, ConfigError> {
+        if self.seed.is_some() {
+            return Err(bad(
+                "seed",
+                "a fixed seed makes every ISN, SYN cookie and hash key predictable, so it \
+                 is refused; leave it out for random keys, or, for a test that must repeat, \
+                 say so with `insecure-deterministic-seed`",
+            ));
+        }
         let tun_ipv4 = match self.tun_ipv4.as_deref().unwrap_or("198.18.0.1/24") {
             "none" => None,
             s => Some(parse_ifaddr::<Ipv4Addr>("tun-ipv4", s, 32)?),
@@ -524,7 +554,7 @@ impl Args {
             log: self.log,
             pcap: self.pcap,
             pcap_max_bytes,
-            seed: self.seed,
+            insecure_deterministic_seed: self.insecure_deterministic_seed,
         })
     }
 }

@@ -420,6 +420,11 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
         "Non-SYN segments for a listener dropped by the SYN cache.",
     ),
     (
+        "smrnet_stack_closed_listener_drops_total",
+        Unit::Count,
+        "Handshakes completed on a listener being closed, answered with a reset.",
+    ),
+    (
         "smrnet_smr_advances_total",
         Unit::Count,
         "SMR advance calls.",
@@ -595,6 +600,7 @@ impl Metrics {
         counter!("smrnet_stack_duplicate_connections_total").absolute(sc.duplicate_connections);
         counter!("smrnet_stack_events_dropped_total").absolute(sc.events_dropped);
         counter!("smrnet_stack_handshake_drops_total").absolute(sc.handshake_drops);
+        counter!("smrnet_stack_closed_listener_drops_total").absolute(sc.closed_listener_drops);
 
         let smr = stack.smr_stats();
         gauge!("smrnet_smr_write_sequence").set(smr.write_seq as f64);

@@ -57,6 +57,11 @@ fn init_logging(filter: Option<&str>) -> Result<(), String> {
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
 pub fn run(cfg: Config) -> Result<(), String> {
     init_logging(cfg.log.as_deref())?;
+    if let Some(warning) = config::insecure_seed_warning(&cfg) {
+        // On stderr directly as well, so no `--log` filter can hide it.
+        eprintln!("smrnetd: {warning}");
+        tracing::warn!("{warning}");
+    }
 
     // The device first: it is the part that needs privileges.
     let queues = match &cfg.netns {
@@ -120,7 +125,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     scfg.accept_queue = cfg.accept_queue;
     scfg.smr_mode = cfg.smr_mode;
     scfg.pcb_backend = cfg.pcb_backend;
-    scfg.seed = cfg.seed;
+    scfg.insecure_deterministic_seed = cfg.insecure_deterministic_seed;
     let stack = Arc::new(Stack::new(scfg));
     let mut listeners = Vec::new();
     for spec in &cfg.listeners {

@@ -36,7 +36,7 @@ impl SmrnetServer {
         // Room for every connection plus PCBs waiting out a grace period.
         cfg.pool_cap = 2 * conns + 64 * 1024;
         cfg.accept_queue = 4 * window * workers;
-        cfg.seed = Some(0x5eed);
+        cfg.insecure_deterministic_seed = Some(0x5eed);
         cfg.pcb_backend = backend;
         let stack = Arc::new(Stack::new(cfg));
         let listener = Arc::new(stack.listen(SERVER).expect("the bench address is ours"));

@@ -201,9 +201,48 @@ fn help_mentions_every_flag() {
         "--log",
         "--pcap",
         "--pcap-max-bytes",
-        "--seed",
+        "--insecure-deterministic-seed",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     assert!(help.contains("CAP_NET_ADMIN"));
+}
+
+#[test]
+fn a_plain_seed_is_refused_naming_the_field_from_flags_and_toml() {
+    let err = flags(&["--seed", "7"]).unwrap_err();
+    assert_eq!(err.field, "seed");
+    assert!(err.message.contains("insecure-deterministic-seed"), "{err}");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+    let file = Args::from_toml("seed = 7").unwrap();
+    assert_eq!(field_of(file.resolve()), "seed");
+}
+
+#[test]
+fn the_insecure_seed_is_accepted_by_its_name_and_warned_about() {
+    let c = flags(&["--insecure-deterministic-seed", "7"]).unwrap();
+    assert_eq!(c.insecure_deterministic_seed, Some(7));
+    let warning = insecure_seed_warning(&c).expect("a warning");
+    assert!(warning.starts_with("INSECURE"), "{warning}");
+    assert!(
+        warning.contains("insecure-deterministic-seed = 7"),
+        "{warning}"
+    );
+    let file = Args::from_toml("insecure-deterministic-seed = 7").unwrap();
+    assert_eq!(file.resolve().unwrap().insecure_deterministic_seed, Some(7));
+}
+
+#[test]
+fn random_keys_are_the_default_and_draw_no_warning() {
+    let c = flags(&[]).unwrap();
+    assert_eq!(c.insecure_deterministic_seed, None);
+    assert_eq!(insecure_seed_warning(&c), None);
+}
+
+#[test]
+fn help_does_not_offer_the_refused_seed_flag() {
+    use clap::CommandFactory;
+    let help = Args::command().render_long_help().to_string();
+    assert!(!help.contains("--seed "), "{help}");
+    assert!(help.contains("INSECURE"));
 }

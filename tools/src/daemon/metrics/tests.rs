@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 fn shared() -> Arc<Shared> {
     let mut cfg = netstack::StackConfig::new(vec!["198.18.0.2".parse().unwrap()]);
     cfg.workers = 2;
-    cfg.seed = Some(1);
+    cfg.insecure_deterministic_seed = Some(1);
     cfg.table_capacity = 64;
     cfg.pool_cap = 256;
     Arc::new(Shared {

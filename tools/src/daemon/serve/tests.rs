@@ -19,7 +19,7 @@ struct Pair {
 
 fn stack(addr: &str, seed: u64) -> Stack {
     let mut cfg = StackConfig::new(vec![addr.parse::<IpAddr>().unwrap()]);
-    cfg.seed = Some(seed);
+    cfg.insecure_deterministic_seed = Some(seed);
     cfg.table_capacity = 64;
     cfg.pool_cap = 1024;
     Stack::new(cfg)
