@@ -44,7 +44,11 @@ fn table(mode: Mode, cap: usize) -> Arc<Table<u8>> {
         },
         hash: Some(FlowHash::with_seed(1)),
     };
-    Arc::new(Table::with_config(Arc::new(Domain::new(mode)), cfg))
+    // A zero lazy interval: a barrier on every poll that needs one, so the
+    // lazy models do not depend on how much real time an execution takes.
+    let mut dc = smr::Config::new(mode);
+    dc.lazy_interval = Duration::ZERO;
+    Arc::new(Table::with_config(Arc::new(Domain::with_config(dc)), cfg))
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -153,6 +157,10 @@ macro_rules! in_every_mode {
             #[test]
             fn deferred() {
                 super::$model(smr::Mode::Deferred);
+            }
+            #[test]
+            fn lazy() {
+                super::$model(smr::Mode::Lazy);
             }
         }
     )*};

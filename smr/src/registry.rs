@@ -511,11 +511,11 @@ mod tests {
         fn stamp(slot: &Slot, tag: u32) {
             for _ in 0..STAMPS {
                 assert_eq!(slot.value.load(Relaxed), 0, "a claimed slot was busy");
-                slot.value.store(tag, Relaxed);
+                slot.value.store(u64::from(tag), Relaxed);
                 std::thread::yield_now();
                 assert_eq!(
                     slot.value.load(Relaxed),
-                    tag,
+                    u64::from(tag),
                     "two live threads share slot {}",
                     slot.index()
                 );
