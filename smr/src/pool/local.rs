@@ -134,7 +134,7 @@ impl<T> Local<T> {
             local: self,
             _guard: None,
             #[cfg(loom)]
-            _in_mags: Some(self.in_mags.get_mut()),
+            in_mags: Some(self.in_mags.get_mut()),
         }
     }
 
@@ -150,7 +150,7 @@ impl<T> Local<T> {
             local: self,
             _guard: Some(guard),
             #[cfg(loom)]
-            _in_mags: Some(self.in_mags.get_mut()),
+            in_mags: Some(self.in_mags.get_mut()),
         }
     }
 
@@ -185,13 +185,13 @@ impl<T> Local<T> {
             backoff.snooze();
         }
         #[cfg(loom)]
-        let _in_mags = self.in_mags.get_mut();
+        let in_mags = self.in_mags.get_mut();
         // SAFETY: we hold `lock`, and the owner is outside every operation
         // and will see `steal` (and queue on `lock`) before it starts one:
         // the barrier (or both sides' SeqCst fences) succeeded.
         let r = f(unsafe { &mut *self.mags.get() });
         #[cfg(loom)]
-        drop(_in_mags);
+        drop(in_mags);
         // Release: pairs with the Acquire load of `steal` in `begin`.
         self.steal.store(false, Release);
         Ok(r)
@@ -232,7 +232,7 @@ pub(crate) struct Op<'a, T> {
     /// Under loom: the owner's hold on `Local::in_mags`, given up before
     /// `busy` goes idle (loom records an access's end too).
     #[cfg(loom)]
-    _in_mags: Option<loom::cell::MutPtr<()>>,
+    in_mags: Option<loom::cell::MutPtr<()>>,
 }
 
 impl<T> Op<'_, T> {
@@ -249,7 +249,7 @@ impl<T> Drop for Op<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
         #[cfg(loom)]
-        drop(self._in_mags.take());
+        drop(self.in_mags.take());
         // Release: pairs with the thief's Acquire spin on `busy`. Runs before
         // the guard (if any) is released.
         self.local.busy.store(IDLE, Release);
