@@ -120,6 +120,9 @@ pub struct DomainStats {
     pub waits: u64,
     /// `membarrier(2)` calls issued (lazy mode).
     pub membarriers: u64,
+    /// `membarrier(2)` calls that failed (lazy mode; ENOMEM). Nothing is
+    /// reclaimed on a failed barrier; `wait` retries it with backoff.
+    pub membarrier_failures: u64,
     /// Forced catch-ups: `advance` found readers `max_delta` behind.
     pub catchups: u64,
     /// Reader slots created (the most threads ever alive at once that used
@@ -153,6 +156,9 @@ struct LazyState {
     /// Serialises barrier issue so concurrent pollers share one.
     issuing: Mutex<()>,
     interval_ns: u64,
+    /// Barriers that failed (statistics; a std atomic, so the model checker
+    /// does not explore it).
+    membarrier_failures: std::sync::atomic::AtomicU64,
 }
 
 /// An SMR domain. Share it by reference or in an `Arc`; every thread that
@@ -227,6 +233,7 @@ impl Domain {
                 last_barrier_ns: AtomicU64::new(0),
                 issuing: Mutex::new(()),
                 interval_ns: config.lazy_interval.as_nanos().min(u64::MAX as u128) as u64,
+                membarrier_failures: std::sync::atomic::AtomicU64::new(0),
             }),
             born: Instant::now(),
             seen: Mutex::new(HashMap::new()),
@@ -473,9 +480,20 @@ impl Domain {
         let upto = self.wr.load(Acquire);
         bump(&local.get().stats.membarriers);
         if let Err(reason) = membarrier::barrier() {
-            // Cannot happen once registered; if it does, nothing is ever
-            // covered, memory waits (safe) and the pool reports exhaustion.
-            tracing::error!(%reason, "smr: membarrier failed; lazy reclamation is stalled");
+            // It can fail after registration (ENOMEM). Then nothing new is
+            // covered and this goal does not pass: safe, since the read hand
+            // never passes `covered`. A blocking caller (`wait`) comes back
+            // here with `force` after its backoff, so it retries the barrier
+            // until one succeeds; `poll` stays non-blocking and, as the
+            // failed attempt counts as a barrier for the rate limit, waits
+            // `lazy_interval` before it tries again. Counted, and logged on
+            // the 1st, 2nd, 4th, 8th... failure.
+            // Relaxed: statistics only.
+            let n = lz.membarrier_failures.fetch_add(1, Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(%reason, failures = n, "smr: membarrier failed; lazy reclamation waits for a retry");
+            }
+            lz.last_barrier_ns.store(now(), Relaxed);
             return false;
         }
         // Release: the barrier happens before any scan that sees this.
@@ -595,6 +613,11 @@ impl Domain {
             scans: registry::sum(r, |s| &s.scans),
             waits: registry::sum(r, |s| &s.waits),
             membarriers: registry::sum(r, |s| &s.membarriers),
+            // Relaxed: statistics only.
+            membarrier_failures: self
+                .lazy
+                .as_ref()
+                .map_or(0, |lz| lz.membarrier_failures.load(Relaxed)),
             catchups: registry::sum(r, |s| &s.catchups),
             slots: r.len(),
         }

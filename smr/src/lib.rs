@@ -28,6 +28,8 @@ mod registry;
 mod seq;
 
 pub use domain::{Blocker, Config, Domain, DomainStats, Mode, ReadSection};
+#[doc(hidden)]
+pub use membarrier::fault_injection;
 pub use pool::{
     Exhausted, LATENCY_BUCKETS, PoolCache, PoolConfig, PoolMode, PoolStats, Pooled, Protection,
     Reclaimed,

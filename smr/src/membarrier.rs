@@ -4,6 +4,12 @@
 //! lets lazy SMR and pserialize readers run without a fence instruction.
 //!
 //! Under loom the barrier is modelled as described on [`model_reader_point`].
+//!
+//! The barrier can fail after a successful registration: Linux's
+//! `membarrier_private_expedited` returns `ENOMEM` when it cannot allocate
+//! its cpumask. Every caller must then stay safe and count the failure
+//! (`Local::try_steal`, `Pserialize::grace_period`, `Domain::lazy_cover`);
+//! [`fault_injection`] makes such failures happen on demand in tests.
 
 #[cfg(not(loom))]
 mod imp {
@@ -23,7 +29,8 @@ mod imp {
             .clone()
     }
 
-    /// Issue the barrier. Only valid after a successful `register`.
+    /// Issue the barrier. Only valid after a successful `register`; can
+    /// still fail (ENOMEM).
     pub(crate) fn barrier() -> Result<(), String> {
         membarrier(MembarrierCommand::PrivateExpedited)
             .map_err(|e| format!("membarrier(PRIVATE_EXPEDITED) failed: {e}"))
@@ -65,9 +72,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     use crate::primitive::AtomicU32;
-    use std::sync::atomic::Ordering::{AcqRel, Release};
-
-    const IN_PROGRESS: u32 = 1;
+    use std::sync::atomic::Ordering::AcqRel;
 
     loom::lazy_static! {
         static ref BARRIER: AtomicU32 = AtomicU32::new(0);
@@ -80,9 +85,10 @@ mod imp {
     pub(crate) fn barrier() -> Result<(), String> {
         #[cfg(not(smr_weakened = "membarrier"))]
         {
-            BARRIER.swap(IN_PROGRESS, AcqRel);
+            // 1: a barrier is in progress.
+            BARRIER.swap(1, AcqRel);
             crate::primitive::fence(std::sync::atomic::Ordering::SeqCst);
-            BARRIER.store(0, Release);
+            BARRIER.store(0, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }
@@ -98,4 +104,83 @@ mod imp {
 
 #[cfg(loom)]
 pub(crate) use imp::model_reader_point;
-pub(crate) use imp::{barrier, register};
+
+/// Register this process for private expedited barriers; `Err` means callers
+/// must fence for real.
+pub(crate) fn register() -> Result<(), String> {
+    if fault_injection::registration_refused() {
+        return Err("membarrier(REGISTER_PRIVATE_EXPEDITED): refused by fault injection".into());
+    }
+    imp::register()
+}
+
+/// Issue the barrier. `Err` means no barrier ran on the other threads: the
+/// caller must not rely on it and must not treat the error as impossible.
+pub(crate) fn barrier() -> Result<(), String> {
+    if fault_injection::take_barrier_failure() {
+        return Err("membarrier(PRIVATE_EXPEDITED): ENOMEM injected by fault injection".into());
+    }
+    imp::barrier()
+}
+
+/// Test hooks that make `membarrier(2)` fail, so the error paths can be
+/// tested (and, under loom, model-checked). Not part of the API.
+///
+/// Why a hidden public module rather than a cargo feature: both settings are
+/// thread-local, so tests running in parallel in one process cannot disturb
+/// one another, and code that never calls them pays one thread-local load
+/// per barrier next to a system call that costs microseconds (and one per
+/// domain or pool creation). A feature would be unified into every build of
+/// the workspace that `cargo test` makes anyway, and would add a build
+/// configuration that could rot; this code is always compiled.
+#[doc(hidden)]
+pub mod fault_injection {
+    use std::cell::Cell;
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static FAIL_BARRIERS: Cell<u32> = const { Cell::new(0) };
+        static REFUSE_REGISTRATION: Cell<bool> = const { Cell::new(false) };
+    }
+    // Under loom, per model thread and reset for every execution.
+    #[cfg(loom)]
+    loom::thread_local! {
+        static FAIL_BARRIERS: Cell<u32> = Cell::new(0);
+        static REFUSE_REGISTRATION: Cell<bool> = Cell::new(false);
+    }
+
+    /// Make the next `n` barriers issued by the calling thread fail, as
+    /// `membarrier(2)` does with ENOMEM.
+    pub fn fail_next_barriers(n: u32) {
+        FAIL_BARRIERS.with(|c| c.set(n));
+    }
+
+    /// Injected barrier failures the calling thread has not yet hit.
+    pub fn pending_barrier_failures() -> u32 {
+        FAIL_BARRIERS.with(|c| c.get())
+    }
+
+    /// While set, domains and pools created by the calling thread see the
+    /// kernel refuse registration, as on a kernel without `membarrier(2)`
+    /// (their readers and cache owners fence for real).
+    pub fn refuse_registration(refuse: bool) {
+        REFUSE_REGISTRATION.with(|c| c.set(refuse));
+    }
+
+    pub(crate) fn take_barrier_failure() -> bool {
+        // A thread being torn down has no injected failures.
+        FAIL_BARRIERS
+            .try_with(|c| {
+                let n = c.get();
+                if n > 0 {
+                    c.set(n - 1);
+                }
+                n > 0
+            })
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn registration_refused() -> bool {
+        REFUSE_REGISTRATION.try_with(|c| c.get()).unwrap_or(false)
+    }
+}

@@ -45,6 +45,8 @@ pub struct PserializeStats {
     pub callers_served: u64,
     /// `membarrier(2)` calls issued.
     pub membarriers: u64,
+    /// `membarrier(2)` calls that failed (ENOMEM) and were retried.
+    pub membarrier_failures: u64,
 }
 
 #[derive(Default)]
@@ -66,6 +68,7 @@ pub struct Pserialize {
     grace_periods: AtomicU64,
     callers_served: AtomicU64,
     membarriers: AtomicU64,
+    membarrier_failures: AtomicU64,
 }
 
 impl std::fmt::Debug for Pserialize {
@@ -99,6 +102,7 @@ impl Pserialize {
             grace_periods: AtomicU64::new(0),
             callers_served: AtomicU64::new(0),
             membarriers: AtomicU64::new(0),
+            membarrier_failures: AtomicU64::new(0),
         }
     }
 
@@ -190,12 +194,7 @@ impl Pserialize {
         // SeqCst: the caller's unlink comes before the barrier.
         fence(SeqCst);
         if !self.fenced_readers {
-            self.membarriers.fetch_add(1, Relaxed);
-            if let Err(reason) = membarrier::barrier() {
-                // Registered, so this cannot fail; treat as fatal rather than
-                // risk a use-after-free with unfenced readers.
-                panic!("pserialize: {reason}");
-            }
+            self.barrier_until_done();
         }
         // SeqCst: pairs with the readers' fence (real, or forced by the
         // barrier): each reader's flag store is visible below, or its loads
@@ -216,6 +215,29 @@ impl Pserialize {
         fence(Acquire);
     }
 
+    /// Issue `membarrier(2)` until it succeeds. It can fail after
+    /// registration (ENOMEM). Without it the readers' flag stores may still
+    /// be in their store buffers, so the scan below could miss a reader and
+    /// nothing short of the barrier makes them visible: retry with backoff
+    /// (spin, yield, then sleep up to 1 ms), count every failure, and log
+    /// the 1st, 2nd, 4th, 8th... so a persistent failure is visible.
+    fn barrier_until_done(&self) {
+        let mut backoff = Backoff::new();
+        loop {
+            // Relaxed: statistics only.
+            self.membarriers.fetch_add(1, Relaxed);
+            let Err(reason) = membarrier::barrier() else {
+                return;
+            };
+            // Relaxed: statistics only.
+            let n = self.membarrier_failures.fetch_add(1, Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(%reason, failures = n, "pserialize: membarrier failed; retrying");
+            }
+            backoff.snooze();
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> PserializeStats {
         // Relaxed: statistics only.
@@ -223,6 +245,7 @@ impl Pserialize {
             grace_periods: self.grace_periods.load(Relaxed),
             callers_served: self.callers_served.load(Relaxed),
             membarriers: self.membarriers.load(Relaxed),
+            membarrier_failures: self.membarrier_failures.load(Relaxed),
         }
     }
 }

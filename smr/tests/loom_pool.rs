@@ -106,6 +106,9 @@ fn model(kind: Kind, must_be_safe: bool) -> bool {
             loom::thread::spawn(move || {
                 let _smr = domain.as_ref().map(|d| d.enter());
                 let _ps = ps.as_ref().map(|p| p.read_enter());
+                // Race point: the writer may unlink, retire and reuse between
+                // the reader's publish and its load of the pointer.
+                loom::thread::yield_now();
                 let p = head.load(Acquire);
                 if let Some(p) = NonNull::new(p) {
                     // SAFETY: loaded inside a section that began before the
@@ -186,4 +189,122 @@ fn immediate_reuses_under_a_reader() {
         model(Kind::Immediate, false),
         "the model never caught immediate reuse: it cannot see the bug"
     );
+}
+
+// ----- the owner/thief protocol of the thread caches -----------------------
+//
+// `Local::begin` .. `Op` drop (the owner) against `Local::try_steal` (a
+// thief: `reclaim` or `barrier` on another thread). The owner thread
+// allocates and retires one object (two operations on its magazines); the
+// model's main thread steals the owner's cache. Under loom each party holds
+// an access marker (a `loom::cell::UnsafeCell`) while it is in the
+// magazines, so owner and thief in them at once is reported as concurrent
+// writes to that cell ("Causality violation: Concurrent write accesses to
+// `UnsafeCell`", or "currently writing to cell"), whatever the magazines
+// hold. Race-point `yield_now()` hints sit in `begin` (between the `busy`
+// store and the `steal` load) and in `try_steal` (between the `steal` store
+// and the barrier).
+//
+// Configurations: the owner's compiler fence paired with the thief's
+// membarrier (the normal case), the fenced owner (registration refused),
+// and a thief whose first barrier fails (ENOMEM): `reclaim` must skip the
+// cache, `barrier` must retry it. Negative controls run by CI:
+// `--cfg smr_weakened="membarrier"` (no barrier at all) must make the
+// unfenced models fail, and `--cfg smr_weakened="steal_fallback"` (the old
+// error path: a thief-side fence, then steal anyway) must make the
+// failed-barrier models fail.
+
+#[derive(Clone, Copy)]
+enum Thief {
+    Reclaim,
+    Barrier,
+}
+
+fn owner_thief(fenced: bool, failed_barriers: u32, thief: Thief) {
+    // Executions, and those in which a steal met an injected failure.
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hit = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (runs_outer, hit_outer) = (runs.clone(), hit.clone());
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(move || {
+        // Pools created by this thread see registration refused: their
+        // caches' owners fence for real.
+        smr::fault_injection::refuse_registration(fenced);
+        let pool = Arc::new(PoolCache::with_config(
+            Protection::Immediate,
+            tiny(),
+            || Node {
+                val: AtomicU64::new(0),
+            },
+        ));
+        smr::fault_injection::refuse_registration(false);
+
+        let owner = {
+            let pool = pool.clone();
+            loom::thread::spawn(move || {
+                // Two operations: the thief can meet the first `begin`, the
+                // `Op` drop between them, or the second `begin`.
+                let a = pool.alloc_raw().expect("the first alloc grows a chunk");
+                // SAFETY: never published; Immediate pools reuse at once.
+                unsafe { pool.retire_raw(a) };
+            })
+        };
+
+        smr::fault_injection::fail_next_barriers(failed_barriers);
+        let before = pool.stats().membarrier_failures;
+        match thief {
+            Thief::Reclaim => {
+                pool.reclaim();
+            }
+            Thief::Barrier => pool.barrier(),
+        }
+        let failed = pool.stats().membarrier_failures - before;
+        let left = smr::fault_injection::pending_barrier_failures();
+        // Relaxed: counters read after `check` returns.
+        runs.fetch_add(1, Relaxed);
+        if left < failed_barriers {
+            hit.fetch_add(1, Relaxed);
+        }
+        // Every injected failure that a steal reached was counted, and
+        // `barrier` kept retrying until a barrier succeeded. (Not under the
+        // `steal_fallback` control, which hides failures from the pool: that
+        // control is judged by the magazine marker alone.)
+        if !fenced && !cfg!(smr_weakened = "steal_fallback") {
+            assert_eq!(failed, u64::from(failed_barriers - left));
+            if matches!(thief, Thief::Barrier) && failed > 0 {
+                assert_eq!(left, 0, "barrier() gave up a cache");
+            }
+        }
+        owner.join().unwrap();
+    });
+    let (runs, hit) = (runs_outer.load(Relaxed), hit_outer.load(Relaxed));
+    println!("{runs} executions, {hit} in which a steal's barrier failed");
+    assert!(runs > 0);
+    if failed_barriers > 0 {
+        assert!(
+            hit > 0,
+            "no steal met the injected failure: the model is vacuous"
+        );
+    }
+}
+
+#[test]
+fn owner_thief_unfenced_reclaim_never_shares_the_magazines() {
+    owner_thief(false, 0, Thief::Reclaim);
+}
+
+#[test]
+fn owner_thief_fenced_reclaim_never_shares_the_magazines() {
+    owner_thief(true, 0, Thief::Reclaim);
+}
+
+#[test]
+fn owner_thief_failed_barrier_reclaim_skips_the_cache() {
+    owner_thief(false, 1, Thief::Reclaim);
+}
+
+#[test]
+fn owner_thief_failed_barrier_barrier_retries_the_cache() {
+    owner_thief(false, 1, Thief::Barrier);
 }

@@ -191,6 +191,7 @@ fn baseline_pool_stats(t: &SlotTable<Conn>) -> smr::PoolStats {
         head_races: 0,
         sync_waits: 0,
         sync_wait_failures: 0,
+        membarrier_failures: 0,
         performs: 0,
         exhausted: t.stats().exhausted,
         reuse_latency_ns: [0; smr::LATENCY_BUCKETS],

@@ -12,7 +12,11 @@
 //! stores `steal`, issues the barrier, then loads `busy`. Either the owner
 //! sees `steal` and queues behind the thief on `lock`, or the thief sees
 //! `busy` and waits for the operation to end. When the kernel refuses
-//! `membarrier`, the owner fences for real (`publish_fenced`).
+//! `membarrier` at registration, the owner fences for real
+//! (`publish_fenced`). When a barrier fails later (ENOMEM), nothing made
+//! the owner's `busy` store visible, so the thief must not touch the
+//! magazines: it clears `steal` and gives the steal up (`try_steal` returns
+//! `Err`); its caller skips that cache or retries.
 //!
 //! A thread finds its cache through thread-local storage, like `registry.rs`
 //! finds reader slots: a one-entry cache keyed by pool id for the hot path,
@@ -62,6 +66,11 @@ pub(crate) struct Local<T> {
     lock: Mutex<()>,
     pub(crate) owned: AtomicBool,
     pub(crate) stats: LocalStats,
+    /// Under loom: an access marker held by whichever party is in `mags`
+    /// (an `Op`, a thief, `exclusive`), so the model checker reports owner
+    /// and thief in the magazines at once as concurrent writes.
+    #[cfg(loom)]
+    in_mags: loom::cell::UnsafeCell<()>,
 }
 
 // SAFETY: `mags` is accessed only under the protocol in the module docs;
@@ -85,6 +94,8 @@ impl<T> Local<T> {
             lock: Mutex::new(()),
             owned: AtomicBool::new(true),
             stats: LocalStats::new(),
+            #[cfg(loom)]
+            in_mags: loom::cell::UnsafeCell::new(()),
         }
     }
 
@@ -105,8 +116,13 @@ impl<T> Local<T> {
             publish_fenced(&self.busy, BUSY);
         } else {
             self.busy.store(BUSY, Relaxed);
-            // StoreLoad supplied by the thief's membarrier (a SeqCst fence
-            // under loom), like the lazy domain's readers.
+            // Race point for the model checker: a thief may store `steal`
+            // and issue its barrier between our store and our load.
+            #[cfg(loom)]
+            loom::thread::yield_now();
+            // StoreLoad supplied by the thief's membarrier (the reader point
+            // of the membarrier model under loom), like the lazy domain's
+            // readers.
             light_fence();
         }
         // Acquire: pairs with the thief's Release clearing `steal`, so its
@@ -117,6 +133,8 @@ impl<T> Local<T> {
         Op {
             local: self,
             _guard: None,
+            #[cfg(loom)]
+            in_mags: Some(self.in_mags.get_mut()),
         }
     }
 
@@ -131,24 +149,34 @@ impl<T> Local<T> {
         Op {
             local: self,
             _guard: Some(guard),
+            #[cfg(loom)]
+            in_mags: Some(self.in_mags.get_mut()),
         }
     }
 
-    /// Take the owner's magazines from another thread (or from the owner at
-    /// thread exit) and run `f` on them.
-    pub(crate) fn steal<R>(&self, f: impl FnOnce(&mut Mags<T>) -> R) -> R {
+    /// Take the owner's magazines from another thread and run `f` on them.
+    ///
+    /// `Err` (the reason) when `membarrier(2)` failed: then `f` did not run,
+    /// the magazines were not touched, and `steal` is clear again. The
+    /// caller skips this cache or tries again later; it must not fall back
+    /// to a fence of its own, since the owner's side is only a compiler
+    /// fence and a one-sided fence does not order store buffering.
+    pub(crate) fn try_steal<R>(&self, f: impl FnOnce(&mut Mags<T>) -> R) -> Result<R, String> {
         let _guard = lock(&self.lock);
         // Relaxed: ordered by the barrier below.
         self.steal.store(true, Relaxed);
+        // Race point for the model checker: the owner may begin between our
+        // store and our barrier.
+        #[cfg(loom)]
+        loom::thread::yield_now();
         if self.fenced {
             // SeqCst: pairs with the owner's `publish_fenced`.
             fence(SeqCst);
-        } else if membarrier::barrier().is_err() {
-            // Registered at pool creation, so this cannot fail; a fence keeps
-            // us correct with respect to owners that happen to fence anyway,
-            // and the owners' compiler fences make the window tiny. Log it.
-            tracing::error!("smr::pool: membarrier failed during a cache steal");
-            fence(SeqCst);
+        } else if let Err(reason) = Self::steal_barrier() {
+            // Relaxed: we touched nothing the owner must see. An owner that
+            // saw `true` is queued on `lock` and is ordered after us by it.
+            self.steal.store(false, Relaxed);
+            return Err(reason);
         }
         let mut backoff = Backoff::new();
         // Acquire: pairs with the Release in `Op::drop`, so the owner's last
@@ -156,11 +184,29 @@ impl<T> Local<T> {
         while self.busy.load(Acquire) == BUSY {
             backoff.snooze();
         }
+        #[cfg(loom)]
+        let in_mags = self.in_mags.get_mut();
         // SAFETY: we hold `lock`, and the owner is outside every operation
-        // and will see `steal` (and queue on `lock`) before it starts one.
+        // and will see `steal` (and queue on `lock`) before it starts one:
+        // the barrier (or both sides' SeqCst fences) succeeded.
         let r = f(unsafe { &mut *self.mags.get() });
+        #[cfg(loom)]
+        drop(in_mags);
         // Release: pairs with the Acquire load of `steal` in `begin`.
         self.steal.store(false, Release);
+        Ok(r)
+    }
+
+    /// The thief's barrier. `--cfg smr_weakened="steal_fallback"` restores
+    /// the old error path (a one-sided fence, then steal anyway), which the
+    /// loom model of a failed barrier must catch.
+    fn steal_barrier() -> Result<(), String> {
+        let r = membarrier::barrier();
+        #[cfg(all(loom, smr_weakened = "steal_fallback"))]
+        if r.is_err() {
+            fence(SeqCst);
+            return Ok(());
+        }
         r
     }
 
@@ -171,6 +217,8 @@ impl<T> Local<T> {
         let _guard = lock(&self.lock);
         // Relaxed: our own word; re-entrancy would be a bug here too.
         debug_assert_eq!(self.busy.load(Relaxed), IDLE);
+        #[cfg(loom)]
+        let _in_mags = self.in_mags.get_mut();
         // SAFETY: we are the owner and outside every operation, and the
         // mutex excludes thieves.
         f(unsafe { &mut *self.mags.get() })
@@ -181,6 +229,10 @@ impl<T> Local<T> {
 pub(crate) struct Op<'a, T> {
     local: &'a Local<T>,
     _guard: Option<MutexGuard<'a, ()>>,
+    /// Under loom: the owner's hold on `Local::in_mags`, given up before
+    /// `busy` goes idle (loom records an access's end too).
+    #[cfg(loom)]
+    in_mags: Option<loom::cell::MutPtr<()>>,
 }
 
 impl<T> Op<'_, T> {
@@ -196,6 +248,8 @@ impl<T> Op<'_, T> {
 impl<T> Drop for Op<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
+        #[cfg(loom)]
+        drop(self.in_mags.take());
         // Release: pairs with the thief's Acquire spin on `busy`. Runs before
         // the guard (if any) is released.
         self.local.busy.store(IDLE, Release);

@@ -337,7 +337,9 @@ impl<T: Send + Sync + 'static> PoolCache<T> {
     /// The shrinker: collect every thread's reusable magazines into the
     /// depot, make every batch that has passed (without waiting) reusable,
     /// and free the chunks whose objects are all reusable. Inside a read
-    /// section only the caller's own magazines are collected.
+    /// section only the caller's own magazines are collected; a thread's
+    /// cache whose `membarrier(2)` fails is skipped (and counted in
+    /// [`PoolStats::membarrier_failures`]).
     pub fn reclaim(&self) -> Reclaimed {
         Shared::reclaim(&self.shared)
     }
@@ -345,7 +347,9 @@ impl<T: Send + Sync + 'static> PoolCache<T> {
     /// Stamp every pending object, including those in other threads' partial
     /// retire magazines, and wait until all of them have passed and are
     /// reusable (the `kvfree_rcu_barrier` lesson). Blocks as long as a read
-    /// section older than the call stays open.
+    /// section older than the call stays open, and while `membarrier(2)`
+    /// fails (ENOMEM) for another thread's cache: that steal is retried with
+    /// backoff and counted in [`PoolStats::membarrier_failures`].
     ///
     /// # Panics
     /// Inside a read section of the pool's domain.

@@ -21,6 +21,7 @@ use super::magazine::Magazine;
 use super::slab::{Slabs, Slot, SlotPtr};
 use super::stats::{LocalStats, LocalSums, PoolStats, SharedCounters};
 use super::{Exhausted, PoolConfig, PoolMode, Protection, Reclaimed};
+use crate::backoff::Backoff;
 use crate::primitive::{Mutex, lock};
 use crate::seq::leq;
 use std::collections::HashMap;
@@ -28,6 +29,13 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
+
+/// What `for_each_cache` does with a cache whose steal failed.
+#[derive(Clone, Copy)]
+enum OnStealFailure {
+    Skip,
+    Retry,
+}
 
 /// How many times `alloc_slow` looks at a newly exposed oldest batch after
 /// losing the previous one to another thread.
@@ -543,8 +551,14 @@ impl<T: Send + Sync + 'static> Shared<T> {
 
     /// Run `f` on every thread's cache: the caller's own through an
     /// operation, the others by stealing. Skips the others when the caller
-    /// is inside a read section (an owner could be waiting for it).
-    fn for_each_cache(this: &Arc<Self>, mut f: impl FnMut(&mut Mags<T>, &Local<T>)) {
+    /// is inside a read section (an owner could be waiting for it). A steal
+    /// whose `membarrier(2)` fails is counted and, per `on_failure`, skipped
+    /// or retried with backoff until a barrier succeeds.
+    fn for_each_cache(
+        this: &Arc<Self>,
+        on_failure: OnStealFailure,
+        mut f: impl FnMut(&mut Mags<T>, &Local<T>),
+    ) {
         let lr = Self::local(this);
         {
             let mut op = lr.local.begin();
@@ -559,7 +573,28 @@ impl<T: Send + Sync + 'static> Shared<T> {
             if std::ptr::eq(l, lr.local) {
                 continue;
             }
-            l.steal(|m| f(m, l));
+            let mut backoff = Backoff::new();
+            while let Err(reason) = l.try_steal(|m| f(m, l)) {
+                this.steal_failed(&reason);
+                match on_failure {
+                    OnStealFailure::Skip => break,
+                    OnStealFailure::Retry => backoff.snooze(),
+                }
+            }
+        }
+    }
+
+    /// Count a steal given up because `membarrier(2)` failed; log the 1st,
+    /// 2nd, 4th, 8th... so a persistent failure is visible without flooding.
+    fn steal_failed(&self, reason: &str) {
+        // Relaxed: statistics only.
+        let n = self.counters.membarrier_failures.fetch_add(1, Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::error!(
+                %reason,
+                failures = n,
+                "smr::pool: membarrier failed; cache steal given up (skipped or retried)"
+            );
         }
     }
 
@@ -567,7 +602,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// move every batch that has passed to the ready list, and free chunks
     /// whose slots are all reusable.
     pub(crate) fn reclaim(this: &Arc<Self>) -> Reclaimed {
-        Self::for_each_cache(this, |m, l| {
+        // Skip: the shrinker is best effort, and a skipped cache keeps its
+        // magazines for its owner.
+        Self::for_each_cache(this, OnStealFailure::Skip, |m, l| {
             let mut d = lock(&this.depot);
             let a = std::mem::replace(&mut m.alloc, d.take_empty());
             let p = std::mem::replace(&mut m.prev, d.take_empty());
@@ -640,7 +677,10 @@ impl<T: Send + Sync + 'static> Shared<T> {
             !this.in_section(),
             "smr::pool: barrier() inside a read section of the pool's domain would never return"
         );
-        Self::for_each_cache(this, |m, l| {
+        // Retry: the promise covers every thread's retired objects, so a
+        // cache whose steal failed is tried again (with backoff, counted)
+        // until a barrier succeeds, as `wait` keeps waiting for a reader.
+        Self::for_each_cache(this, OnStealFailure::Retry, |m, l| {
             let retire = std::mem::replace(&mut m.retire, lock(&this.depot).take_empty());
             this.stamp_and_queue(retire, false);
             LocalStats::set(&l.stats.pending, 0);
@@ -721,6 +761,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             head_races: c(&self.counters.head_races),
             sync_waits: c(&self.counters.sync_waits),
             sync_wait_failures: c(&self.counters.sync_wait_failures),
+            membarrier_failures: c(&self.counters.membarrier_failures),
             performs,
             exhausted: sums.exhausted + c(&self.counters.exhausted),
             reuse_latency_ns: sums.latency,

@@ -71,6 +71,8 @@ pub(crate) struct SharedCounters {
     pub(crate) head_races: AtomicU64,
     pub(crate) sync_waits: AtomicU64,
     pub(crate) sync_wait_failures: AtomicU64,
+    /// Cache steals given up because `membarrier(2)` failed.
+    pub(crate) membarrier_failures: AtomicU64,
     pub(crate) performs: AtomicU64,
     pub(crate) chunks_grown: AtomicU64,
     pub(crate) chunks_freed: AtomicU64,
@@ -139,6 +141,9 @@ pub struct PoolStats {
     pub sync_waits: u64,
     /// Expedited waits that timed out.
     pub sync_wait_failures: u64,
+    /// Cache steals (`reclaim`, `barrier`) given up because `membarrier(2)`
+    /// failed (ENOMEM); `reclaim` skips that cache, `barrier` retries it.
+    pub membarrier_failures: u64,
     /// Pserialize `perform()` calls made by the pool.
     pub performs: u64,
     /// `Err(Exhausted)` returns.

@@ -450,6 +450,11 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
         "membarrier(2) calls (lazy mode).",
     ),
     (
+        "smrnet_smr_membarrier_failures_total",
+        Unit::Count,
+        "membarrier(2) calls that failed (lazy mode); retried, nothing reclaimed meanwhile.",
+    ),
+    (
         "smrnet_smr_catchups_total",
         Unit::Count,
         "Forced catch-ups of readers that fell too far behind.",
@@ -478,6 +483,11 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
         "smrnet_pool_sync_waits_total",
         Unit::Count,
         "Synchronous waits of the pool for readers.",
+    ),
+    (
+        "smrnet_pool_membarrier_failures_total",
+        Unit::Count,
+        "Pool cache steals given up because membarrier(2) failed.",
     ),
     (
         "smrnet_pool_exhausted_total",
@@ -614,6 +624,7 @@ impl Metrics {
         counter!("smrnet_smr_scans_total").absolute(smr.scans);
         counter!("smrnet_smr_waits_total").absolute(smr.waits);
         counter!("smrnet_smr_membarriers_total").absolute(smr.membarriers);
+        counter!("smrnet_smr_membarrier_failures_total").absolute(smr.membarrier_failures);
         counter!("smrnet_smr_catchups_total").absolute(smr.catchups);
 
         let pool = stack.pool_stats();
@@ -640,6 +651,7 @@ impl Metrics {
         counter!("smrnet_pool_advances_total").absolute(pool.advances);
         counter!("smrnet_pool_polls_total").absolute(pool.polls);
         counter!("smrnet_pool_sync_waits_total").absolute(pool.sync_waits);
+        counter!("smrnet_pool_membarrier_failures_total").absolute(pool.membarrier_failures);
         counter!("smrnet_pool_exhausted_total").absolute(pool.exhausted);
         counter!("smrnet_pool_chunks_grown_total").absolute(pool.chunks_grown);
         counter!("smrnet_pool_chunks_freed_total").absolute(pool.chunks_freed);
