@@ -9,6 +9,7 @@ mod backends;
 mod bench;
 mod clients;
 mod demo;
+mod faults;
 mod hostile;
 mod lifecycle;
 mod load;
@@ -38,6 +39,9 @@ fn main() {
         traffic::port_without_listener_refuses_with_rst,
         hostile::malformed_burst_is_counted_and_daemon_keeps_serving,
         observability::metrics_pass_promtool_and_count_what_the_test_did,
+        faults::link_flap_keeps_v4_and_v6_serving,
+        faults::address_deleted_under_the_daemon_is_restored,
+        faults::deleted_device_stops_the_daemon_with_its_reason,
         lifecycle::sigterm_exits_zero_within_2s_with_connections_open,
         lifecycle::sigint_exits_zero_within_2s_with_connections_open,
         lifecycle::user_nobody_still_serves,

@@ -14,10 +14,13 @@
 //! worker's message: never a half-alive daemon.
 
 pub mod config;
+pub mod device;
+pub mod faults;
 pub mod metrics;
 pub mod netns;
 pub mod pcap;
 pub mod privs;
+pub mod rtnl;
 pub mod serve;
 pub mod services;
 pub mod tun;
@@ -58,15 +61,24 @@ fn init_logging(filter: Option<&str>) -> Result<(), String> {
 pub fn run(cfg: Config) -> Result<(), String> {
     init_logging(cfg.log.as_deref())?;
 
-    // The device first: it is the part that needs privileges.
-    let queues = match &cfg.netns {
+    // The device first: it is the part that needs privileges. The netlink
+    // socket that follows it is opened beside it, in its namespace.
+    let open = |c: &Config| -> io::Result<_> { Ok((tun::open_queues(c)?, rtnl::Socket::open()?)) };
+    let (queues, rtnl_socket) = match &cfg.netns {
         Some(ns) => {
             let c = cfg.clone();
-            netns::run_in(ns, move || tun::open_queues(&c))
+            netns::run_in(ns, move || open(&c))
         }
-        None => tun::open_queues(&cfg),
+        None => open(&cfg),
     }
     .map_err(|e| e.to_string())?;
+    let netns_watch = match &cfg.netns {
+        Some(ns) => Some(
+            device::NamespaceWatch::new(ns)
+                .map_err(|e| format!("cannot stat network namespace {ns}: {e}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         device = %cfg.device,
         netns = cfg.netns.as_deref().unwrap_or("-"),
@@ -141,7 +153,21 @@ pub fn run(cfg: Config) -> Result<(), String> {
         stop: AtomicBool::new(false),
         epoch: std::time::Instant::now(),
         mtu: cfg.mtu as usize,
+        faults: faults::Faults::default(),
     });
+
+    // Anything outside the workers that must stop the daemon says why here.
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<String>();
+    let device_stop = Arc::new(AtomicBool::new(false));
+    device::spawn(
+        rtnl_socket,
+        wanted(&cfg),
+        netns_watch,
+        Arc::clone(&shared.faults.device),
+        Arc::clone(&device_stop),
+        fatal_tx.clone(),
+    )
+    .map_err(|e| format!("cannot start the device thread: {e}"))?;
 
     // Workers report their end (Ok or the reason) on this channel.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Result<(), String>)>();
@@ -199,17 +225,28 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let failure = tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); None }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); None }
-            Some((i, r)) = done_rx.recv() => Some(match r {
-                Err(e) => format!("worker {i} died: {e}"),
-                Ok(()) => format!("worker {i} stopped unexpectedly"),
-            }),
+            Some(reason) = fatal_rx.recv() => Some(reason),
+            Some((i, r)) = done_rx.recv() => {
+                let died = match r {
+                    Err(e) => format!("worker {i} died: {e}"),
+                    Ok(()) => format!("worker {i} stopped unexpectedly"),
+                };
+                // A worker whose device was deleted under it fails first;
+                // the device thread's reason says why.
+                match tokio::time::timeout(Duration::from_millis(300), fatal_rx.recv()).await {
+                    Ok(Some(reason)) => Some(format!("{reason} ({died})")),
+                    _ => Some(died),
+                }
+            }
         };
         // Stop accepting, then tell the workers.
         for l in &listeners {
             stack.close_listener(*l);
         }
-        // Release: pairs with the Acquire load in each worker's turn.
+        // Release: pairs with the Acquire load in each worker's turn (and
+        // in the device thread's).
         shared.stop.store(true, Ordering::Release);
+        device_stop.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
         let mut remaining = handles.len() - usize::from(failure.is_some());
         let mut first_failure = failure;
@@ -250,6 +287,25 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Err(e) => tracing::error!(error = %e, "smrnetd failed"),
     }
     outcome
+}
+
+/// What the device thread keeps on the device: the configured addresses
+/// and MTU, or nothing under `--attach`.
+fn wanted(cfg: &Config) -> device::Wanted {
+    let mut addresses = Vec::new();
+    if !cfg.attach {
+        if let Some(v4) = cfg.tun_ipv4 {
+            addresses.push((v4.addr.into(), v4.prefix));
+        }
+        if let Some(v6) = cfg.tun_ipv6 {
+            addresses.push((v6.addr.into(), v6.prefix));
+        }
+    }
+    device::Wanted {
+        name: cfg.device.clone(),
+        addresses,
+        mtu: (!cfg.attach).then_some(u32::from(cfg.mtu)),
+    }
 }
 
 /// Serves `GET /metrics` (and a pointer to it on `/`), one request per

@@ -79,6 +79,8 @@ pub struct Shared {
     /// Where `netstack::Instant` zero is.
     pub epoch: std::time::Instant,
     pub mtu: usize,
+    /// Device events, reloads and resource faults.
+    pub faults: super::faults::Faults,
 }
 
 impl Shared {

@@ -19,6 +19,7 @@ fn shared() -> Arc<Shared> {
         stop: AtomicBool::new(false),
         epoch: std::time::Instant::now(),
         mtu: 1500,
+        faults: Default::default(),
     })
 }
 
