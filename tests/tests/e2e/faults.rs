@@ -57,12 +57,19 @@ pub fn link_flap_keeps_v4_and_v6_serving() -> Outcome {
     ip(&lab, &["link", "set", "smr0", "up"]);
     // The kernel dropped fd00:5eed::1/64 on link down; the daemon puts it back.
     let mut last = String::new();
-    wait_for(Duration::from_secs(5), "both families to serve again", || {
-        both_families_serve(&lab).map_err(|e| last = e).is_ok()
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "both families to serve again",
+        || both_families_serve(&lab).map_err(|e| last = e).is_ok(),
+    );
     let m = scrape(&lab);
     assert_eq!(m.sum(DEVICE_LINK_UP), 1.0, "link gauge after up");
-    for kind in ["link_down", "link_up", "address_removed", "address_restored"] {
+    for kind in [
+        "link_down",
+        "link_up",
+        "address_removed",
+        "address_restored",
+    ] {
         assert!(
             m.sum_where(DEVICE_EVENTS, &format!("kind=\"{kind}\"")) >= 1.0,
             "no {kind} counted (last error before serving again: {last})"

@@ -336,6 +336,15 @@ impl Args {
         merged.resolve().map_err(LoadError::Config)
     }
 
+    /// Loads the configuration again from this process's own command line
+    /// (and the file it names), for a SIGHUP; the error is one line.
+    pub fn load_again() -> Result<Config, String> {
+        Args::load(std::env::args_os()).map_err(|e| match e {
+            LoadError::Usage(e) => e.to_string().lines().next().unwrap_or_default().to_owned(),
+            LoadError::Config(e) => e.to_string(),
+        })
+    }
+
     /// Fills in defaults and checks every value.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let tun_ipv4 = match self.tun_ipv4.as_deref().unwrap_or("198.18.0.1/24") {

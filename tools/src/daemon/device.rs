@@ -157,7 +157,8 @@ impl Follower {
             return out;
         }
         if self.up {
-            out.actions.extend(self.missing.iter().map(|&(a, p)| Action::AddAddress(a, p)));
+            out.actions
+                .extend(self.missing.iter().map(|&(a, p)| Action::AddAddress(a, p)));
         }
         if let (Some(want), Some(have)) = (self.wanted.mtu, self.mtu)
             && want != have
@@ -245,8 +246,10 @@ impl Follower {
                 if self.syncing {
                     return out;
                 }
-                out.events
-                    .push((Kind::AddressRemoved, format!("address {addr}/{prefix} removed")));
+                out.events.push((
+                    Kind::AddressRemoved,
+                    format!("address {addr}/{prefix} removed"),
+                ));
                 if self.up {
                     out.actions.push(Action::AddAddress(wanted.0, wanted.1));
                 }
@@ -262,8 +265,10 @@ impl Follower {
                 };
                 if errno != 0 {
                     let e = io::Error::from_raw_os_error(errno);
-                    out.events
-                        .push((Kind::RestoreFailed, format!("could not restore {what}: {e}")));
+                    out.events.push((
+                        Kind::RestoreFailed,
+                        format!("could not restore {what}: {e}"),
+                    ));
                 } else {
                     let kind = match action {
                         Action::AddAddress(..) => Kind::AddressRestored,
@@ -414,7 +419,11 @@ fn follow(
             }
         }
         if resync {
-            tell(stats, Kind::Resync, "netlink overrun: reading the device again");
+            tell(
+                stats,
+                Kind::Resync,
+                "netlink overrun: reading the device again",
+            );
             sync(sock, &mut f, &mut seq, &mut buf, stats)?;
         }
     }

@@ -88,8 +88,9 @@ impl Faults {
             .absolute(read(&self.reloads_applied));
         counter!("smrnet_reloads_total", "result" => "refused")
             .absolute(read(&self.reloads_refused));
-        gauge!("smrnet_pcap_stopped")
-            .set(f64::from(u8::from(self.pcap_stopped.load(Ordering::Relaxed))));
+        gauge!("smrnet_pcap_stopped").set(f64::from(u8::from(
+            self.pcap_stopped.load(Ordering::Relaxed),
+        )));
         counter!("smrnet_metrics_bind_failures_total").absolute(read(&self.metrics_bind_failures));
     }
 }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod netns;
 pub mod pcap;
 pub mod privs;
+pub mod reload;
 pub mod rtnl;
 pub mod serve;
 pub mod services;
@@ -42,24 +43,85 @@ use self::worker::{Shared, WorkerStats};
 /// How long the whole stop may take before the daemon gives up on a worker.
 pub const STOP_DEADLINE: Duration = Duration::from_millis(1800);
 
-/// Sets up logging from `--log`, else `RUST_LOG`, else `info`.
-fn init_logging(filter: Option<&str>) -> Result<(), String> {
+/// Replaces the log filter (a SIGHUP that changed `log`).
+type SetLog = Box<dyn Fn(Option<&str>) -> Result<(), String>>;
+
+fn log_filter(filter: Option<&str>) -> Result<tracing_subscriber::EnvFilter, String> {
     use tracing_subscriber::EnvFilter;
-    let filter = match filter {
+    Ok(match filter {
         Some(f) => EnvFilter::try_new(f).map_err(|e| format!("invalid `log`: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    })
+}
+
+/// Sets up logging from `--log`, else `RUST_LOG`, else `info`; returns how
+/// to change the filter later.
+fn init_logging(filter: Option<&str>) -> Result<SetLog, String> {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(filter)?)
         .with_writer(io::stderr)
         .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder
         .try_init()
-        .map_err(|e| format!("cannot set up logging: {e}"))
+        .map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(Box::new(move |f| {
+        handle
+            .reload(log_filter(f)?)
+            .map_err(|e| format!("cannot change the log filter: {e}"))
+    }))
+}
+
+/// SIGHUP: re-reads the flags and the file; applies the listeners and the
+/// log filter, or changes nothing and says why.
+fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
+    let refuse = |why: String| {
+        faults::bump(&shared.faults.reloads_refused);
+        tracing::warn!("SIGHUP: reload refused, nothing changed: {why}");
+    };
+    let new = match config::Args::load_again() {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let plan = match reload::plan(running, &new) {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    if let Some(log) = &plan.log
+        && let Err(e) = set_log(log.as_deref())
+    {
+        return refuse(e);
+    }
+    if let Err(e) = reload::apply(&shared.stack, &shared.services, &plan) {
+        if plan.log.is_some() {
+            let _ = set_log(running.log.as_deref());
+        }
+        return refuse(e);
+    }
+    faults::bump(&shared.faults.reloads_applied);
+    for spec in plan.add.iter().chain(&plan.swap) {
+        tracing::info!(addr = %spec.addr, service = spec.service.name(), "SIGHUP: listening");
+    }
+    for addr in &plan.remove {
+        tracing::info!(%addr, "SIGHUP: listener closed; its connections finish");
+    }
+    if let Some(log) = &plan.log {
+        tracing::info!(
+            log = log.as_deref().unwrap_or("(default)"),
+            "SIGHUP: log filter changed"
+        );
+    }
+    if plan.is_empty() {
+        tracing::info!("SIGHUP: configuration reloaded, nothing to change");
+    }
+    running.listeners = new.listeners;
+    running.log = new.log;
 }
 
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
 pub fn run(cfg: Config) -> Result<(), String> {
-    init_logging(cfg.log.as_deref())?;
+    let set_log = init_logging(cfg.log.as_deref())?;
 
     // The device first: it is the part that needs privileges. The netlink
     // socket that follows it is opened beside it, in its namespace.
@@ -140,13 +202,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .listen(spec.addr)
             .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))?;
         tracing::info!(addr = %spec.addr, service = spec.service.name(), "listening");
-        listeners.push(l);
+        listeners.push((l, *spec));
     }
 
     let shared = Arc::new(Shared {
         stack: Arc::clone(&stack),
-        listeners: listeners.clone(),
-        specs: cfg.listeners.clone(),
+        services: reload::Services::new(reload::ServiceSet { listeners }),
         http_body_bytes: cfg.http_body_bytes,
         stats: (0..cfg.workers).map(|_| WorkerStats::default()).collect(),
         pcap,
@@ -222,26 +283,35 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .map_err(|e| format!("cannot catch SIGINT: {e}"))?;
-        let failure = tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); None }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); None }
-            Some(reason) = fatal_rx.recv() => Some(reason),
-            Some((i, r)) = done_rx.recv() => {
-                let died = match r {
-                    Err(e) => format!("worker {i} died: {e}"),
-                    Ok(()) => format!("worker {i} stopped unexpectedly"),
-                };
-                // A worker whose device was deleted under it fails first;
-                // the device thread's reason says why.
-                match tokio::time::timeout(Duration::from_millis(300), fatal_rx.recv()).await {
-                    Ok(Some(reason)) => Some(format!("{reason} ({died})")),
-                    _ => Some(died),
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot catch SIGHUP: {e}"))?;
+        let mut running = cfg.clone();
+        let failure = loop {
+            break tokio::select! {
+                _ = hup.recv() => {
+                    on_sighup(&mut running, &shared, &set_log);
+                    continue;
                 }
-            }
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); None }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); None }
+                Some(reason) = fatal_rx.recv() => Some(reason),
+                Some((i, r)) = done_rx.recv() => {
+                    let died = match r {
+                        Err(e) => format!("worker {i} died: {e}"),
+                        Ok(()) => format!("worker {i} stopped unexpectedly"),
+                    };
+                    // A worker whose device was deleted under it fails first;
+                    // the device thread's reason says why.
+                    match tokio::time::timeout(Duration::from_millis(300), fatal_rx.recv()).await {
+                        Ok(Some(reason)) => Some(format!("{reason} ({died})")),
+                        _ => Some(died),
+                    }
+                }
+            };
         };
         // Stop accepting, then tell the workers.
-        for l in &listeners {
-            stack.close_listener(*l);
+        for l in shared.services.current().handles() {
+            stack.close_listener(l);
         }
         // Release: pairs with the Acquire load in each worker's turn (and
         // in the device thread's).

@@ -75,9 +75,14 @@ pub enum Msg {
         prefix: u8,
     },
     /// The answer to request `seq`: 0 is an acknowledgement, else an errno.
-    Ack { seq: u32, errno: i32 },
+    Ack {
+        seq: u32,
+        errno: i32,
+    },
     /// End of a dump.
-    Done { seq: u32 },
+    Done {
+        seq: u32,
+    },
     /// The kernel dropped messages for this socket.
     Overrun,
     Other,
@@ -158,9 +163,9 @@ fn decode(kind: u16, seq: u32, body: &[u8]) -> Result<Msg, Malformed> {
             let (mut local, mut address) = (None, None);
             for (ty, v) in attributes(body.get(IFADDRMSG_LEN..).ok_or(Malformed)?)? {
                 let ip = match (family, v.len()) {
-                    (AF_INET, 4) => {
-                        IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(v).map_err(|_| Malformed)?))
-                    }
+                    (AF_INET, 4) => IpAddr::V4(Ipv4Addr::from(
+                        <[u8; 4]>::try_from(v).map_err(|_| Malformed)?,
+                    )),
                     (AF_INET6, 16) => IpAddr::V6(Ipv6Addr::from(
                         <[u8; 16]>::try_from(v).map_err(|_| Malformed)?,
                     )),

@@ -17,11 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use netstack::{ListenerHandle, Stack};
+use netstack::Stack;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tun_rs::SyncDevice;
 
-use super::config::ListenSpec;
 use super::pcap::PcapWriter;
 use super::serve::Server;
 
@@ -67,8 +66,8 @@ fn add(c: &AtomicU64, n: u64) {
 /// What every worker shares.
 pub struct Shared {
     pub stack: Arc<Stack>,
-    pub listeners: Vec<ListenerHandle>,
-    pub specs: Vec<ListenSpec>,
+    /// The listeners and their services; a SIGHUP swaps them.
+    pub services: super::reload::Services,
     pub http_body_bytes: usize,
     pub stats: Box<[WorkerStats]>,
     pub pcap: Option<Mutex<PcapWriter<BufWriter<File>>>>,
@@ -111,7 +110,10 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
     let stats = &shared.stats[index];
     let mut frame = vec![0u8; shared.mtu.max(1500) + 64];
     let mut out = vec![0u8; shared.mtu.max(1500) + 64];
-    let mut server = Server::new(index, shared.specs.clone(), shared.http_body_bytes);
+    let mut services = shared.services.current();
+    let mut generation = 0;
+    let mut listeners = services.handles();
+    let mut server = Server::new(index, services.specs(), shared.http_body_bytes);
     let mut stop_deadline: Option<std::time::Instant> = None;
     let mut last_reclaim = std::time::Instant::now();
     tracing::debug!(worker = index, "worker started");
@@ -146,7 +148,12 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             add(&stats.batches, 1);
         }
 
-        let (started_sessions, more) = server.serve(stack, &shared.listeners);
+        if let Some(next) = shared.services.changed(&mut generation) {
+            services = next;
+            listeners = services.handles();
+            server.set_specs(services.specs());
+        }
+        let (started_sessions, more) = server.serve(stack, &listeners);
         add(&stats.sessions, started_sessions);
 
         // Past the graceful period: reset what is left, then leave once the

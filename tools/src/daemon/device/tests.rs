@@ -108,7 +108,10 @@ fn mtu_changed_away_from_the_configured_one_is_set_back() {
 fn attached_device_is_watched_but_never_changed() {
     let mut f = synced(false);
     assert!(f.on(&link(4, false, 1500)).actions.is_empty());
-    assert!(f.on(&addr(true, V4)).events.is_empty(), "not ours to follow");
+    assert!(
+        f.on(&addr(true, V4)).events.is_empty(),
+        "not ours to follow"
+    );
     let up = f.on(&link(4, true, 9000));
     assert_eq!(kinds(&up), [Kind::LinkUp, Kind::MtuChanged]);
     assert!(up.actions.is_empty());
