@@ -3,7 +3,7 @@
 //! capture disk full. Every wait here is bounded.
 
 use crate::clients::http_get_once;
-use crate::names::{DEVICE_EVENTS, DEVICE_LINK_UP};
+use crate::names::{DEVICE_EVENTS, DEVICE_LINK_UP, PCAP_STOPPED};
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -112,5 +112,67 @@ pub fn deleted_device_stops_the_daemon_with_its_reason() -> Outcome {
         "last log line should give the reason: {last:?}"
     );
     lab.down().expect("lab down");
+    Outcome::Passed
+}
+
+/// A small tmpfs on a fresh temp directory, unmounted and removed on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = std::env::temp_dir().join(format!("smrnet-e2e-tmpfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the mount point");
+        // The guard exists before the mount, so a failed mount still
+        // removes the directory.
+        let fs = Tmpfs(dir);
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&fs.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs: {status}");
+        fs
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn pcap_on_a_full_disk_stops_capturing_and_serves_on() -> Outcome {
+    let fs = Tmpfs::mount("32k");
+    let file = fs.0.join("capture.pcap");
+    let lab = tests::lab_with(2, &["--pcap", file.to_str().expect("utf-8 path")]);
+    let v4 = SocketAddr::new(IpAddr::V4(DAEMON_V4), HTTP_PORT);
+    // Each GET is a handful of packets and a 1 KiB body: well over 32 KiB
+    // within 200 of them.
+    let mut stopped = false;
+    for round in 0..10 {
+        lab.in_netns(|| {
+            for i in 0..20 {
+                http_get_once(v4).unwrap_or_else(|e| panic!("GET {round}/{i}: {e}"));
+            }
+        })
+        .expect("enter the lab");
+        if scrape(&lab).sum(PCAP_STOPPED) == 1.0 {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "the capture never reported the full disk");
+    both_families_serve(&lab).expect("serving on after the capture stopped");
+    let log = std::fs::read_to_string(lab.log()).expect("read the log");
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("pcap write failed"))
+        .count();
+    assert_eq!(warnings, 1, "one warning, not one per packet");
+    let size = std::fs::metadata(&file).expect("the capture file").len();
+    assert!(size <= 32 << 10, "{size} bytes on a 32 KiB disk");
+    drop(lab);
+    drop(fs);
     Outcome::Passed
 }

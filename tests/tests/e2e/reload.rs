@@ -131,6 +131,10 @@ pub fn sighup_with_a_bad_file_changes_nothing_and_says_why() -> Outcome {
         .collect();
     assert_eq!(refusals.len(), 2, "one line per refusal: {refusals:#?}");
     assert!(refusals[0].contains("`table-size`"), "{}", refusals[0]);
-    assert!(refusals[1].contains(".toml"), "names the file: {}", refusals[1]);
+    assert!(
+        refusals[1].contains(".toml"),
+        "names the file: {}",
+        refusals[1]
+    );
     Outcome::Passed
 }

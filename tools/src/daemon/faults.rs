@@ -22,6 +22,8 @@ pub struct Faults {
     pub pcap_stopped: AtomicBool,
     /// Attempts to bind the metrics listener that failed.
     pub metrics_bind_failures: AtomicU64,
+    /// Accepts on the metrics listener that failed.
+    pub metrics_accept_failures: AtomicU64,
 }
 
 /// `(name, unit, help)` of the counters and gauges below.
@@ -54,6 +56,12 @@ const DESCRIBED: &[(&str, Unit, &str, bool)] = &[
         "smrnet_metrics_bind_failures_total",
         Unit::Count,
         "Failed attempts to bind the metrics listener (it is retried).",
+        true,
+    ),
+    (
+        "smrnet_metrics_accept_failures_total",
+        Unit::Count,
+        "Failed accepts on the metrics listener (backed off, retried).",
         true,
     ),
 ];
@@ -92,5 +100,7 @@ impl Faults {
             self.pcap_stopped.load(Ordering::Relaxed),
         )));
         counter!("smrnet_metrics_bind_failures_total").absolute(read(&self.metrics_bind_failures));
+        counter!("smrnet_metrics_accept_failures_total")
+            .absolute(read(&self.metrics_accept_failures));
     }
 }

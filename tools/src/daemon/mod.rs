@@ -17,6 +17,7 @@ pub mod config;
 pub mod device;
 pub mod faults;
 pub mod metrics;
+pub mod metrics_http;
 pub mod netns;
 pub mod pcap;
 pub mod privs;
@@ -34,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netstack::{Stack, StackConfig, SynCacheConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use self::config::Config;
@@ -161,18 +161,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     // The metrics socket is bound before dropping privileges (a port below
     // 1024 needs them), but served only once the runtime starts.
-    let metrics_listener = match cfg.metrics {
-        None => None,
-        Some(addr) => {
-            let l = std::net::TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let metrics_listener = cfg.metrics.map(|addr| {
+        let bound = metrics_http::bind_now(addr);
+        if let Ok(l) = &bound
+            && let Ok(at) = l.local_addr()
+        {
             // The bound address (port 0 picks a free one) is what a scraper needs.
-            let bound = l.local_addr().map_err(|e| e.to_string())?;
-            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
-            Some(l)
+            tracing::info!(addr = %at, "metrics at http://{at}/metrics");
         }
-    };
+        bound.map_err(|e| (addr, e))
+    });
 
     if let Some(name) = &cfg.user {
         // Still single-threaded here: the namespace helper has ended and
@@ -275,9 +273,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot start the control-plane runtime: {e}"))?;
     let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&shared)));
     let outcome: Result<(), String> = rt.block_on(async {
-        if let Some(l) = metrics_listener {
-            let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
-            tokio::spawn(serve_metrics(l, Arc::clone(&metrics)));
+        if let Some(first) = metrics_listener {
+            tokio::spawn(metrics_http::serve(
+                first,
+                Arc::clone(&metrics),
+                Arc::clone(&shared),
+            ));
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
@@ -375,58 +376,5 @@ fn wanted(cfg: &Config) -> device::Wanted {
         name: cfg.device.clone(),
         addresses,
         mtu: (!cfg.attach).then_some(u32::from(cfg.mtu)),
-    }
-}
-
-/// Serves `GET /metrics` (and a pointer to it on `/`), one request per
-/// connection, refreshing the values for each scrape.
-async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<metrics::Metrics>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(1024);
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return false,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                true
-            })
-            .await;
-            if !matches!(read, Ok(true)) {
-                return;
-            }
-            let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
-            let (status, ctype, body) =
-                if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
-                    (
-                        "200 OK",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        metrics.render(),
-                    )
-                } else if line.starts_with(b"GET / ") {
-                    (
-                        "200 OK",
-                        "text/plain",
-                        "smrnetd: metrics at /metrics\n".to_owned(),
-                    )
-                } else {
-                    ("404 Not Found", "text/plain", "not found\n".to_owned())
-                };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
     }
 }

@@ -94,10 +94,12 @@ impl Shared {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             let mut w = p.lock().unwrap_or_else(PoisonError::into_inner);
+            // The writer returns the error that stops it once, so this
+            // warns once; a failing capture must not take the daemon down.
             if let Err(e) = w.record(unix, frame) {
-                tracing::warn!(error = %e, "pcap write failed; capture stops");
-                drop(w);
-                // A failing capture must not take the daemon down.
+                // Relaxed: statistics only (a gauge for the scraper).
+                self.faults.pcap_stopped.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "pcap write failed; capture stopped, serving on");
             }
         }
     }
