@@ -176,3 +176,27 @@ pub fn pcap_on_a_full_disk_stops_capturing_and_serves_on() -> Outcome {
     drop(fs);
     Outcome::Passed
 }
+
+pub fn deleted_namespace_stops_the_daemon_with_its_reason() -> Outcome {
+    let mut lab = lab();
+    let ns = lab.netns().name().to_owned();
+    let out = Command::new("ip")
+        .args(["netns", "del", &ns])
+        .status()
+        .expect("run ip");
+    assert!(out.success(), "ip netns del {ns}: {out}");
+    let status = lab
+        .daemon_mut()
+        .wait_timeout(Duration::from_secs(3))
+        .expect("wait for the daemon")
+        .expect("the daemon still runs 3 s after its namespace was deleted");
+    assert!(!status.success(), "exit status {status}");
+    let log = std::fs::read_to_string(lab.log()).expect("read the log");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&ns) && last.contains("deleted"),
+        "last log line should give the reason: {last:?}"
+    );
+    lab.down().expect("lab down");
+    Outcome::Passed
+}

@@ -43,6 +43,7 @@ fn main() {
         faults::link_flap_keeps_v4_and_v6_serving,
         faults::address_deleted_under_the_daemon_is_restored,
         faults::deleted_device_stops_the_daemon_with_its_reason,
+        faults::deleted_namespace_stops_the_daemon_with_its_reason,
         faults::pcap_on_a_full_disk_stops_capturing_and_serves_on,
         reload::sighup_adds_a_service_and_removes_one_with_connections_open,
         reload::sighup_with_a_bad_file_changes_nothing_and_says_why,

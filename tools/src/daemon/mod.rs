@@ -12,6 +12,13 @@
 //! flush, and the daemon exits 0 (well inside 2 s). A worker that returns an
 //! error or panics stops the others and the daemon exits non-zero with the
 //! worker's message: never a half-alive daemon.
+//!
+//! Around the workers: a device thread follows the TUN device over
+//! rtnetlink ([`device`]) and restores its addresses and MTU, or stops the
+//! daemon with the reason when the device or its namespace is deleted;
+//! SIGHUP reloads the listeners and the log filter live ([`reload`]); a full
+//! pcap disk and a taken metrics port are told once and survived
+//! ([`pcap`], [`metrics_http`]). Each is counted ([`faults`]).
 
 pub mod config;
 pub mod device;
