@@ -484,6 +484,7 @@ fn sync(
             }
         }
     }
+    // Relaxed: statistics only (a gauge for the scraper).
     stats.link_up.store(f.is_up(), Ordering::Relaxed);
     let out = f.end_sync();
     apply(sock, f, seq, out, stats)

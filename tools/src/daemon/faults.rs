@@ -26,7 +26,7 @@ pub struct Faults {
     pub metrics_accept_failures: AtomicU64,
 }
 
-/// `(name, unit, help)` of the counters and gauges below.
+/// `(name, unit, help, is_counter)` of what [`Faults::refresh`] writes.
 const DESCRIBED: &[(&str, Unit, &str, bool)] = &[
     (
         "smrnet_device_events_total",
