@@ -200,3 +200,17 @@ pub fn deleted_namespace_stops_the_daemon_with_its_reason() -> Outcome {
     lab.down().expect("lab down");
     Outcome::Passed
 }
+
+pub fn mtu_changed_under_the_daemon_is_set_back() -> Outcome {
+    let lab = lab();
+    ip(&lab, &["link", "set", "smr0", "mtu", "1400"]);
+    wait_for(Duration::from_secs(3), "the MTU to be set back", || {
+        ip(&lab, &["link", "show", "dev", "smr0"]).contains("mtu 1500 ")
+    });
+    wait_for(Duration::from_secs(3), "mtu_restored to count", || {
+        device_events(&lab, "mtu_restored") >= 1.0
+    });
+    assert!(device_events(&lab, "mtu_changed") >= 1.0);
+    both_families_serve(&lab).expect("after the MTU change");
+    Outcome::Passed
+}

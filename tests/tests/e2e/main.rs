@@ -42,6 +42,7 @@ fn main() {
         observability::metrics_pass_promtool_and_count_what_the_test_did,
         faults::link_flap_keeps_v4_and_v6_serving,
         faults::address_deleted_under_the_daemon_is_restored,
+        faults::mtu_changed_under_the_daemon_is_set_back,
         faults::deleted_device_stops_the_daemon_with_its_reason,
         faults::deleted_namespace_stops_the_daemon_with_its_reason,
         faults::pcap_on_a_full_disk_stops_capturing_and_serves_on,
