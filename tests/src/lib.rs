@@ -132,3 +132,16 @@ pub fn have(program: &str) -> bool {
 pub fn prerequisites_required() -> bool {
     std::env::var_os("SMRNET_E2E_REQUIRE").is_some_and(|v| v == "1")
 }
+
+/// A lab whose listeners come from the TOML file `config` alone (the lab's
+/// own `--listen` flags would win over the file, on start and on SIGHUP).
+pub fn lab_with_config_file(config: &std::path::Path) -> Lab {
+    let mut cfg = LabConfig::new(daemon_binary());
+    cfg.workers = Some(2);
+    cfg.listen_flags = false;
+    cfg.extra_args = vec!["--config".into(), config.as_os_str().to_owned()];
+    match Lab::up(&cfg) {
+        Ok(lab) => lab,
+        Err(e) => panic!("lab up: {e}"),
+    }
+}

@@ -9,11 +9,13 @@ mod backends;
 mod bench;
 mod clients;
 mod demo;
+mod faults;
 mod hostile;
 mod lifecycle;
 mod load;
 mod names;
 mod observability;
+mod reload;
 mod syn;
 mod traffic;
 
@@ -38,6 +40,14 @@ fn main() {
         traffic::port_without_listener_refuses_with_rst,
         hostile::malformed_burst_is_counted_and_daemon_keeps_serving,
         observability::metrics_pass_promtool_and_count_what_the_test_did,
+        faults::link_flap_keeps_v4_and_v6_serving,
+        faults::address_deleted_under_the_daemon_is_restored,
+        faults::mtu_changed_under_the_daemon_is_set_back,
+        faults::deleted_device_stops_the_daemon_with_its_reason,
+        faults::deleted_namespace_stops_the_daemon_with_its_reason,
+        faults::pcap_on_a_full_disk_stops_capturing_and_serves_on,
+        reload::sighup_adds_a_service_and_removes_one_with_connections_open,
+        reload::sighup_with_a_bad_file_changes_nothing_and_says_why,
         lifecycle::sigterm_exits_zero_within_2s_with_connections_open,
         lifecycle::sigint_exits_zero_within_2s_with_connections_open,
         lifecycle::user_nobody_still_serves,

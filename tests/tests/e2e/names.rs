@@ -12,3 +12,7 @@ pub const OUT_RSTS: &str = "smrnet_tcp_out_rsts_total";
 pub const CURR_ESTAB: &str = "smrnet_tcp_curr_estab";
 pub const HANDSHAKES: &str = "smrnet_tcp_handshake_seconds_count";
 pub const ECHO_REPLIES: &str = "smrnet_icmp_out_echo_replies_total";
+pub const DEVICE_EVENTS: &str = "smrnet_device_events_total";
+pub const DEVICE_LINK_UP: &str = "smrnet_device_link_up";
+pub const RELOADS: &str = "smrnet_reloads_total";
+pub const PCAP_STOPPED: &str = "smrnet_pcap_stopped";

@@ -31,7 +31,12 @@ flags win. A bad value is reported on one line naming the field, with exit statu
 
 SIGINT or SIGTERM stops it: listeners close, connections are closed (reset after 0.7 s), \
 and it exits 0 within 2 s. A packet worker that fails or panics takes the daemon down \
-with its reason and exit status 1.";
+with its reason and exit status 1, as does the deletion of the device or of its --netns.
+
+SIGHUP re-reads the flags and the --config file and applies the listeners (added, removed, \
+service changed) and `log` live; a change to any other field, or a file that does not parse, \
+is refused with the reason and changes nothing. The kernel side's addresses and MTU are put \
+back when they go missing (the kernel drops IPv6 addresses on link down).";
 
 /// Flags, and the keys of the TOML file: every field optional, so that
 /// "not given" can fall through to the file and then to the default.
@@ -356,6 +361,15 @@ impl Args {
             None => flags,
         };
         merged.resolve().map_err(LoadError::Config)
+    }
+
+    /// Loads the configuration again from this process's own command line
+    /// (and the file it names), for a SIGHUP; the error is one line.
+    pub fn load_again() -> Result<Config, String> {
+        Args::load(std::env::args_os()).map_err(|e| match e {
+            LoadError::Usage(e) => e.to_string().lines().next().unwrap_or_default().to_owned(),
+            LoadError::Config(e) => e.to_string(),
+        })
     }
 
     /// Fills in defaults and checks every value.

@@ -561,6 +561,7 @@ impl Metrics {
             for (name, unit, help) in GAUGES {
                 describe_gauge!(*name, *unit, *help);
             }
+            super::faults::Faults::describe();
         });
         Metrics { recorder, shared }
     }
@@ -662,6 +663,7 @@ impl Metrics {
         gauge!("smrnet_table_max_chain_length").set(chains.max_chain as f64);
 
         gauge!("smrnet_workers").set(self.shared.stats.len() as f64);
+        self.shared.faults.refresh();
         // Left unset (the previous value stays) if /proc cannot be read.
         if let Some(rss) = resident_bytes() {
             gauge!("smrnet_process_resident_memory_bytes").set(rss as f64);

@@ -12,12 +12,24 @@
 //! flush, and the daemon exits 0 (well inside 2 s). A worker that returns an
 //! error or panics stops the others and the daemon exits non-zero with the
 //! worker's message: never a half-alive daemon.
+//!
+//! Around the workers: a device thread follows the TUN device over
+//! rtnetlink ([`device`]) and restores its addresses and MTU, or stops the
+//! daemon with the reason when the device or its namespace is deleted;
+//! SIGHUP reloads the listeners and the log filter live ([`reload`]); a full
+//! pcap disk and a taken metrics port are told once and survived
+//! ([`pcap`], [`metrics_http`]). Each is counted ([`faults`]).
 
 pub mod config;
+pub mod device;
+pub mod faults;
 pub mod metrics;
+pub mod metrics_http;
 pub mod netns;
 pub mod pcap;
 pub mod privs;
+pub mod reload;
+pub mod rtnl;
 pub mod serve;
 pub mod services;
 pub mod tun;
@@ -30,7 +42,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netstack::{Stack, StackConfig, SynCacheConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use self::config::Config;
@@ -39,39 +50,109 @@ use self::worker::{Shared, WorkerStats};
 /// How long the whole stop may take before the daemon gives up on a worker.
 pub const STOP_DEADLINE: Duration = Duration::from_millis(1800);
 
-/// Sets up logging from `--log`, else `RUST_LOG`, else `info`.
-fn init_logging(filter: Option<&str>) -> Result<(), String> {
+/// Replaces the log filter (a SIGHUP that changed `log`).
+type SetLog = Box<dyn Fn(Option<&str>) -> Result<(), String>>;
+
+fn log_filter(filter: Option<&str>) -> Result<tracing_subscriber::EnvFilter, String> {
     use tracing_subscriber::EnvFilter;
-    let filter = match filter {
+    Ok(match filter {
         Some(f) => EnvFilter::try_new(f).map_err(|e| format!("invalid `log`: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    })
+}
+
+/// Sets up logging from `--log`, else `RUST_LOG`, else `info`; returns how
+/// to change the filter later.
+fn init_logging(filter: Option<&str>) -> Result<SetLog, String> {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(filter)?)
         .with_writer(io::stderr)
         .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder
         .try_init()
-        .map_err(|e| format!("cannot set up logging: {e}"))
+        .map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(Box::new(move |f| {
+        handle
+            .reload(log_filter(f)?)
+            .map_err(|e| format!("cannot change the log filter: {e}"))
+    }))
+}
+
+/// SIGHUP: re-reads the flags and the file; applies the listeners and the
+/// log filter, or changes nothing and says why.
+fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
+    let refuse = |why: String| {
+        faults::bump(&shared.faults.reloads_refused);
+        tracing::warn!("SIGHUP: reload refused, nothing changed: {why}");
+    };
+    let new = match config::Args::load_again() {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    let plan = match reload::plan(running, &new) {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    if let Some(log) = &plan.log
+        && let Err(e) = set_log(log.as_deref())
+    {
+        return refuse(e);
+    }
+    if let Err(e) = reload::apply(&shared.stack, &shared.services, &plan) {
+        if plan.log.is_some() {
+            let _ = set_log(running.log.as_deref());
+        }
+        return refuse(e);
+    }
+    faults::bump(&shared.faults.reloads_applied);
+    for spec in plan.add.iter().chain(&plan.swap) {
+        tracing::info!(addr = %spec.addr, service = spec.service.name(), "SIGHUP: listening");
+    }
+    for addr in &plan.remove {
+        tracing::info!(%addr, "SIGHUP: listener closed; its connections finish");
+    }
+    if let Some(log) = &plan.log {
+        tracing::info!(
+            log = log.as_deref().unwrap_or("(default)"),
+            "SIGHUP: log filter changed"
+        );
+    }
+    if plan.is_empty() {
+        tracing::info!("SIGHUP: configuration reloaded, nothing to change");
+    }
+    running.listeners = new.listeners;
+    running.log = new.log;
 }
 
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
 pub fn run(cfg: Config) -> Result<(), String> {
-    init_logging(cfg.log.as_deref())?;
+    let set_log = init_logging(cfg.log.as_deref())?;
     if let Some(warning) = config::insecure_seed_warning(&cfg) {
         // On stderr directly as well, so no `--log` filter can hide it.
         eprintln!("smrnetd: {warning}");
         tracing::warn!("{warning}");
     }
 
-    // The device first: it is the part that needs privileges.
-    let queues = match &cfg.netns {
+    // The device first: it is the part that needs privileges. The netlink
+    // socket that follows it is opened beside it, in its namespace.
+    let open = |c: &Config| -> io::Result<_> { Ok((tun::open_queues(c)?, rtnl::Socket::open()?)) };
+    let (queues, rtnl_socket) = match &cfg.netns {
         Some(ns) => {
             let c = cfg.clone();
-            netns::run_in(ns, move || tun::open_queues(&c))
+            netns::run_in(ns, move || open(&c))
         }
-        None => tun::open_queues(&cfg),
+        None => open(&cfg),
     }
     .map_err(|e| e.to_string())?;
+    let netns_watch = match &cfg.netns {
+        Some(ns) => Some(
+            device::NamespaceWatch::new(ns)
+                .map_err(|e| format!("cannot stat network namespace {ns}: {e}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         device = %cfg.device,
         netns = cfg.netns.as_deref().unwrap_or("-"),
@@ -92,18 +173,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     // The metrics socket is bound before dropping privileges (a port below
     // 1024 needs them), but served only once the runtime starts.
-    let metrics_listener = match cfg.metrics {
-        None => None,
-        Some(addr) => {
-            let l = std::net::TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let metrics_listener = cfg.metrics.map(|addr| {
+        let bound = metrics_http::bind_now(addr);
+        if let Ok(l) = &bound
+            && let Ok(at) = l.local_addr()
+        {
             // The bound address (port 0 picks a free one) is what a scraper needs.
-            let bound = l.local_addr().map_err(|e| e.to_string())?;
-            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
-            Some(l)
+            tracing::info!(addr = %at, "metrics at http://{at}/metrics");
         }
-    };
+        bound.map_err(|e| (addr, e))
+    });
 
     if let Some(name) = &cfg.user {
         // Still single-threaded here: the namespace helper has ended and
@@ -133,20 +212,33 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .listen(spec.addr)
             .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))?;
         tracing::info!(addr = %spec.addr, service = spec.service.name(), "listening");
-        listeners.push(l);
+        listeners.push((l, *spec));
     }
 
     let shared = Arc::new(Shared {
         stack: Arc::clone(&stack),
-        listeners: listeners.clone(),
-        specs: cfg.listeners.clone(),
+        services: reload::Services::new(reload::ServiceSet { listeners }),
         http_body_bytes: cfg.http_body_bytes,
         stats: (0..cfg.workers).map(|_| WorkerStats::default()).collect(),
         pcap,
         stop: AtomicBool::new(false),
         epoch: std::time::Instant::now(),
         mtu: cfg.mtu as usize,
+        faults: faults::Faults::default(),
     });
+
+    // Anything outside the workers that must stop the daemon says why here.
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<String>();
+    let device_stop = Arc::new(AtomicBool::new(false));
+    device::spawn(
+        rtnl_socket,
+        wanted(&cfg),
+        netns_watch,
+        Arc::clone(&shared.faults.device),
+        Arc::clone(&device_stop),
+        fatal_tx.clone(),
+    )
+    .map_err(|e| format!("cannot start the device thread: {e}"))?;
 
     // Workers report their end (Ok or the reason) on this channel.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Result<(), String>)>();
@@ -193,28 +285,51 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot start the control-plane runtime: {e}"))?;
     let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&shared)));
     let outcome: Result<(), String> = rt.block_on(async {
-        if let Some(l) = metrics_listener {
-            let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
-            tokio::spawn(serve_metrics(l, Arc::clone(&metrics)));
+        if let Some(first) = metrics_listener {
+            tokio::spawn(metrics_http::serve(
+                first,
+                Arc::clone(&metrics),
+                Arc::clone(&shared),
+            ));
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .map_err(|e| format!("cannot catch SIGINT: {e}"))?;
-        let failure = tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); None }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); None }
-            Some((i, r)) = done_rx.recv() => Some(match r {
-                Err(e) => format!("worker {i} died: {e}"),
-                Ok(()) => format!("worker {i} stopped unexpectedly"),
-            }),
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot catch SIGHUP: {e}"))?;
+        let mut running = cfg.clone();
+        let failure = loop {
+            break tokio::select! {
+                _ = hup.recv() => {
+                    on_sighup(&mut running, &shared, &set_log);
+                    continue;
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); None }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); None }
+                Some(reason) = fatal_rx.recv() => Some(reason),
+                Some((i, r)) = done_rx.recv() => {
+                    let died = match r {
+                        Err(e) => format!("worker {i} died: {e}"),
+                        Ok(()) => format!("worker {i} stopped unexpectedly"),
+                    };
+                    // A worker whose device was deleted under it fails first;
+                    // the device thread's reason says why.
+                    match tokio::time::timeout(Duration::from_millis(300), fatal_rx.recv()).await {
+                        Ok(Some(reason)) => Some(format!("{reason} ({died})")),
+                        _ => Some(died),
+                    }
+                }
+            };
         };
         // Stop accepting, then tell the workers.
-        for l in &listeners {
-            stack.close_listener(*l);
+        for l in shared.services.current().handles() {
+            stack.close_listener(l);
         }
-        // Release: pairs with the Acquire load in each worker's turn.
+        // Release: pairs with the Acquire load in each worker's turn (and
+        // in the device thread's).
         shared.stop.store(true, Ordering::Release);
+        device_stop.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
         let mut remaining = handles.len() - usize::from(failure.is_some());
         let mut first_failure = failure;
@@ -257,55 +372,21 @@ pub fn run(cfg: Config) -> Result<(), String> {
     outcome
 }
 
-/// Serves `GET /metrics` (and a pointer to it on `/`), one request per
-/// connection, refreshing the values for each scrape.
-async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<metrics::Metrics>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(1024);
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return false,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                true
-            })
-            .await;
-            if !matches!(read, Ok(true)) {
-                return;
-            }
-            let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
-            let (status, ctype, body) =
-                if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?") {
-                    (
-                        "200 OK",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        metrics.render(),
-                    )
-                } else if line.starts_with(b"GET / ") {
-                    (
-                        "200 OK",
-                        "text/plain",
-                        "smrnetd: metrics at /metrics\n".to_owned(),
-                    )
-                } else {
-                    ("404 Not Found", "text/plain", "not found\n".to_owned())
-                };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
+/// What the device thread keeps on the device: the configured addresses
+/// and MTU, or nothing under `--attach`.
+fn wanted(cfg: &Config) -> device::Wanted {
+    let mut addresses = Vec::new();
+    if !cfg.attach {
+        if let Some(v4) = cfg.tun_ipv4 {
+            addresses.push((v4.addr.into(), v4.prefix));
+        }
+        if let Some(v6) = cfg.tun_ipv6 {
+            addresses.push((v6.addr.into(), v6.prefix));
+        }
+    }
+    device::Wanted {
+        name: cfg.device.clone(),
+        addresses,
+        mtu: (!cfg.attach).then_some(u32::from(cfg.mtu)),
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Invariant: the file never grows past `max_bytes`; the record that would
 //! cross the bound is not written, and nothing after it is either (a capture
-//! with a hole in the middle would mislead more than a short one).
+//! with a hole in the middle would mislead more than a short one). The same
+//! holds for a write error (a full disk): the first one is returned, and the
+//! capture has stopped for good — nothing is written after it.
 
 use std::io::{self, Write};
 
@@ -23,6 +25,8 @@ pub struct PcapWriter<W: Write> {
     max_bytes: u64,
     snaplen: u32,
     full: bool,
+    /// A write or flush failed: nothing more is written.
+    failed: bool,
     dropped: u64,
 }
 
@@ -43,15 +47,21 @@ impl<W: Write> PcapWriter<W> {
             max_bytes,
             snaplen,
             full: false,
+            failed: false,
             dropped: 0,
         })
     }
 
     /// Appends one packet seen at `unix_nanos`; returns false once the
-    /// bound has been reached (the packet was not written).
+    /// bound has been reached or a write has failed (the packet was not
+    /// written), and the error of the write that stopped the capture, once.
     pub fn record(&mut self, unix_nanos: u64, packet: &[u8]) -> io::Result<bool> {
         let caplen = packet.len().min(self.snaplen as usize);
         let size = (RECORD_HEADER_LEN + caplen) as u64;
+        if self.failed {
+            self.dropped += 1;
+            return Ok(false);
+        }
         if self.full || self.written + size > self.max_bytes {
             self.full = true;
             self.dropped += 1;
@@ -62,10 +72,22 @@ impl<W: Write> PcapWriter<W> {
         h[4..8].copy_from_slice(&(((unix_nanos % 1_000_000_000) / 1000) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&(caplen as u32).to_le_bytes());
         h[12..16].copy_from_slice(&(packet.len() as u32).to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(&packet[..caplen])?;
+        if let Err(e) = self
+            .out
+            .write_all(&h)
+            .and_then(|()| self.out.write_all(&packet[..caplen]))
+        {
+            self.failed = true;
+            self.dropped += 1;
+            return Err(e);
+        }
         self.written += size;
         Ok(true)
+    }
+
+    /// Whether a write error has stopped the capture.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// Bytes in the file so far.
@@ -78,9 +100,14 @@ impl<W: Write> PcapWriter<W> {
         self.dropped
     }
 
-    /// Flushes the underlying writer.
+    /// Flushes the underlying writer (nothing, once a write has failed).
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        if self.failed {
+            return Ok(());
+        }
+        let r = self.out.flush();
+        self.failed = r.is_err();
+        r
     }
 }
 
@@ -134,5 +161,46 @@ mod tests {
         assert!(w.out.len() as u64 <= max);
         assert_eq!(w.written(), w.out.len() as u64);
         assert_eq!(w.dropped(), 2);
+    }
+
+    /// A writer that takes `room` bytes, then fails like a full disk, and
+    /// counts the writes it was asked for.
+    struct Disk {
+        room: usize,
+        calls: usize,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn full_disk_stops_the_capture_with_one_error() {
+        let disk = Disk {
+            room: FILE_HEADER_LEN + RECORD_HEADER_LEN + 10 + 4,
+            calls: 0,
+        };
+        let mut w = PcapWriter::new(disk, 65535, 1 << 20).unwrap();
+        assert!(w.record(0, &[0x45; 10]).unwrap());
+        assert!(w.record(0, &[0x45; 10]).is_err(), "the disk filled");
+        assert!(w.failed());
+        let calls = w.out.calls;
+        for _ in 0..100 {
+            assert!(!w.record(0, &[0x45; 10]).unwrap(), "no second error");
+        }
+        w.flush().unwrap();
+        assert_eq!(w.out.calls, calls, "nothing is written after the error");
+        assert_eq!(w.dropped(), 101);
     }
 }

@@ -15,6 +15,8 @@ use netstack::{AppError, ConnError, ConnHandle, Events, ListenerHandle, Stack};
 use super::config::ListenSpec;
 use super::services::{Next, Session};
 
+/// Removed listener specs remembered for connections already accepted.
+const RETIRED_SPECS: usize = 64;
 /// Connections served per call before the worker goes back to the device.
 const SERVE_BUDGET: usize = 1024;
 /// Reads per connection per visit (fairness between connections).
@@ -53,6 +55,9 @@ enum Visit {
 pub struct Server {
     index: usize,
     specs: Vec<ListenSpec>,
+    /// Specs a reload removed: connections their listener accepted before
+    /// the swap are still served with them (at most [`RETIRED_SPECS`]).
+    retired: Vec<ListenSpec>,
     http_body_bytes: usize,
     served: HashMap<ConnHandle, Served>,
     again: Vec<ConnHandle>,
@@ -69,12 +74,27 @@ impl Server {
         Server {
             index,
             specs,
+            retired: Vec::new(),
             http_body_bytes,
             served: HashMap::new(),
             again: Vec::new(),
             scratch: vec![0; READ_CHUNK],
             spare: Vec::new(),
             stopping: false,
+        }
+    }
+
+    /// A reload's new listener specs; connections already served keep the
+    /// service they started with.
+    pub fn set_specs(&mut self, specs: Vec<ListenSpec>) {
+        let old = core::mem::replace(&mut self.specs, specs);
+        for spec in old {
+            if !self.specs.contains(&spec) && !self.retired.contains(&spec) {
+                if self.retired.len() == RETIRED_SPECS {
+                    self.retired.remove(0);
+                }
+                self.retired.push(spec);
+            }
         }
     }
 
@@ -111,10 +131,16 @@ impl Server {
                 if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
                     continue;
                 }
-                let Some(spec) = self.specs.iter().find(|s| {
+                let serves = |s: &&ListenSpec| {
                     s.addr.port() == conn.local().port()
                         && (s.addr.ip().is_unspecified() || s.addr.ip() == conn.local().ip())
-                }) else {
+                };
+                let Some(spec) = self
+                    .specs
+                    .iter()
+                    .find(serves)
+                    .or_else(|| self.retired.iter().find(serves))
+                else {
                     continue;
                 };
                 started += 1;

@@ -17,11 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use netstack::{ListenerHandle, Stack};
+use netstack::Stack;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tun_rs::SyncDevice;
 
-use super::config::ListenSpec;
 use super::pcap::PcapWriter;
 use super::serve::Server;
 
@@ -67,8 +66,8 @@ fn add(c: &AtomicU64, n: u64) {
 /// What every worker shares.
 pub struct Shared {
     pub stack: Arc<Stack>,
-    pub listeners: Vec<ListenerHandle>,
-    pub specs: Vec<ListenSpec>,
+    /// The listeners and their services; a SIGHUP swaps them.
+    pub services: super::reload::Services,
     pub http_body_bytes: usize,
     pub stats: Box<[WorkerStats]>,
     pub pcap: Option<Mutex<PcapWriter<BufWriter<File>>>>,
@@ -79,6 +78,8 @@ pub struct Shared {
     /// Where `netstack::Instant` zero is.
     pub epoch: std::time::Instant,
     pub mtu: usize,
+    /// Device events, reloads and resource faults.
+    pub faults: super::faults::Faults,
 }
 
 impl Shared {
@@ -93,10 +94,12 @@ impl Shared {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             let mut w = p.lock().unwrap_or_else(PoisonError::into_inner);
+            // The writer returns the error that stops it once, so this
+            // warns once; a failing capture must not take the daemon down.
             if let Err(e) = w.record(unix, frame) {
-                tracing::warn!(error = %e, "pcap write failed; capture stops");
-                drop(w);
-                // A failing capture must not take the daemon down.
+                // Relaxed: statistics only (a gauge for the scraper).
+                self.faults.pcap_stopped.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "pcap write failed; capture stopped, serving on");
             }
         }
     }
@@ -109,7 +112,10 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
     let stats = &shared.stats[index];
     let mut frame = vec![0u8; shared.mtu.max(1500) + 64];
     let mut out = vec![0u8; shared.mtu.max(1500) + 64];
-    let mut server = Server::new(index, shared.specs.clone(), shared.http_body_bytes);
+    let mut services = shared.services.current();
+    let mut generation = 0;
+    let mut listeners = services.handles();
+    let mut server = Server::new(index, services.specs(), shared.http_body_bytes);
     let mut stop_deadline: Option<std::time::Instant> = None;
     let mut last_reclaim = std::time::Instant::now();
     tracing::debug!(worker = index, "worker started");
@@ -144,7 +150,12 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             add(&stats.batches, 1);
         }
 
-        let (started_sessions, more) = server.serve(stack, &shared.listeners);
+        if let Some(next) = shared.services.changed(&mut generation) {
+            services = next;
+            listeners = services.handles();
+            server.set_specs(services.specs());
+        }
+        let (started_sessions, more) = server.serve(stack, &listeners);
         add(&stats.sessions, started_sessions);
 
         // Past the graceful period: reset what is left, then leave once the

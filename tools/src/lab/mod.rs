@@ -86,6 +86,10 @@ pub struct LabConfig {
     pub metrics: SocketAddr,
     /// More daemon flags, appended after the lab's own (e.g. `--user nobody`).
     pub extra_args: Vec<OsString>,
+    /// Pass the lab's echo/discard/http `--listen` flags; false leaves the
+    /// listeners to a `--config` file in `extra_args` (flags would win over
+    /// it, on start and on every SIGHUP). The file must listen on port 80.
+    pub listen_flags: bool,
     /// Bound on the whole start-up: device, addresses, metrics, first connect.
     pub ready_timeout: Duration,
     /// Where the daemon's log goes (`<dir>/lab-<id>.log`).
@@ -99,6 +103,7 @@ impl LabConfig {
             workers: None,
             metrics: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             extra_args: Vec::new(),
+            listen_flags: true,
             ready_timeout: Duration::from_secs(15),
             log_dir: std::env::temp_dir(),
         }
@@ -130,7 +135,11 @@ impl Lab {
             cfg.metrics
         };
         let log = cfg.log_dir.join(format!("lab-{id}.log"));
-        let args = daemon_args(netns.name(), metrics, cfg.workers, &cfg.extra_args);
+        let mut args = daemon_args(netns.name(), metrics, cfg.workers, &[]);
+        if !cfg.listen_flags {
+            strip_listen_flags(&mut args);
+        }
+        args.extend(cfg.extra_args.iter().cloned());
         let daemon = Daemon::spawn(&cfg.daemon, &args, &log)?;
         let mut lab = Lab {
             id,
@@ -412,6 +421,20 @@ fn daemon_args(
     }
     args.extend(extra.iter().cloned());
     args
+}
+
+/// Removes every `--listen VALUE` pair.
+fn strip_listen_flags(args: &mut Vec<OsString>) {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = core::mem::take(args).into_iter();
+    while let Some(a) = it.next() {
+        if a == "--listen" {
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    *args = out;
 }
 
 /// Refuse early, with a message a person can act on, when the lab cannot work.

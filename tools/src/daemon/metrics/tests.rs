@@ -9,8 +9,7 @@ fn shared() -> Arc<Shared> {
     cfg.pool_cap = 256;
     Arc::new(Shared {
         stack: Arc::new(netstack::Stack::new(cfg)),
-        listeners: Vec::new(),
-        specs: Vec::new(),
+        services: Default::default(),
         http_body_bytes: 0,
         stats: (0..2)
             .map(|_| super::super::worker::WorkerStats::default())
@@ -19,6 +18,7 @@ fn shared() -> Arc<Shared> {
         stop: AtomicBool::new(false),
         epoch: std::time::Instant::now(),
         mtu: 1500,
+        faults: Default::default(),
     })
 }
 
