@@ -100,7 +100,9 @@ impl Worker<'_> {
                 return false;
             }
             ConnState::Tcb(tcb) => {
-                let _disposition = tcb.on_segment(now, seg, mib);
+                // Each drop reason is counted inside `on_segment`
+                // (`TcpMib::segment_drop`); nothing is left for us to do.
+                let _ = tcb.on_segment(now, seg, mib);
             }
             ConnState::TimeWait(tw) => {
                 if tw.on_segment(now, seg, mib) == TimeWaitDisposition::Reopen {
