@@ -2,18 +2,23 @@
 //! cache is full, in memory, so every SYN is answered with a cookie — the
 //! path a spoofed flood takes once it has filled the cache.
 //!
-//! Each run builds nothing new: one Stack per thread count, its listener's
-//! SYN cache filled up front by SYNs from a separate set of sources, and per
-//! thread a ring of pre-built spoofed SYN frames (random sources in
-//! 198.19.128.0/17, random ports and ISNs, random options: MSS or none,
-//! window scale or none, SACK-permitted or not, timestamps or not). Every
-//! thread drives its own worker handle: a batch of frames through
-//! `Worker::handle` (whose stateless reply lands in the caller's buffer),
-//! then `poll_transmit` until `None`, as the daemon's worker does. Every SYN must come back as exactly one SYN-ACK, or the
-//! run is an error. `ns_per_syn` is thread time per SYN (wall time × threads
-//! ÷ SYNs), `synacks_per_s` is SYN-ACKs per second per thread, and
-//! `cookie_ns` is the cost of `SynCookies::generate` alone (one thread, the
-//! same tuples), so the rest of the path is `ns_per_syn - cookie_ns`.
+//! One Stack per thread count, its listener's SYN cache filled up front by
+//! SYNs from a separate set of sources, and per thread a ring of pre-built
+//! spoofed SYN frames (random sources in 198.19.128.0/17, random ports and
+//! ISNs, random options: MSS or none, window scale or none, SACK-permitted
+//! or not, timestamps or not). Every thread drives its own worker handle: a
+//! batch of frames through `Worker::handle` (whose stateless reply lands in
+//! the caller's buffer), then `poll_transmit` until `None`, as the daemon's
+//! worker does. Every SYN must come back as exactly one SYN-ACK, or the run
+//! is an error.
+//!
+//! `ns_per_syn` is CPU time per SYN, from each thread's own CPU clock (so
+//! time the scheduler gave other processes on a shared machine does not
+//! count), `synacks_per_s` its inverse (SYN-ACKs per second of one busy
+//! thread), `wall_ns_per_syn` the wall-clock equivalent (wall time × threads
+//! ÷ SYNs, preemption included), and `cookie_ns` the CPU cost of
+//! `SynCookies::generate` alone over the same kind of tuples, so the rest of
+//! the path is `ns_per_syn - cookie_ns`.
 //!
 //! Nothing leaves the process: the frames are bytes in memory, the Stack has
 //! no device.
@@ -48,7 +53,8 @@ const COOKIE_ITERS: usize = 1 << 20;
 pub struct SynBenchArgs {
     // With --json: `{"bench":"syn","machine":{..},"runs":K,"millis_per_run":MS,
     // "results":[{"impl":"smrnet","threads":N,"synacks_per_s":..,
-    // "ns_per_syn":..,"cookie_ns":..,"min":..,"max":..}]}`.
+    // "ns_per_syn":..,"cookie_ns":..,"min":..,"max":..,"wall_ns_per_syn":..}]}`
+    // (ns figures are CPU time per SYN; see the module docs).
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -196,10 +202,10 @@ impl Config {
         Ok(())
     }
 
-    /// One timed run: returns thread-nanoseconds per SYN.
-    fn run(&self, budget: Duration) -> io::Result<f64> {
+    /// One timed run: returns (CPU ns per SYN, wall ns × threads per SYN).
+    fn run(&self, budget: Duration) -> io::Result<(f64, f64)> {
         let start = Instant::now();
-        let counts: Vec<io::Result<u64>> = std::thread::scope(|s| {
+        let counts: Vec<io::Result<(u64, u64)>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..self.threads)
                 .map(|t| s.spawn(move || self.drive(t, budget)))
                 .collect();
@@ -212,20 +218,27 @@ impl Config {
                 .collect()
         });
         let elapsed = start.elapsed();
-        let mut total = 0;
+        let (mut total, mut cpu) = (0, 0);
         for c in counts {
-            total += c?;
+            let (n, ns) = c?;
+            total += n;
+            cpu += ns;
         }
-        Ok(elapsed.as_nanos() as f64 * self.threads as f64 / total.max(1) as f64)
+        let total = total.max(1) as f64;
+        Ok((
+            cpu as f64 / total,
+            elapsed.as_nanos() as f64 * self.threads as f64 / total,
+        ))
     }
 
     /// Worker `t` for `budget`: returns the SYN-ACKs it sent, checked
-    /// against the SYNs it fed.
-    fn drive(&self, t: usize, budget: Duration) -> io::Result<u64> {
+    /// against the SYNs it fed, and the CPU time it took.
+    fn drive(&self, t: usize, budget: Duration) -> io::Result<(u64, u64)> {
         let w = self.stack.worker(t);
         let frames = &self.frames[t];
         let mut out = [0u8; 2048];
         let start = Instant::now();
+        let cpu_start = thread_cpu_ns();
         let (mut fed, mut synacks, mut at) = (0u64, 0u64, 0usize);
         while start.elapsed() < budget {
             let now = self.now();
@@ -242,30 +255,39 @@ impl Config {
                 synacks += 1;
             }
         }
+        let cpu = thread_cpu_ns().saturating_sub(cpu_start);
         if synacks != fed {
             return Err(io::Error::other(format!(
                 "bench syn: worker {t} fed {fed} SYNs and sent {synacks} segments"
             )));
         }
-        Ok(synacks)
+        Ok((synacks, cpu))
     }
 }
 
-/// Nanoseconds per `SynCookies::generate`, over the first thread's tuples.
+/// This thread's CPU time, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// CPU nanoseconds per `SynCookies::generate`, over spoofed tuples.
 fn cookie_ns() -> f64 {
     let cookies = SynCookies::new(SecretKey([7; 16]));
     let mut rng = Rng(0xc00c);
     let sources: Vec<SocketAddr> = (0..FRAMES).map(|_| spoofed_source(&mut rng)).collect();
     let now = NetInstant::from_nanos(1);
-    let start = Instant::now();
+    let start = thread_cpu_ns();
     let mut acc = 0u32;
     for i in 0..COOKIE_ITERS {
         let src = sources[i % sources.len()];
         acc ^= cookies.generate(SERVER, src, 1460, now).0;
     }
-    let elapsed = start.elapsed();
+    let elapsed = thread_cpu_ns().saturating_sub(start);
     std::hint::black_box(acc);
-    elapsed.as_nanos() as f64 / COOKIE_ITERS as f64
+    elapsed as f64 / COOKIE_ITERS as f64
 }
 
 #[derive(Serialize)]
@@ -278,6 +300,7 @@ struct Row {
     cookie_ns: f64,
     min: f64,
     max: f64,
+    wall_ns_per_syn: f64,
 }
 
 #[derive(Serialize)]
@@ -300,19 +323,22 @@ pub(crate) fn run(args: &SynBenchArgs) -> io::Result<()> {
         .collect::<io::Result<Vec<_>>>()?;
     let budget = Duration::from_millis(args.millis_per_run);
     let mut samples = vec![Vec::new(); configs.len()];
+    let mut walls = vec![Vec::new(); configs.len()];
     let mut cookie = Vec::new();
     // Interleaved: run k of every configuration before run k+1 of any.
     for _ in 0..args.runs {
-        for (c, s) in configs.iter().zip(&mut samples) {
-            s.push(c.run(budget)?);
+        for ((c, s), w) in configs.iter().zip(&mut samples).zip(&mut walls) {
+            let (cpu, wall) = c.run(budget)?;
+            s.push(cpu);
+            w.push(wall);
         }
         cookie.push(cookie_ns());
     }
     let cookie = Summary::of(&cookie).median;
     let results = configs
         .iter()
-        .zip(&samples)
-        .map(|(c, s)| {
+        .zip(samples.iter().zip(&walls))
+        .map(|(c, (s, w))| {
             let sum = Summary::of(s);
             Row {
                 imp: "smrnet",
@@ -322,6 +348,7 @@ pub(crate) fn run(args: &SynBenchArgs) -> io::Result<()> {
                 cookie_ns: round(cookie),
                 min: round(sum.min),
                 max: round(sum.max),
+                wall_ns_per_syn: round(Summary::of(w).median),
             }
         })
         .collect();
@@ -339,7 +366,7 @@ pub(crate) fn run(args: &SynBenchArgs) -> io::Result<()> {
 fn table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(
         out,
-        "spoofed SYNs (random options) into one Stack with a full SYN cache, in memory, batches of {}; median of {} runs x {} ms ({} cpus)",
+        "spoofed SYNs (random options) into one Stack with a full SYN cache, in memory, batches of {}; CPU time per SYN, median of {} runs x {} ms ({} cpus)",
         r.batch,
         r.runs,
         r.millis_per_run,
@@ -347,20 +374,21 @@ fn table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<8} {:>7} {:>16} {:>10} {:>10} {:>10} {:>10}",
-        "impl", "threads", "SYN-ACKs/s/thr", "ns/SYN", "cookie ns", "min", "max"
+        "{:<8} {:>7} {:>16} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "impl", "threads", "SYN-ACKs/s/thr", "ns/SYN", "cookie ns", "min", "max", "wall ns"
     )?;
     for row in &r.results {
         writeln!(
             out,
-            "{:<8} {:>7} {:>16.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            "{:<8} {:>7} {:>16.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
             row.imp,
             row.threads,
             row.synacks_per_s,
             row.ns_per_syn,
             row.cookie_ns,
             row.min,
-            row.max
+            row.max,
+            row.wall_ns_per_syn
         )?;
     }
     Ok(())
