@@ -585,3 +585,30 @@ fn absurd_settings_are_clamped_not_obeyed() {
     assert_eq!(mib.syncache_retransmits.get(), 62);
     assert!(at <= t0() + Duration::from_secs(62 * 60 + 1));
 }
+
+/// Two takers that both passed the read-only check before either counted
+/// (the race a flood makes likely): the second one to count backs out, for
+/// the global bound and for the listener's, so the counts never pass either
+/// bound. Played deterministically through the two halves of `take`.
+#[test]
+fn a_take_that_lost_the_race_backs_out() {
+    use super::table::{Budget, Full};
+    let b = Budget::new();
+    // Global bound: room for one more, two takers saw it.
+    b.take(1, 2, 10).unwrap();
+    assert_eq!(b.check(2, 2, 10), Ok(()));
+    assert_eq!(b.check(3, 2, 10), Ok(()));
+    assert_eq!(b.reserve(2, 2, 10), Ok(()));
+    assert_eq!(b.reserve(3, 2, 10), Err(Full::Global));
+    assert_eq!((b.total(), b.of(1), b.of(2), b.of(3)), (2, 1, 1, 0));
+    // Listener bound: likewise, with room overall.
+    let b = Budget::new();
+    b.take(7, 10, 2).unwrap();
+    assert_eq!(b.check(7, 10, 2), Ok(()));
+    assert_eq!(b.check(7, 10, 2), Ok(()));
+    assert_eq!(b.reserve(7, 10, 2), Ok(()));
+    assert_eq!(b.reserve(7, 10, 2), Err(Full::Listener));
+    assert_eq!((b.total(), b.of(7)), (2, 2));
+    b.give_back(7, 2);
+    assert_eq!((b.total(), b.of(7)), (0, 0));
+}

@@ -262,15 +262,38 @@ impl Budget {
         max_total: usize,
         max_per_listener: usize,
     ) -> Result<(), Full> {
-        let slot = self.slot(listener);
-        // Relaxed throughout: see the type's docs. The loads first, so that
-        // a full cache costs no write.
+        self.check(listener, max_total, max_per_listener)?;
+        self.reserve(listener, max_total, max_per_listener)
+    }
+
+    /// The read-only half of [`take`](Self::take): whether both bounds look
+    /// open. A full cache ends here, having written nothing.
+    pub(super) fn check(
+        &self,
+        listener: u64,
+        max_total: usize,
+        max_per_listener: usize,
+    ) -> Result<(), Full> {
+        // Relaxed: see the type's docs.
         if self.total.0.load(Ordering::Relaxed) >= max_total {
             return Err(Full::Global);
         }
-        if slot.load(Ordering::Relaxed) >= max_per_listener {
+        if self.slot(listener).load(Ordering::Relaxed) >= max_per_listener {
             return Err(Full::Listener);
         }
+        Ok(())
+    }
+
+    /// The writing half of [`take`](Self::take): count the unit, backing
+    /// out of a bound another taker filled since [`check`](Self::check).
+    pub(super) fn reserve(
+        &self,
+        listener: u64,
+        max_total: usize,
+        max_per_listener: usize,
+    ) -> Result<(), Full> {
+        let slot = self.slot(listener);
+        // Relaxed: see the type's docs.
         if self.total.0.fetch_add(1, Ordering::Relaxed) >= max_total {
             self.total.0.fetch_sub(1, Ordering::Relaxed);
             return Err(Full::Global);
