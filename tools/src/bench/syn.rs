@@ -404,11 +404,12 @@ mod tests {
     fn a_short_run_answers_every_syn_with_a_cookie() {
         let c = Config::new(2).expect("the cache fills");
         let before = c.stack.mib();
-        let ns = c
+        let (ns, wall) = c
             .run(Duration::from_millis(20))
             .expect("every SYN answered");
         let after = c.stack.mib();
         assert!(ns > 0.0 && ns.is_finite(), "{ns}");
+        assert!(wall > 0.0 && wall.is_finite(), "{wall}");
         assert!(after.syncookies_sent > before.syncookies_sent);
         assert_eq!(
             after.syncache_added, before.syncache_added,
