@@ -19,7 +19,7 @@
 //!
 //! Drain: each listener has one in-flight counter whose top bit is
 //! `DRAINING`. The stack acquires a counted reference for every handshake it
-//! starts and every connection waiting in the accept queue
+//! completes and every connection waiting in the accept queue
 //! ([`ListenRef::acquire`], inside the section that found the listener), and
 //! drops it when the handshake fails or the connection is accepted. Acquire
 //! is one `fetch_add`; if `DRAINING` was set it backs out and fails.
@@ -204,6 +204,17 @@ pub struct ListenRef<'g> {
 impl ListenRef<'_> {
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// Whether the listener has started closing (new acquisitions fail).
+    /// A plain load, for a caller that need not hold the listener (a SYN
+    /// answered from the SYN cache or with a cookie): it writes nothing, so
+    /// a flood of such callers shares the counter's line read-only.
+    pub fn is_closing(&self) -> bool {
+        // Relaxed: advisory. A caller that misses a concurrent close acts as
+        // if it had run just before it; nothing it does depends on the
+        // listener staying alive (it holds no reference beyond the section).
+        self.inner.in_flight.load(Relaxed) & DRAINING != 0
     }
 
     /// Count a handshake or accept in flight on this listener; `None` if it

@@ -4,10 +4,16 @@
 //! here that is, in order: a connection in the table (a live TCB or a compact
 //! TIME-WAIT), else a listener on the local port (its SYN cache, then the
 //! accept queue), else nobody (a reset, §3.10.7.1). The lookup happens inside
-//! an SMR read section and leaves it with either a locked PCB or a counted
-//! listener reference, so nothing that may wait (an insert into a table at
-//! its cap, a lock) runs inside the section. Invariant: every segment ends in
-//! exactly one disposition, and each disposition that discards it is counted.
+//! an SMR read section and leaves it with either a locked PCB or a listener's
+//! id and whether it was open, so nothing that may wait (an insert into a
+//! table at its cap, a lock) runs inside the section. A segment for a
+//! listener writes nothing shared with other workers on the way: the
+//! listener's in-flight count is taken only when a handshake completes (a
+//! second, short lookup that re-finds the listener by id), so a SYN flood
+//! only reads the listener. Stateless replies (SYN-ACKs, resets) go to the
+//! caller's [`Reply`] sink: its buffer when it gave one, else the worker's
+//! control queue. Invariant: every segment ends in exactly one disposition,
+//! and each disposition that discards it is counted.
 
 use core::net::{IpAddr, SocketAddr};
 
@@ -15,7 +21,7 @@ use pcb::{Found, FourTuple, InFlight, InsertError};
 
 use super::conn::{Conn, ConnState};
 use super::table::{ConnGuard, ConnTable};
-use super::worker::{Worker, bump};
+use super::worker::{Reply, Worker, bump};
 use super::{ConnHandle, Stack};
 use crate::tcp::conn::{Tcb, TimeWaitDisposition, rst_for};
 use crate::tcp::syncache::{HandshakeDisposition, SynDisposition};
@@ -25,9 +31,9 @@ use crate::wire::{TcpFlags, TcpSegment};
 /// Where the lookup sent a segment.
 enum Target<'t> {
     Connection(ConnGuard<'t>),
-    /// A listener, with a counted reference when one could be taken (`None`:
-    /// the listener is closing).
-    Listener(u64, Option<InFlight>),
+    /// A listener's id, and whether it was open (not closing) when found.
+    /// No reference is held: see `Stack::acquire_listener`.
+    Listener(u64, bool),
     Nobody,
 }
 
@@ -54,15 +60,34 @@ impl Stack {
             }
         };
         match self.listen_table.lookup(&section, tuple) {
-            Some(l) => Target::Listener(l.id(), l.acquire()),
+            Some(l) => Target::Listener(l.id(), !l.is_closing()),
             None => Target::Nobody,
         }
+    }
+
+    /// A counted reference on listener `id`, found again for `tuple`: taken
+    /// once per completed handshake, not per segment. `None` if the listener
+    /// is closing or gone (or the port now has another listener).
+    fn acquire_listener(&self, id: u64, tuple: &FourTuple) -> Option<InFlight> {
+        let section = self.domain.enter();
+        let l = self.listen_table.lookup(&section, tuple)?;
+        if l.id() != id {
+            return None;
+        }
+        l.acquire()
     }
 }
 
 impl Worker<'_> {
     /// Delivers one validated segment from `src` to `dst` (an address of ours).
-    pub(crate) fn tcp_input(&self, now: Instant, src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) {
+    pub(crate) fn tcp_input(
+        &self,
+        now: Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &TcpSegment<'_>,
+        out: &mut Reply<'_>,
+    ) {
         let local = SocketAddr::new(dst, seg.header.dst_port);
         let remote = SocketAddr::new(src, seg.header.src_port);
         let tuple = FourTuple::new(local, remote);
@@ -78,10 +103,10 @@ impl Worker<'_> {
         }
         match target {
             Target::Connection(_) => {}
-            Target::Listener(id, in_flight) => {
-                self.listener_input(now, id, in_flight, local, remote, seg);
+            Target::Listener(id, open) => {
+                self.listener_input(now, id, open, local, remote, seg, out);
             }
-            Target::Nobody => self.reset_closed_port(src, dst, seg),
+            Target::Nobody => self.reset_closed_port(src, dst, seg, out),
         }
     }
 
@@ -100,7 +125,9 @@ impl Worker<'_> {
                 return false;
             }
             ConnState::Tcb(tcb) => {
-                let _disposition = tcb.on_segment(now, seg, mib);
+                // Each drop reason is counted inside `on_segment`
+                // (`TcpMib::segment_drop`); nothing is left for us to do.
+                let _ = tcb.on_segment(now, seg, mib);
             }
             ConnState::TimeWait(tw) => {
                 if tw.on_segment(now, seg, mib) == TimeWaitDisposition::Reopen {
@@ -113,14 +140,16 @@ impl Worker<'_> {
     }
 
     /// A segment for a listening port and no connection.
+    #[allow(clippy::too_many_arguments)]
     fn listener_input(
         &self,
         now: Instant,
         id: u64,
-        in_flight: Option<InFlight>,
+        open: bool,
         local: SocketAddr,
         remote: SocketAddr,
         seg: &TcpSegment<'_>,
+        out: &mut Reply<'_>,
     ) {
         let flags = seg.header.flags;
         let mib = self.mib();
@@ -128,22 +157,27 @@ impl Worker<'_> {
         let is_syn = flags.contains(TcpFlags::SYN)
             && !flags.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN);
         if is_syn {
-            if in_flight.is_none() {
+            if !open {
                 // Closing: behave as if nobody listened.
-                self.reset_closed_port(remote.ip(), local.ip(), seg);
+                self.reset_closed_port(remote.ip(), local.ip(), seg, out);
                 return;
             }
             match syncache.on_syn(now, id, local, remote, seg, mib) {
                 SynDisposition::Reply(h)
                 | SynDisposition::Cookie(h)
-                | SynDisposition::Duplicate(h) => self.push_segment(local.ip(), remote.ip(), &h),
+                | SynDisposition::Duplicate(h) => self.reply(local.ip(), remote.ip(), &h, out),
                 SynDisposition::Dropped(_) => {}
             }
             return;
         }
-        let (Some(in_flight), Some(state)) = (in_flight, self.stack.listeners.get(id)) else {
+        let state = if open {
+            self.stack.listeners.get(id)
+        } else {
+            None
+        };
+        let Some(state) = state else {
             // The listener is closing: its handshakes are being forgotten.
-            self.reset_closed_port(remote.ip(), local.ip(), seg);
+            self.reset_closed_port(remote.ip(), local.ip(), seg, out);
             return;
         };
         #[cfg(test)]
@@ -155,11 +189,12 @@ impl Worker<'_> {
         let mut queue = state.queue();
         if queue.closed {
             // `close_listener` emptied the queue after we fetched its state
-            // and waits for our count: release it and refuse the handshake.
+            // and then waits for every in-flight count: take none (the count
+            // is taken below, under this lock, only while the queue is open)
+            // and refuse the handshake.
             drop(queue);
-            drop(in_flight);
             bump(&self.stack_counters().closed_listener_drops);
-            self.reset_closed_port(remote.ip(), local.ip(), seg);
+            self.reset_closed_port(remote.ip(), local.ip(), seg, out);
             return;
         }
         let disposition = if queue.waiting.len() >= state.capacity {
@@ -171,8 +206,15 @@ impl Worker<'_> {
         };
         match disposition {
             HandshakeDisposition::Established(hs) => {
-                let tcb = Tcb::accept(&self.stack.cfg.tcp, &hs, seg, now, mib);
                 let tuple = FourTuple::new(local, remote);
+                // The one in-flight count of this handshake, held by its
+                // connection while it waits in the accept queue.
+                let Some(in_flight) = self.stack.acquire_listener(id, &tuple) else {
+                    drop(queue);
+                    self.reset_closed_port(remote.ip(), local.ip(), seg, out);
+                    return;
+                };
+                let tcb = Tcb::accept(&self.stack.cfg.tcp, &hs, seg, now, mib);
                 let conn = Conn::new(
                     ConnState::Tcb(Box::new(tcb)),
                     self.stack.next_conn_id(),
@@ -208,11 +250,11 @@ impl Worker<'_> {
             }
             HandshakeDisposition::Reply(h) => {
                 drop(queue);
-                self.push_segment(local.ip(), remote.ip(), &h);
+                self.reply(local.ip(), remote.ip(), &h, out);
             }
             HandshakeDisposition::NotOurs => {
                 drop(queue);
-                self.reset_closed_port(remote.ip(), local.ip(), seg);
+                self.reset_closed_port(remote.ip(), local.ip(), seg, out);
             }
             HandshakeDisposition::Reset | HandshakeDisposition::Dropped(_) => {
                 bump(&self.stack_counters().handshake_drops);
@@ -222,13 +264,19 @@ impl Worker<'_> {
 
     /// RFC 9293 §3.10.7.1: a segment for no connection and no listener gets a
     /// reset (unless it is one).
-    fn reset_closed_port(&self, src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) {
+    fn reset_closed_port(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &TcpSegment<'_>,
+        out: &mut Reply<'_>,
+    ) {
         let mib = self.mib();
         mib.no_port.bump();
         if let Some(rst) = rst_for(seg) {
             mib.out_rsts.bump();
             mib.out_segs.bump();
-            self.push_segment(dst, src, &rst);
+            self.reply(dst, src, &rst, out);
         }
     }
 }

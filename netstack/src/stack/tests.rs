@@ -290,3 +290,48 @@ fn keys_are_random_unless_the_insecure_seed_is_set() {
         "a seed repeats every key: why it is insecure"
     );
 }
+
+#[test]
+fn handle_writes_stateless_replies_into_the_callers_buffer_not_the_queue() {
+    let s = stack(|_| {});
+    s.listen(SocketAddr::new(US, 80)).unwrap();
+    let w = s.worker(0);
+    let mut buf = [0u8; 256];
+    // A SYN to a listener: the SYN-ACK comes back at once, nothing queued.
+    let n = w
+        .handle(Instant::ZERO, &syn_to(80, 5000), &mut buf)
+        .expect("a SYN-ACK");
+    let h = tcp_header_of(&buf[..n]);
+    assert_eq!(h.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!((h.src_port, h.dst_port, h.ack), (80, 5000, SeqNum(101)));
+    assert!(
+        drain(w, Instant::ZERO).is_empty(),
+        "the reply was not queued too"
+    );
+    // A SYN to a closed port: the reset, likewise.
+    let n = w
+        .handle(Instant::ZERO, &syn_to(81, 5001), &mut buf)
+        .expect("a RST");
+    assert!(tcp_header_of(&buf[..n]).flags.contains(TcpFlags::RST));
+    assert!(drain(w, Instant::ZERO).is_empty());
+    // A buffer too small for the reply: it goes through the queue instead.
+    let mut tiny = [0u8; 8];
+    assert_eq!(w.handle(Instant::ZERO, &syn_to(80, 5002), &mut tiny), None);
+    let queued = drain(w, Instant::ZERO);
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        tcp_header_of(&queued[0]).flags,
+        TcpFlags::SYN | TcpFlags::ACK
+    );
+    // `handle_frame` still queues.
+    w.handle_frame(Instant::ZERO, &syn_to(80, 5003));
+    assert_eq!(drain(w, Instant::ZERO).len(), 1);
+}
+
+/// The TCP header of a frame the stack sent.
+fn tcp_header_of(frame: &[u8]) -> TcpHeader {
+    match crate::wire::parse(frame).expect("a valid frame").transport {
+        crate::wire::Transport::Tcp(seg) => seg.header,
+        other => panic!("not TCP: {other:?}"),
+    }
+}

@@ -67,6 +67,18 @@ impl Ord for TimerEntry {
     }
 }
 
+/// Where the stateless reply to an input frame goes.
+pub(crate) enum Reply<'b> {
+    /// The worker's control queue (`handle_frame`).
+    Queue,
+    /// The caller's buffer (`Worker::handle`); `len` is set once it holds a
+    /// reply.
+    Buffer {
+        buf: &'b mut [u8],
+        len: Option<usize>,
+    },
+}
+
 /// The lists one worker owns (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct Queues {
@@ -186,8 +198,32 @@ impl<'s> Worker<'s> {
     }
 
     /// Takes one frame from the network. Never panics, whatever `frame` holds;
-    /// every frame not delivered is counted once.
+    /// every frame not delivered is counted once. Any reply goes out through
+    /// [`poll_transmit`](Self::poll_transmit).
     pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
+        self.input(now, frame, &mut Reply::Queue);
+    }
+
+    /// As [`handle_frame`](Self::handle_frame), and a stateless reply to
+    /// `frame` — a SYN-ACK (from the SYN cache or with a cookie) or a reset —
+    /// is written straight into `reply`, its length returned, for the caller
+    /// to send now: no queue, no copy, no lock (quinn's `Endpoint::handle`
+    /// shape). `None`: no stateless reply (anything else the frame calls for,
+    /// and a reply that did not fit `reply`, goes out through
+    /// `poll_transmit` as usual). A frame has at most one stateless reply.
+    pub fn handle(&self, now: Instant, frame: &[u8], reply: &mut [u8]) -> Option<usize> {
+        let mut out = Reply::Buffer {
+            buf: reply,
+            len: None,
+        };
+        self.input(now, frame, &mut out);
+        match out {
+            Reply::Buffer { len, .. } => len,
+            Reply::Queue => None,
+        }
+    }
+
+    fn input(&self, now: Instant, frame: &[u8], out: &mut Reply<'_>) {
         let parsed = parse_frame(frame);
         self.counters().record(&parsed);
         let Ok(datagram) = parsed else { return };
@@ -216,7 +252,7 @@ impl<'s> Worker<'s> {
                 }
             }
             Transport::Tcp(segment) => {
-                self.tcp_input(now, datagram.src, datagram.dst, &segment);
+                self.tcp_input(now, datagram.src, datagram.dst, &segment, out);
             }
         }
     }
@@ -392,6 +428,21 @@ impl<'s> Worker<'s> {
         q.control_bytes = q.control_bytes.saturating_add(frame.len());
         q.control.push_back(frame);
         true
+    }
+
+    /// Sends a header-only stateless reply through `out`: into the caller's
+    /// buffer if it has one still empty and the segment fits, else queued.
+    pub(crate) fn reply(&self, src: IpAddr, dst: IpAddr, header: &TcpHeader, out: &mut Reply<'_>) {
+        if let Reply::Buffer {
+            buf,
+            len: len @ None,
+        } = out
+            && let Ok(n) = emit_tcp(src, dst, DEFAULT_HOP_LIMIT, header, &[], buf)
+        {
+            *len = Some(n);
+            return;
+        }
+        self.push_segment(src, dst, header);
     }
 
     /// Builds a header-only segment and queues it.

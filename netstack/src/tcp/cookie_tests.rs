@@ -91,11 +91,17 @@ fn a_cookie_for_another_tuple_is_rejected() {
     let (local, foreign) = tuple();
     let jar = cookies();
     let cookie = jar.generate(local, foreign, 1460, now());
-    let others: [(SocketAddr, SocketAddr); 4] = [
+    let others: [(SocketAddr, SocketAddr); 6] = [
         (local, "198.51.100.7:51001".parse().unwrap()),
         (local, "198.51.100.8:51000".parse().unwrap()),
         ("192.0.2.1:444".parse().unwrap(), foreign),
+        ("192.0.2.2:443".parse().unwrap(), foreign),
         (foreign, local),
+        // The same addresses as IPv4-mapped IPv6: another family's tuple.
+        (
+            "[::ffff:192.0.2.1]:443".parse().unwrap(),
+            "[::ffff:198.51.100.7]:51000".parse().unwrap(),
+        ),
     ];
     for (l, f) in others {
         assert_eq!(jar.validate(cookie, l, f, None, now()), None, "{l} {f}");

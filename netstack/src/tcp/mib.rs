@@ -12,6 +12,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::tcp::conn::SegmentDrop;
+
 macro_rules! mib {
     ($( $(#[doc = $doc:literal])* $field:ident => $name:literal, )*) => {
         /// One worker's TCP counters. Write from the owning worker only.
@@ -88,6 +90,20 @@ mib! {
     out_of_window => "TCPOutOfWindow",
     /// Resets accepted.
     in_rsts => "TCPInRsts",
+    /// Segments dropped because they acknowledge data never sent (an ACK
+    /// was queued; RFC 9293 §3.10.7.4).
+    drop_ack_too_new => "TCPDropAckTooNew",
+    /// Segments dropped because they acknowledge data older than the peer
+    /// could have seen (RFC 5961 §5.2; a challenge ACK was queued).
+    drop_ack_too_old => "TCPDropAckTooOld",
+    /// Synchronized-state segments dropped for carrying no ACK.
+    drop_no_ack => "TCPDropNoAck",
+    /// Segments SYN-SENT dropped for being neither SYN nor RST.
+    drop_syn_sent_unexpected => "TCPDropSynSentUnexpected",
+    /// Segments for a connection already CLOSED (not yet out of the table).
+    drop_closed => "TCPDropClosed",
+    /// In-window segments a TIME-WAIT dropped without reply (a plain ACK).
+    drop_time_wait => "TCPDropTimeWait",
     /// Resets ignored (out of window) or challenged.
     rsts_ignored => "TCPRstsIgnored",
     /// Segments that arrived out of order and were queued.
@@ -148,6 +164,25 @@ impl MibCounter {
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl TcpMib {
+    /// The counter of one reason `Tcb::on_segment` drops a segment for. The
+    /// match is exhaustive, so a new reason does not build without its
+    /// counter; each reason has exactly one counter and is counted once, by
+    /// `Tcb::on_segment`.
+    pub fn segment_drop(&self, reason: SegmentDrop) -> &MibCounter {
+        match reason {
+            SegmentDrop::OutOfWindow => &self.out_of_window,
+            SegmentDrop::Paws => &self.paws_drops,
+            SegmentDrop::BadRst => &self.rsts_ignored,
+            SegmentDrop::AckTooNew => &self.drop_ack_too_new,
+            SegmentDrop::AckTooOld => &self.drop_ack_too_old,
+            SegmentDrop::NoAck => &self.drop_no_ack,
+            SegmentDrop::Unexpected => &self.drop_syn_sent_unexpected,
+            SegmentDrop::Closed => &self.drop_closed,
+        }
     }
 }
 

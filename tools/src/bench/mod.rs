@@ -11,6 +11,7 @@ mod read;
 mod reclaim;
 mod report;
 mod stack;
+mod syn;
 
 pub use e2e::E2eArgs;
 pub use pcb::PcbArgs;
@@ -19,6 +20,7 @@ pub use read::ReadArgs;
 pub use reclaim::ReclaimArgs;
 pub use report::RunArgs;
 pub use stack::StackArgs;
+pub use syn::SynBenchArgs;
 
 use std::io;
 
@@ -37,6 +39,9 @@ pub enum BenchCommand {
     Reclaim(ReclaimArgs),
     /// Complete TCP connections per second through a whole stack in memory.
     Stack(StackArgs),
+    /// SYN-ACKs per second through a Stack with a full SYN cache (every
+    /// SYN answered with a cookie), in memory, and the cookie's own cost.
+    Syn(SynBenchArgs),
     /// The same kernel-socket churn through smrnetd on a TUN device, once per
     /// connection-table backend and SMR mode, each in its own lab (root).
     E2e(E2eArgs),
@@ -52,6 +57,7 @@ impl BenchCommand {
             BenchCommand::Pool(args) => pool::run(args),
             BenchCommand::Reclaim(args) => reclaim::run(args),
             BenchCommand::Stack(args) => stack::run(args),
+            BenchCommand::Syn(args) => syn::run(args),
             BenchCommand::E2e(args) => e2e::run(args),
         }
     }

@@ -110,6 +110,36 @@ const MIB: &[(&str, &str, &str)] = &[
     ),
     ("TCPInRsts", "smrnet_tcp_in_rsts_total", "Resets accepted."),
     (
+        "TCPDropAckTooNew",
+        "smrnet_tcp_drop_ack_too_new_total",
+        "Segments dropped for acknowledging data never sent.",
+    ),
+    (
+        "TCPDropAckTooOld",
+        "smrnet_tcp_drop_ack_too_old_total",
+        "Segments dropped for acknowledging data older than the peer could have seen (RFC 5961).",
+    ),
+    (
+        "TCPDropNoAck",
+        "smrnet_tcp_drop_no_ack_total",
+        "Synchronized-state segments dropped for carrying no ACK.",
+    ),
+    (
+        "TCPDropSynSentUnexpected",
+        "smrnet_tcp_drop_syn_sent_unexpected_total",
+        "Segments SYN-SENT dropped for being neither SYN nor RST.",
+    ),
+    (
+        "TCPDropClosed",
+        "smrnet_tcp_drop_closed_total",
+        "Segments for a connection already closed.",
+    ),
+    (
+        "TCPDropTimeWait",
+        "smrnet_tcp_drop_time_wait_total",
+        "In-window segments a TIME-WAIT dropped without reply.",
+    ),
+    (
         "TCPRstsIgnored",
         "smrnet_tcp_rsts_ignored_total",
         "Resets ignored or challenged.",

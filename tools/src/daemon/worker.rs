@@ -105,6 +105,26 @@ impl Shared {
     }
 }
 
+/// Writes one frame to the device, counting it (or its failure).
+fn send(shared: &Shared, device: &SyncDevice, stats: &WorkerStats, index: usize, frame: &[u8]) {
+    shared.capture(frame);
+    match device.send(frame) {
+        Ok(_) => add(&stats.bytes_out, frame.len() as u64),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            add(&stats.write_errors, 1);
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            add(&stats.write_errors, 1);
+        }
+        Err(e) => {
+            // The kernel refuses some frames (e.g. no route back); count
+            // them, the stack retransmits what matters.
+            add(&stats.write_errors, 1);
+            tracing::debug!(worker = index, error = %e, "TUN write failed");
+        }
+    }
+}
+
 /// Runs worker `index` until stopped; returns an error if the device fails.
 pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<()> {
     let stack = &*shared.stack;
@@ -132,13 +152,19 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
 
         // Read a batch.
         let mut n_in = 0;
+        let mut n_direct = 0;
         while n_in < BATCH {
             match device.recv(&mut frame) {
                 Ok(n) => {
                     n_in += 1;
                     add(&stats.bytes_in, n as u64);
                     shared.capture(&frame[..n]);
-                    w.handle_frame(now, &frame[..n]);
+                    // A stateless reply (SYN-ACK, reset) goes out at once,
+                    // from our buffer: no queue, no copy.
+                    if let Some(r) = w.handle(now, &frame[..n], &mut out) {
+                        n_direct += 1;
+                        send(&shared, &device, stats, index, &out[..r]);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -167,25 +193,10 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
         }
 
         w.handle_timeout(now);
-        let mut n_out = 0;
+        let mut n_out = n_direct;
         while let Some(n) = w.poll_transmit(now, &mut out) {
             n_out += 1;
-            shared.capture(&out[..n]);
-            match device.send(&out[..n]) {
-                Ok(_) => add(&stats.bytes_out, n as u64),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    add(&stats.write_errors, 1);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    add(&stats.write_errors, 1);
-                }
-                Err(e) => {
-                    // The kernel refuses some frames (e.g. no route back);
-                    // count them, the stack retransmits what matters.
-                    add(&stats.write_errors, 1);
-                    tracing::debug!(worker = index, error = %e, "TUN write failed");
-                }
-            }
+            send(&shared, &device, stats, index, &out[..n]);
         }
         add(&stats.packets_out, n_out);
         // A quiet turn: recycle what this thread retired, so the pool's

@@ -6,6 +6,8 @@
 //! lets the segment through to the next one or ends with a named disposition.
 //! Nothing here trusts a field of the segment for indexing or arithmetic:
 //! sequence distances are wrapping and every copy is bounded by the window.
+//! Every `Dropped` reason is counted exactly once, by `on_segment` through
+//! [`TcpMib::segment_drop`], so no caller has to remember to.
 
 use super::timestamps::ts_clock;
 use super::*;
@@ -33,6 +35,9 @@ impl Tcb {
             State::SynSent => self.on_segment_syn_sent(now, seg, mib),
             _ => self.on_segment_synchronized(now, seg, mib),
         };
+        if let SegmentDisposition::Dropped(reason) = disposition {
+            mib.segment_drop(reason).bump();
+        }
         self.settle(mib);
         disposition
     }
@@ -51,7 +56,6 @@ impl Tcb {
         let ack_ok = flags.contains(TcpFlags::ACK) && self.iss.lt(h.ack) && h.ack.le(self.snd_max);
         if flags.contains(TcpFlags::ACK) && !ack_ok {
             if flags.contains(TcpFlags::RST) {
-                mib.rsts_ignored.bump();
                 return SegmentDisposition::Dropped(SegmentDrop::BadRst);
             }
             self.rst_pending = Some((h.ack, None));
@@ -62,7 +66,6 @@ impl Tcb {
             // > connection reset", drop the segment, enter CLOSED state.
             // RFC 5961 §3.2 keeps this: only an RST acknowledging our SYN counts.
             if !ack_ok {
-                mib.rsts_ignored.bump();
                 return SegmentDisposition::Dropped(SegmentDrop::BadRst);
             }
             mib.in_rsts.bump();
@@ -162,7 +165,6 @@ impl Tcb {
             && !rst
             && (ts.value.wrapping_sub(self.ts_recent) as i32) < 0
         {
-            mib.paws_drops.bump();
             self.ack_due = AckDue::Now;
             return SegmentDisposition::Dropped(SegmentDrop::Paws);
         }
@@ -182,12 +184,10 @@ impl Tcb {
         let zero_window_ack = !acceptable && wnd == 0 && seq == self.rcv_nxt;
         if !acceptable && !zero_window_ack {
             if rst {
-                mib.rsts_ignored.bump();
                 return SegmentDisposition::Dropped(SegmentDrop::BadRst);
             }
             // > If an incoming segment is not acceptable, an acknowledgment
             // > should be sent in reply (unless the RST bit is set).
-            mib.out_of_window.bump();
             self.ack_due = AckDue::Now;
             if self.state == State::TimeWait && flags.contains(TcpFlags::FIN) {
                 // §3.10.7.4: a retransmitted FIN restarts the 2·MSL wait.

@@ -30,6 +30,8 @@ mod timestamps;
 mod types;
 
 #[cfg(test)]
+mod drop_tests;
+#[cfg(test)]
 mod reliability_tests;
 #[cfg(test)]
 mod script;

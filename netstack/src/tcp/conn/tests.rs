@@ -675,3 +675,12 @@ fn connections_can_be_shared_by_worker_threads() {
     shareable::<Tcb>();
     shareable::<TimeWait>();
 }
+
+#[test]
+fn time_wait_drops_in_window_plain_ack_and_counts_it() {
+    let (s, mut tw) = time_wait(&plain());
+    let before = s.mib.snapshot().drop_time_wait;
+    let d = tw.on_segment(s.now, &Seg::new(ACK, IRS + 2, ISS + 2).segment(), &s.mib);
+    assert_eq!(d, TimeWaitDisposition::Dropped);
+    assert_eq!(s.mib.snapshot().drop_time_wait, before + 1);
+}

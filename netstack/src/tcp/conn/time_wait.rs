@@ -161,6 +161,7 @@ impl TimeWait {
             self.ack_pending = true;
             return TimeWaitDisposition::Acked;
         }
+        mib.drop_time_wait.bump();
         TimeWaitDisposition::Dropped
     }
 

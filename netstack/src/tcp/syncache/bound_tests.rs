@@ -443,8 +443,16 @@ fn no_shard_holds_more_than_its_capacity() {
     };
     let c = cache_with(config);
     let mib = TcpMib::default();
+    // Tuples that all fall in one shard (found through the keyed hash, as
+    // only someone holding the key could), one more than it may hold.
+    let target = c.shard(local(), peer(0)) as *const _;
+    let same: Vec<u16> = (0..20_000)
+        .filter(|&n| core::ptr::eq(c.shard(local(), peer(n)), target))
+        .take(config.shard_capacity() + 1)
+        .collect();
+    assert_eq!(same.len(), config.shard_capacity() + 1);
     let mut full = 0;
-    for n in 0..64u16 {
+    for &n in &same {
         let d = c.on_syn(
             t0(),
             LISTENER,
@@ -457,12 +465,11 @@ fn no_shard_holds_more_than_its_capacity() {
             full += 1;
         }
     }
-    // 64 tuples over 32 shards of capacity 3: some shard gets more than 3.
-    assert!(full > 0, "the shard bound was never reached");
+    assert_eq!(full, 1, "the shard bound refuses exactly the one too many");
     for shard in c.shards.iter() {
         assert!(lock(&shard.map).entries.len() <= config.shard_capacity());
     }
-    assert_eq!(c.len() + full, 64);
+    assert_eq!(c.len(), config.shard_capacity());
 }
 
 #[test]
@@ -577,4 +584,31 @@ fn absurd_settings_are_clamped_not_obeyed() {
     }
     assert_eq!(mib.syncache_retransmits.get(), 62);
     assert!(at <= t0() + Duration::from_secs(62 * 60 + 1));
+}
+
+/// Two takers that both passed the read-only check before either counted
+/// (the race a flood makes likely): the second one to count backs out, for
+/// the global bound and for the listener's, so the counts never pass either
+/// bound. Played deterministically through the two halves of `take`.
+#[test]
+fn a_take_that_lost_the_race_backs_out() {
+    use super::table::{Budget, Full};
+    let b = Budget::new();
+    // Global bound: room for one more, two takers saw it.
+    b.take(1, 2, 10).unwrap();
+    assert_eq!(b.check(2, 2, 10), Ok(()));
+    assert_eq!(b.check(3, 2, 10), Ok(()));
+    assert_eq!(b.reserve(2, 2, 10), Ok(()));
+    assert_eq!(b.reserve(3, 2, 10), Err(Full::Global));
+    assert_eq!((b.total(), b.of(1), b.of(2), b.of(3)), (2, 1, 1, 0));
+    // Listener bound: likewise, with room overall.
+    let b = Budget::new();
+    b.take(7, 10, 2).unwrap();
+    assert_eq!(b.check(7, 10, 2), Ok(()));
+    assert_eq!(b.check(7, 10, 2), Ok(()));
+    assert_eq!(b.reserve(7, 10, 2), Ok(()));
+    assert_eq!(b.reserve(7, 10, 2), Err(Full::Listener));
+    assert_eq!((b.total(), b.of(7)), (2, 2));
+    b.give_back(7, 2);
+    assert_eq!((b.total(), b.of(7)), (0, 0));
 }

@@ -1,7 +1,7 @@
 //! The SYN cache's bounds and policies, each with the reason for its default.
 
 use super::SynCache;
-use super::table::{LEDGER_PREALLOC, Shard, buckets_for, slot_bytes, table_bytes};
+use super::table::{Budget, Shard, buckets_for, slot_bytes, table_bytes};
 
 /// More entries than this are not honoured (see `entry_limit`).
 const MAX_ENTRIES: usize = 1 << 20;
@@ -73,7 +73,7 @@ impl Default for SynCacheConfig {
 }
 
 impl SynCacheConfig {
-    /// `max_entries`, clamped to 2^20 (about 350 MB of tables and ledger).
+    /// `max_entries`, clamped to 2^20 (about 350 MB of tables).
     pub(super) fn entry_limit(&self) -> usize {
         self.max_entries.min(MAX_ENTRIES)
     }
@@ -91,18 +91,15 @@ impl SynCacheConfig {
 
     /// An upper bound on [`SynCache::memory_bytes`] for this configuration,
     /// whatever the peers send: the shard tables as allocated by
-    /// [`SynCache::new`] (they never grow), plus the per-listener ledger as if
-    /// every entry had its own listener.
+    /// [`SynCache::new`] (they never grow), plus the fixed budget counters.
     pub fn memory_bound(&self) -> usize {
         let shard_buckets = buckets_for(self.shard_capacity().saturating_mul(2));
         let shard =
             table_bytes(shard_buckets, slot_bytes()).saturating_add(core::mem::size_of::<Shard>());
-        let ledger_entries = self.entry_limit().max(LEDGER_PREALLOC);
-        let ledger_buckets = buckets_for(ledger_entries).saturating_mul(2);
-        let ledger = table_bytes(ledger_buckets, core::mem::size_of::<(u64, usize)>());
+        let budget = Budget::memory_bytes();
         shard
             .saturating_mul(self.shard_count())
-            .saturating_add(ledger)
+            .saturating_add(budget)
             .saturating_add(core::mem::size_of::<SynCache>())
     }
 }

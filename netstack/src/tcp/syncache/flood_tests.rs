@@ -62,7 +62,7 @@ fn assert_bounded(c: &SynCache, config: &SynCacheConfig, listeners: &[u64]) {
     for (l, n) in listeners.iter().zip(&per) {
         assert!(*n <= config.max_per_listener, "listener {l} holds {n}");
     }
-    assert_eq!(per.iter().sum::<usize>(), c.len(), "the ledger is exact");
+    assert_eq!(per.iter().sum::<usize>(), c.len(), "the budget is exact");
     assert!(c.memory_bytes() <= config.memory_bound());
 }
 
@@ -375,9 +375,9 @@ fn the_cache_can_be_shared_by_workers() {
 
 /// Workers share one cache: each floods its own spoofed tuples and completes
 /// its own real handshakes while another runs the timer and drains a second
-/// listener; the ledger must still match the tables exactly.
+/// listener; the budget must still match the tables exactly.
 #[test]
-fn concurrent_workers_keep_the_ledger_exact() {
+fn concurrent_workers_keep_the_budget_exact() {
     let config = SynCacheConfig {
         max_entries: 2048,
         max_per_listener: 1024,

@@ -29,7 +29,10 @@
 //! its own events in the [`TcpMib`] (`ListenSYNs`, `syncache_*`, `syncookies_*`,
 //! `listen_queue_overflow`); segments it hands back are counted by whoever emits
 //! them. Invariant: the number of entries never exceeds `max_entries` overall
-//! nor `max_per_listener` for any listener, and no peer input allocates.
+//! nor `max_per_listener` for any listener, and no peer input allocates. The
+//! bounds are kept by a lock-free budget (`table::Budget`), so a SYN takes one
+//! lock, its tuple's shard's, and a SYN that finds the cache full writes no
+//! counter shared with other shards or workers.
 
 mod ack;
 mod config;
@@ -42,17 +45,18 @@ pub use self::config::{CookiePolicy, DEFAULT_PEER_MSS, MIN_PEER_MSS, SynCacheCon
 pub use self::disposition::{HandshakeDisposition, HandshakeDrop, SynDisposition, SynDrop};
 pub use self::timer::TIMER_TICK;
 
+use core::hash::BuildHasher;
 use core::net::SocketAddr;
 
 use self::entry::{Entry, Negotiated, TupleKey};
-use self::table::{Full, Ledger, Shard, lock};
+use self::table::{Budget, Full, Shard, lock};
 use crate::tcp::config::TcpConfig;
 use crate::tcp::cookie::SynCookies;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::mib::TcpMib;
 use crate::tcp::options::{MAX_WINDOW_SCALE, TcpOptions, Timestamps};
 use crate::tcp::seq::SeqNum;
-use crate::tcp::siphash::{SecretKey, siphash24, tuple_message};
+use crate::tcp::siphash::{SecretKey, siphash24};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpHeader, TcpSegment};
 
@@ -77,9 +81,9 @@ pub struct SynCache {
     tcp: TcpConfig,
     isn: IsnGenerator,
     cookies: SynCookies,
-    shard_key: SecretKey,
+    shard_hash: pcb::FlowBuildHasher,
     shards: Box<[Shard]>,
-    ledger: std::sync::Mutex<Ledger>,
+    budget: Budget,
 }
 
 impl core::fmt::Debug for SynCache {
@@ -89,6 +93,14 @@ impl core::fmt::Debug for SynCache {
             .field("len", &self.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A keyed flow hash seeded from `key` (whose first eight octets are as
+/// secret as the rest).
+fn flow_hash(key: &SecretKey) -> pcb::FlowBuildHasher {
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&key.0[..8]);
+    pcb::FlowBuildHasher(pcb::FlowHash::with_seed(u64::from_le_bytes(seed)))
 }
 
 /// A key for one purpose, derived from the cache's key, so the shard hash and
@@ -113,17 +125,18 @@ impl SynCache {
     /// tuple's ISNs advance consistently) and, through derived keys, the SYN
     /// cookies and the shard hash. Allocates every shard's table now.
     pub fn new(config: SynCacheConfig, tcp: &TcpConfig, key: SecretKey) -> SynCache {
+        let map_hash = flow_hash(&derive_key(&key, b"syncache map"));
         let shards = (0..config.shard_count())
-            .map(|_| Shard::new(config.shard_capacity()))
+            .map(|_| Shard::new(config.shard_capacity(), map_hash.clone()))
             .collect();
         SynCache {
             config,
             tcp: tcp.clone(),
             isn: IsnGenerator::new(key),
             cookies: SynCookies::new(derive_key(&key, b"syncookie")),
-            shard_key: derive_key(&key, b"syncache shard"),
+            shard_hash: flow_hash(&derive_key(&key, b"syncache shard")),
             shards,
-            ledger: std::sync::Mutex::new(Ledger::new()),
+            budget: Budget::new(),
         }
     }
 
@@ -133,9 +146,12 @@ impl SynCache {
     }
 
     fn shard(&self, local: SocketAddr, remote: SocketAddr) -> &Shard {
-        let hash = siphash24(&self.shard_key, &tuple_message(local, remote, [0, 0]));
-        // In bounds: `new` makes at least one shard, and `hash % len < len`.
-        &self.shards[(hash % self.shards.len() as u64) as usize]
+        // Not the maps' hash (a shard's keys would share its low bits).
+        let hash = self.shard_hash.hash_one(TupleKey::new(local, remote));
+        // The high bits (Lemire's multiply-shift), the best mixed. In bounds:
+        // `new` makes at least one shard, and `(hash * len) >> 64 < len`.
+        let index = (u128::from(hash) * self.shards.len() as u128) >> 64;
+        &self.shards[index as usize]
     }
 
     /// Answers a SYN to a listening port (see the type's call contract).
@@ -186,7 +202,7 @@ impl SynCache {
         let room = if map.is_full() {
             Err(Full::Shard)
         } else {
-            lock(&self.ledger).take(
+            self.budget.take(
                 listener_id,
                 self.config.entry_limit(),
                 self.config.max_per_listener,
@@ -339,7 +355,7 @@ impl SynCache {
         let mut map = lock(&shard.map);
         match map.entries.remove(&TupleKey::new(local, remote)) {
             Some(entry) => {
-                lock(&self.ledger).give_back(entry.listener());
+                self.budget.give_back(entry.listener(), 1);
                 true
             }
             None => false,
@@ -349,7 +365,7 @@ impl SynCache {
     /// Retransmits the SYN-ACKs that are due and expires entries that ran out
     /// Entries in the cache.
     pub fn len(&self) -> usize {
-        lock(&self.ledger).total()
+        self.budget.total()
     }
 
     /// The cache holds no entries.
@@ -359,7 +375,7 @@ impl SynCache {
 
     /// Entries held for one listener.
     pub fn listener_len(&self, listener_id: u64) -> usize {
-        lock(&self.ledger).of(listener_id)
+        self.budget.of(listener_id)
     }
 
     /// Bytes held by the cache's tables (from their capacities; allocator
@@ -371,7 +387,7 @@ impl SynCache {
             .map(|shard| Shard::memory_bytes(&lock(&shard.map)))
             .fold(0usize, usize::saturating_add);
         shards
-            .saturating_add(lock(&self.ledger).memory_bytes())
+            .saturating_add(Budget::memory_bytes())
             .saturating_add(core::mem::size_of::<SynCache>())
     }
 
@@ -386,10 +402,7 @@ impl SynCache {
             map.entries.retain(|_, e| e.listener() != listener_id);
             let gone = before.saturating_sub(map.entries.len());
             if gone > 0 {
-                let mut ledger = lock(&self.ledger);
-                for _ in 0..gone {
-                    ledger.give_back(listener_id);
-                }
+                self.budget.give_back(listener_id, gone);
             }
             removed += gone;
         }

@@ -1,25 +1,28 @@
 //! Where SYN-cache entries live: a fixed number of shards, each a hash map behind
-//! its own mutex, plus one small ledger of how many entries each listener holds.
+//! its own mutex, plus the lock-free [`Budget`] that counts entries overall and
+//! per listener.
 //!
-//! Peers choose the tuples, so the shard is picked by a keyed hash (SipHash under
-//! a secret derived from the cache's key) and each shard's map uses std's
-//! randomly keyed hasher; an attacker cannot aim a flood at one shard or one
-//! chain. Every map is allocated once, when the cache is made, with room for
-//! twice the entries its shard may hold, and no insert is allowed past that
-//! limit, so neither a flood nor churn allocates: std's map rebuilds in place
-//! while it is at most half full, and grows only when deletions have left it
-//! too full of tombstones to rebuild in place, which at half load cannot
-//! happen. Invariant: a shard never holds more than its capacity, and the
-//! ledger's total and per-listener counts equal the entries in the shards,
-//! exactly; every insert and removal updates both under the shard's lock.
+//! Peers choose the tuples, so the shard is picked by a keyed hash and each
+//! shard's map uses another keyed hash (foldhash under seeds derived from the
+//! cache's secret, as the connection table does: `pcb::FlowHash`; no std
+//! SipHash on the SYN path); an attacker cannot aim a flood at one shard or
+//! one chain. Every map is allocated once, when the cache is made, with room
+//! for twice the entries its shard may hold, and no insert is allowed past
+//! that limit, so neither a flood nor churn allocates: the map rebuilds in
+//! place while it is at most half full, and grows only when deletions have
+//! left it too full of tombstones to rebuild in place, which at half load
+//! cannot happen. Invariant: a shard never holds more than its capacity, and
+//! every entry in the shards holds exactly one unit of the budget (overall
+//! and of its listener), taken before its insert and given back at its
+//! removal, under the shard's lock.
 //!
-//! Lock order: a shard, then the ledger. The ledger is never held while taking a
-//! shard.
+//! Lock order: a shard's lock only; the budget takes no lock.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::sync::{Mutex, MutexGuard};
+
+use pcb::FlowBuildHasher;
 
 use super::entry::{Entry, TupleKey};
 use super::timer::TIMER_TICK;
@@ -37,7 +40,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One shard's entries.
 pub(super) struct ShardMap {
     /// Read and remove freely; insert only through [`ShardMap::insert`].
-    pub(super) entries: HashMap<TupleKey, Entry, RandomState>,
+    pub(super) entries: HashMap<TupleKey, Entry, FlowBuildHasher>,
     capacity: usize,
     buckets: Buckets,
 }
@@ -64,11 +67,11 @@ pub(super) struct Shard {
 }
 
 impl Shard {
-    pub(super) fn new(capacity: usize) -> Shard {
+    pub(super) fn new(capacity: usize, hasher: FlowBuildHasher) -> Shard {
         let room = capacity.saturating_mul(2);
         Shard {
             map: Mutex::new(ShardMap {
-                entries: HashMap::with_capacity_and_hasher(room, RandomState::new()),
+                entries: HashMap::with_capacity_and_hasher(room, hasher),
                 capacity,
                 buckets: Buckets::for_request(room),
             }),
@@ -193,66 +196,126 @@ pub(super) enum Full {
     Shard,
 }
 
-/// Listeners the ledger has room for before it allocates.
-pub(super) const LEDGER_PREALLOC: usize = 16;
+/// Per-listener counters of the [`Budget`]. A listener's count lives in
+/// slot `id % LISTENER_SLOTS`; listener ids are handed out in sequence, so
+/// two live listeners share a slot only when more than this many listeners
+/// have been opened between them, and then they share one budget of
+/// `max_per_listener` (the bound gets stricter, never looser).
+pub(super) const LISTENER_SLOTS: usize = 256;
 
-/// The exact counts behind the global and per-listener bounds.
-pub(super) struct Ledger {
-    total: usize,
-    /// Listeners with at least one entry. Its size follows the number of
-    /// listeners, which the application controls, not the peers.
-    per_listener: HashMap<u64, usize>,
-    buckets: Buckets,
+/// A counter alone on its cache line(s), so that the global count does not
+/// share a line with anything a SYN reads.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicUsize);
+
+/// The global and per-listener entry counts, without a lock.
+///
+/// A SYN that finds the cache full reads two counters and writes nothing
+/// (the flood's common case: no shared line is written per SYN). Taking a
+/// unit is two `fetch_add`s, each backed out if it went past its bound, so
+/// a successful take always saw a count below the bound in the counter's
+/// modification order: the counts never exceed `max_total` overall or
+/// `max_per_listener` for a slot, however many workers race. A take that
+/// fails while another is backing out may see a transient excess and answer
+/// with a cookie where an entry would have fitted; that is the only cost of
+/// the race, and it errs on the side of the bound.
+///
+/// Orderings: every access is Relaxed. The counts guard no data (each entry
+/// is published under its shard's lock); the only property they carry is
+/// the bound, which the RMWs' total order on each counter gives by itself.
+#[derive(Debug)]
+pub(super) struct Budget {
+    total: Padded,
+    per_listener: Box<[AtomicUsize]>,
 }
 
-impl Ledger {
-    pub(super) fn new() -> Ledger {
-        Ledger {
-            total: 0,
-            per_listener: HashMap::with_capacity(LEDGER_PREALLOC),
-            buckets: Buckets::for_request(LEDGER_PREALLOC),
+impl Budget {
+    pub(super) fn new() -> Budget {
+        Budget {
+            total: Padded::default(),
+            per_listener: (0..LISTENER_SLOTS).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
-    pub(super) fn total(&self) -> usize {
-        self.total
+    fn slot(&self, listener: u64) -> &AtomicUsize {
+        // In bounds: the index is below the slice's length.
+        &self.per_listener[(listener % LISTENER_SLOTS as u64) as usize]
     }
 
+    /// Entries in the cache, exact when no take or give-back is under way.
+    pub(super) fn total(&self) -> usize {
+        // Relaxed: see the type's docs.
+        self.total.0.load(Ordering::Relaxed)
+    }
+
+    /// Entries of `listener`'s slot.
     pub(super) fn of(&self, listener: u64) -> usize {
-        self.per_listener.get(&listener).copied().unwrap_or(0)
+        // Relaxed: see the type's docs.
+        self.slot(listener).load(Ordering::Relaxed)
     }
 
     /// Counts one more entry for `listener` if both bounds allow it.
     pub(super) fn take(
-        &mut self,
+        &self,
         listener: u64,
         max_total: usize,
         max_per_listener: usize,
     ) -> Result<(), Full> {
-        if self.total >= max_total {
+        self.check(listener, max_total, max_per_listener)?;
+        self.reserve(listener, max_total, max_per_listener)
+    }
+
+    /// The read-only half of [`take`](Self::take): whether both bounds look
+    /// open. A full cache ends here, having written nothing.
+    pub(super) fn check(
+        &self,
+        listener: u64,
+        max_total: usize,
+        max_per_listener: usize,
+    ) -> Result<(), Full> {
+        // Relaxed: see the type's docs.
+        if self.total.0.load(Ordering::Relaxed) >= max_total {
             return Err(Full::Global);
         }
-        if self.of(listener) >= max_per_listener {
+        if self.slot(listener).load(Ordering::Relaxed) >= max_per_listener {
             return Err(Full::Listener);
         }
-        self.total += 1;
-        *self.per_listener.entry(listener).or_insert(0) += 1;
-        self.buckets.observe(self.per_listener.capacity());
         Ok(())
     }
 
-    /// Counts one entry of `listener` gone.
-    pub(super) fn give_back(&mut self, listener: u64) {
-        self.total = self.total.saturating_sub(1);
-        if let Some(count) = self.per_listener.get_mut(&listener) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.per_listener.remove(&listener);
-            }
+    /// The writing half of [`take`](Self::take): count the unit, backing
+    /// out of a bound another taker filled since [`check`](Self::check).
+    pub(super) fn reserve(
+        &self,
+        listener: u64,
+        max_total: usize,
+        max_per_listener: usize,
+    ) -> Result<(), Full> {
+        let slot = self.slot(listener);
+        // Relaxed: see the type's docs.
+        if self.total.0.fetch_add(1, Ordering::Relaxed) >= max_total {
+            self.total.0.fetch_sub(1, Ordering::Relaxed);
+            return Err(Full::Global);
         }
+        if slot.fetch_add(1, Ordering::Relaxed) >= max_per_listener {
+            slot.fetch_sub(1, Ordering::Relaxed);
+            self.total.0.fetch_sub(1, Ordering::Relaxed);
+            return Err(Full::Listener);
+        }
+        Ok(())
     }
 
-    pub(super) fn memory_bytes(&self) -> usize {
-        table_bytes(self.buckets.0, core::mem::size_of::<(u64, usize)>())
+    /// Gives back `n` units of `listener`, each taken by an entry now gone.
+    pub(super) fn give_back(&self, listener: u64, n: usize) {
+        // Relaxed: see the type's docs. Never below zero: every unit given
+        // back was taken by the entry being removed.
+        self.slot(listener).fetch_sub(n, Ordering::Relaxed);
+        self.total.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(super) fn memory_bytes() -> usize {
+        core::mem::size_of::<Padded>()
+            .saturating_add(LISTENER_SLOTS * core::mem::size_of::<AtomicUsize>())
     }
 }

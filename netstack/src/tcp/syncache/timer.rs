@@ -64,7 +64,7 @@ impl SynCache {
                 }
                 if step > retries {
                     mib.syncache_expired.bump();
-                    lock(&self.ledger).give_back(entry.listener());
+                    self.budget.give_back(entry.listener(), 1);
                     return false;
                 }
                 entry.set_retransmits(step);
