@@ -308,10 +308,18 @@ fn lazy_read_hand_never_passes_the_last_barrier() {
 ///
 /// Negative control: `--cfg smr_weakened="scan_candidate"` (the candidate
 /// loaded after the fence, as before the fix) must fail.
+///
+/// Four threads make this the costliest model: the whole bound-1 search takes
+/// over ten minutes of CPU. It stops after four minutes unless
+/// `LOOM_MAX_DURATION` says otherwise (`LOOM_MAX_DURATION=100000` explores it
+/// all); the negative control finds the bug well inside that.
 #[test]
 fn deferred_goal_is_not_passed_by_a_third_threads_bump() {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(1);
+    if std::env::var_os("LOOM_MAX_DURATION").is_none() {
+        b.max_duration = Some(Duration::from_secs(240));
+    }
     b.check(|| {
         let d = domain(Mode::Deferred);
         let x = Shared::new();
