@@ -145,6 +145,10 @@ pub struct HoldStats {
     /// `established / setup_secs`.
     pub setup_per_sec: f64,
     pub connect_latency: LatencySummary,
+    /// The histogram behind `connect_latency`, so holds in several
+    /// processes merge distributions rather than percentiles.
+    #[serde(skip)]
+    pub connect_histogram: Latencies,
     pub held_secs: f64,
     pub keepalive_rounds: u64,
     /// Connections lost to a failed keepalive (and closed).
@@ -313,6 +317,7 @@ async fn setup(opts: &HoldOpts, stop: &AtomicBool) -> (Vec<Vec<TcpStream>>, Hold
         setup_secs,
         setup_per_sec: established as f64 / setup_secs,
         connect_latency: lock(&lat).summary(),
+        connect_histogram: lock(&lat).clone(),
         open_at_end: established,
         ..HoldStats::default()
     };
