@@ -488,8 +488,14 @@ fn time_wait_form_is_small_and_holds_no_buffers() {
     s.inject(Seg::new(FIN | ACK, IRS + 501, ISS + 3002));
     s.drain();
     assert_eq!(s.tcb.state(), State::TimeWait);
-    assert!(s.tcb.buffer_bytes() > 0, "the full form still holds buffers");
-    assert!(s.tcb.time_wait().is_none(), "500 unread bytes would be lost");
+    assert!(
+        s.tcb.buffer_bytes() > 0,
+        "the full form still holds buffers"
+    );
+    assert!(
+        s.tcb.time_wait().is_none(),
+        "500 unread bytes would be lost"
+    );
     let mut buf = [0; 600];
     assert_eq!(s.tcb.recv(&mut buf).unwrap(), 500);
     assert!(s.tcb.time_wait().is_some(), "all read: the compact form");
