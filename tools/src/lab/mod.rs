@@ -74,6 +74,9 @@ pub fn client_addrs_v4() -> Vec<IpAddr> {
 pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
 pub const HTTP_PORT: u16 = 80;
+/// How long a failed start-up waits for a dying daemon, so that its own
+/// error is reported rather than the failure it caused.
+const DYING_GRACE: Duration = Duration::from_secs(1);
 /// The metrics address `lab up` tries first (the daemon's default).
 pub const DEFAULT_METRICS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
 
@@ -166,8 +169,13 @@ impl Lab {
             Ok(()) => Ok(lab),
             // A daemon that died explains a failure better than whatever
             // failed next (an `ip` command on the device it took with it).
-            Err(e) => match lab.daemon.check_running() {
-                Err(exited @ LabError::DaemonExited { .. }) => Err(exited),
+            // It may still be exiting: give it a moment (an error path only).
+            Err(LabError::Interrupted) => Err(LabError::Interrupted),
+            Err(e) => match lab.daemon.wait_timeout(DYING_GRACE) {
+                Ok(Some(status)) => Err(LabError::DaemonExited {
+                    status: status.to_string(),
+                    log_tail: daemon::log_tail(lab.log()),
+                }),
                 _ => match e {
                     LabError::Timeout { what, .. } => Err(LabError::Timeout {
                         what,
