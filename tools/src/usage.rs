@@ -122,11 +122,11 @@ mod tests {
 
     #[test]
     fn an_unknown_flag_keeps_clap_s_tip_on_the_second_line() {
-        let l = lines(&["demo", "up", "--bogus"]);
+        let l = lines(&["demo", "exec", "--bogus"]);
         assert_eq!(l.len(), 2, "{l:?}");
         assert_eq!(l[0], "demo: unexpected argument '--bogus' found");
         assert!(
-            l[1].starts_with("usage: demo up") && l[1].contains("tip: "),
+            l[1].starts_with("usage: demo exec") && l[1].contains("tip: "),
             "{l:?}"
         );
     }
