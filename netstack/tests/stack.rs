@@ -333,15 +333,26 @@ fn keepalive_detects_dead_peer() {
     net.a().set_keepalive(&client, true).unwrap();
     // The peer vanishes: everything to it is lost from now on.
     net.filter = Some(Box::new(|f| support::dst_of(f) != Some(B4)));
-    let mut dead = false;
+    let silent_from = net.now();
+    let mut dead_at = None;
     net.run_until(100_000, |n| {
         while let Some((h, ev)) = n.a().poll_events(0) {
-            dead |= h == client && ev.contains(Events::RESET);
+            if h == client && ev.contains(Events::RESET) && dead_at.is_none() {
+                dead_at = Some(n.now());
+            }
         }
-        dead || n.now() > netstack::Instant::from_secs(120)
+        dead_at.is_some() || n.now() > netstack::Instant::from_secs(120)
     });
-    assert!(dead, "keepalive did not declare the peer dead");
-    assert!(net.a().mib().keepalive_probes >= 3);
+    let dead_at = dead_at.expect("keepalive did not declare the peer dead");
+    // Idle 10 s from the last segment heard (the handshake, just before
+    // `silent_from`), then 3 probes 2 s apart, then one more interval for
+    // the last probe's answer: dead 16 s after the peer went quiet.
+    let after = dead_at.saturating_duration_since(silent_from);
+    assert!(
+        after >= Duration::from_millis(15_500) && after <= Duration::from_secs(16),
+        "declared dead {after:?} after the peer went quiet, not 16 s"
+    );
+    assert_eq!(net.a().mib().keepalive_probes, 3);
     assert_eq!(net.a().mib().keepalive_timeouts, 1);
 }
 

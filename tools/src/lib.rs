@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod demo;
 pub mod lab;
 pub mod load;
+pub mod usage;
 
 pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};
 pub use load::LoadCommand;

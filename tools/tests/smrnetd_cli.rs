@@ -86,3 +86,24 @@ fn a_missing_namespace_is_a_clear_failure() {
     assert_eq!(code, 1);
     assert!(stderr.contains("ip netns add"), "{stderr}");
 }
+
+#[test]
+fn a_usage_error_names_the_cause_on_the_first_line_and_exits_2() {
+    for (args, cause) in [
+        (
+            &["--workers", "two"][..],
+            "smrnetd: invalid value 'two' for '--workers",
+        ),
+        (
+            &["--no-such-flag"][..],
+            "smrnetd: unexpected argument '--no-such-flag'",
+        ),
+    ] {
+        let (code, stdout, stderr) = smrnetd(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert!(lines[0].starts_with(cause), "{args:?}: {stderr}");
+        assert!(lines.len() <= 2, "{args:?}: more than two lines:\n{stderr}");
+    }
+}

@@ -216,12 +216,12 @@ impl Stack {
         };
         let listen_table =
             ListenTable::new(domain.clone(), hash_for(cfg.insecure_deterministic_seed, 2));
-        let syncache = SynCache::new(
-            cfg.syncache,
-            &cfg.tcp,
-            key_for(cfg.insecure_deterministic_seed, 3),
-        );
-        let isn = IsnGenerator::new(key_for(cfg.insecure_deterministic_seed, 4));
+        // One ISN key for both open paths (RFC 6528: one ISN clock per
+        // 4-tuple, whichever side opened it); the SYN cache derives its
+        // cookie and shard keys from it.
+        let isn_key = key_for(cfg.insecure_deterministic_seed, 3);
+        let syncache = SynCache::new(cfg.syncache, &cfg.tcp, isn_key);
+        let isn = IsnGenerator::new(isn_key);
         let ports = EphemeralPorts::with_hashes(
             cfg.ephemeral_ports.clone(),
             hash_for(cfg.insecure_deterministic_seed, 5),

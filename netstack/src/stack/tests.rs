@@ -335,3 +335,36 @@ fn tcp_header_of(frame: &[u8]) -> TcpHeader {
         other => panic!("not TCP: {other:?}"),
     }
 }
+
+/// The sequence number and flags of an IPv4 TCP frame the stack sent.
+fn seq_and_flags(frame: &[u8]) -> (u32, u8) {
+    let ihl = usize::from(frame[0] & 0x0f) * 4;
+    let seq = u32::from_be_bytes(frame[ihl + 4..ihl + 8].try_into().unwrap());
+    (seq, frame[ihl + 13])
+}
+
+/// RFC 6528 gives each 4-tuple one ISN clock, and RFC 6191's TIME-WAIT
+/// reuse relies on it: a tuple's next ISN must lie ahead of its last,
+/// whichever path opened either connection. So the SYN cache (passive
+/// opens) and `connect` (active opens) draw from one keyed function: at the
+/// same instant the same tuple gets the same ISN from both.
+#[test]
+fn active_and_passive_opens_of_a_tuple_share_one_isn_clock() {
+    let s = stack(|_| {});
+    let w = s.worker(0);
+    let now = Instant::from_secs(5);
+    s.listen(SocketAddr::new(US, 4000)).unwrap();
+    w.handle_frame(now, &syn_to(4000, 80));
+    let out = drain(w, now);
+    assert_eq!(out.len(), 1, "one SYN-ACK");
+    let (passive, flags) = seq_and_flags(&out[0]);
+    assert_eq!(flags & 0x12, 0x12, "SYN-ACK");
+
+    s.connect_from(now, 0, SocketAddr::new(US, 4000), SocketAddr::new(PEER, 80))
+        .unwrap();
+    let out = drain(w, now);
+    assert_eq!(out.len(), 1, "one SYN");
+    let (active, flags) = seq_and_flags(&out[0]);
+    assert_eq!(flags & 0x12, 0x02, "SYN");
+    assert_eq!(active, passive, "two ISN clocks for one tuple");
+}

@@ -15,6 +15,7 @@ mod lifecycle;
 mod load;
 mod names;
 mod observability;
+mod operability;
 mod reload;
 mod syn;
 mod traffic;
@@ -52,6 +53,9 @@ fn main() {
         lifecycle::sigint_exits_zero_within_2s_with_connections_open,
         lifecycle::user_nobody_still_serves,
         lifecycle::lab_cli_up_exec_down_leaves_nothing_behind,
+        operability::lab_up_prometheus_scrapes_the_daemon_and_lab_down_removes_it,
+        operability::lab_up_with_the_metrics_port_taken_names_it_and_leaves_nothing,
+        operability::failed_lab_up_removes_everything_it_created,
         load::churn_3s_has_no_errors_and_the_daemon_counts_every_connection,
         load::hold_3000_over_17_sources_and_2_processes_drains_after_close,
         load::compare_kernel_prints_both_rates_and_removes_its_namespaces,

@@ -32,7 +32,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::try_parse().unwrap_or_else(|e| tools::usage::exit("smrnet", e));
+    let result = match cli.command {
         Command::Bench(bench) => bench.run(),
         Command::Lab(lab) => lab.run(),
         Command::Load(load) => load.run(),
@@ -42,6 +43,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `smrnet ... | head` is not a failure.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // A value the parser accepted but the command refused: a usage error.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            eprintln!("smrnet: {e}");
+            ExitCode::from(tools::usage::EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("smrnet: {e}");
             ExitCode::FAILURE

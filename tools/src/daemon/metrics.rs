@@ -778,6 +778,8 @@ impl Metrics {
 }
 
 #[cfg(test)]
+mod ops_files;
+#[cfg(test)]
 mod tests;
 
 /// This process's resident memory: the second field of /proc/self/statm

@@ -2,7 +2,7 @@
 
 use super::{
     DAEMON_V4, DAEMON_V6, DEFAULT_METRICS, HTTP_PORT, Lab, LabConfig, LabError, LabState,
-    down_detached, interrupt, run_dir,
+    down_detached, interrupt, prometheus, run_dir,
 };
 use std::ffi::OsString;
 use std::io;
@@ -45,6 +45,11 @@ pub struct UpArgs {
     /// instead of leaving it running for `smrnet lab down`.
     #[arg(long)]
     pub foreground: bool,
+    /// Also start Debian's `prometheus` beside the lab (on 127.0.0.1:9090,
+    /// or a free port if that is taken), scraping the daemon every 5 s and
+    /// evaluating the alerting rules of ops/alerts.yml.
+    #[arg(long)]
+    pub prometheus: bool,
     /// More flags for smrnetd, after `--` (e.g. `-- --user nobody`).
     #[arg(last = true, value_name = "DAEMON_ARGS")]
     pub daemon_args: Vec<OsString>,
@@ -105,6 +110,17 @@ fn up(args: &UpArgs) -> Result<(), LabError> {
         }
     };
     let mut lab = Lab::up(&cfg)?;
+    let prometheus = if args.prometheus {
+        let preferred: SocketAddr = prometheus::DEFAULT_LISTEN.parse().expect("an address");
+        let listen = if std::net::TcpListener::bind(preferred).is_ok() {
+            preferred
+        } else {
+            super::free_port(preferred.ip())?
+        };
+        Some(lab.start_prometheus(listen, cfg.ready_timeout)?.listen())
+    } else {
+        None
+    };
     let ns = lab.netns().name().to_string();
     let id = lab.id().to_string();
     let mut banner = format!(
@@ -115,6 +131,12 @@ fn up(args: &UpArgs) -> Result<(), LabError> {
         lab.metrics_url(),
         lab.log().display()
     );
+    if let Some(p) = prometheus {
+        banner.push_str(&format!(
+            "  prometheus  http://{p}/ (alerts: http://{p}/alerts)\n  \
+             check it    promtool query instant http://{p} 'ALERTS'\n"
+        ));
+    }
     if args.foreground {
         banner.push_str("  stop it     Ctrl-C\n");
         say(&banner);

@@ -43,6 +43,8 @@ impl Daemon {
             .process_group(0)
             .spawn()
             .map_err(|e| {
+                // Nothing will write to it: a failed start leaves no file.
+                let _ = std::fs::remove_file(log);
                 LabError::io(
                     format!(
                         "start {} (build it with `cargo build --release -p tools`, or pass \
@@ -170,7 +172,7 @@ impl Drop for Daemon {
     }
 }
 
-fn signal_pid(pid: u32, signal: rustix::process::Signal) -> Result<(), LabError> {
+pub(super) fn signal_pid(pid: u32, signal: rustix::process::Signal) -> Result<(), LabError> {
     let pid = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -180,7 +182,7 @@ fn signal_pid(pid: u32, signal: rustix::process::Signal) -> Result<(), LabError>
 }
 
 /// The process exists and has not yet been reaped or become a zombie.
-fn alive(pid: u32) -> bool {
+pub(super) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
         Ok(stat) => stat

@@ -17,6 +17,7 @@ mod daemon;
 mod http;
 mod interrupt;
 mod netns;
+mod prometheus;
 mod state;
 
 pub use cli::{DownArgs, ExecArgs, LabCommand, UpArgs, default_daemon};
@@ -26,6 +27,7 @@ pub use interrupt::install_teardown as remove_labs_on_signal;
 pub use interrupt::{install as stop_on_signal, interrupted};
 pub use netns::Netns;
 pub(crate) use netns::ip;
+pub use prometheus::{Prometheus, PrometheusState};
 pub use state::{LabState, run_dir};
 
 use crate::load::scrape::Samples;
@@ -72,6 +74,9 @@ pub fn client_addrs_v4() -> Vec<IpAddr> {
 pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
 pub const HTTP_PORT: u16 = 80;
+/// How long a failed start-up waits for a dying daemon, so that its own
+/// error is reported rather than the failure it caused.
+const DYING_GRACE: Duration = Duration::from_secs(1);
 /// The metrics address `lab up` tries first (the daemon's default).
 pub const DEFAULT_METRICS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
 
@@ -115,7 +120,9 @@ impl LabConfig {
 pub struct Lab {
     id: String,
     metrics: SocketAddr,
-    // Field order is drop order: the daemon stops before its namespace goes.
+    // Field order is drop order: Prometheus stops before the daemon it
+    // scrapes, and the daemon before its namespace goes.
+    prometheus: Option<Prometheus>,
     daemon: Daemon,
     netns: Netns,
 }
@@ -126,6 +133,22 @@ impl Lab {
     /// and a TCP connection from inside the namespace succeeds.
     pub fn up(cfg: &LabConfig) -> Result<Lab, LabError> {
         preflight()?;
+        // A taken port would only show as the daemon's death after the
+        // namespace and the device exist: refuse before creating anything.
+        if cfg.metrics.port() != 0 {
+            match std::net::TcpListener::bind(cfg.metrics) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    return Err(LabError::MetricsInUse(cfg.metrics));
+                }
+                Err(e) => {
+                    return Err(LabError::io(
+                        format!("the metrics address {} cannot be used", cfg.metrics),
+                        e,
+                    ));
+                }
+            }
+        }
         let deadline = Instant::now() + cfg.ready_timeout;
         let id = unique_id();
         let netns = Netns::create(&format!("{NETNS_PREFIX}{id}"))?;
@@ -144,6 +167,7 @@ impl Lab {
         let mut lab = Lab {
             id,
             metrics,
+            prometheus: None,
             daemon,
             netns,
         };
@@ -152,11 +176,23 @@ impl Lab {
             .and_then(|()| lab.wait_ready(deadline));
         match ready {
             Ok(()) => Ok(lab),
-            Err(LabError::Timeout { what, .. }) => Err(LabError::Timeout {
-                what,
-                log_tail: daemon::log_tail(lab.log()),
-            }),
-            Err(e) => Err(e),
+            // A daemon that died explains a failure better than whatever
+            // failed next (an `ip` command on the device it took with it).
+            // It may still be exiting: give it a moment (an error path only).
+            Err(LabError::Interrupted) => Err(LabError::Interrupted),
+            Err(e) => match lab.daemon.wait_timeout(DYING_GRACE) {
+                Ok(Some(status)) => Err(LabError::DaemonExited {
+                    status: status.to_string(),
+                    log_tail: daemon::log_tail(lab.log()),
+                }),
+                _ => match e {
+                    LabError::Timeout { what, .. } => Err(LabError::Timeout {
+                        what,
+                        log_tail: daemon::log_tail(lab.log()),
+                    }),
+                    e => Err(e),
+                },
+            },
         }
     }
 
@@ -294,6 +330,21 @@ impl Lab {
         self.daemon.log()
     }
 
+    /// Start a Prometheus server that scrapes this lab's daemon and
+    /// evaluates the alerting rules; it goes when the lab does.
+    pub fn start_prometheus(
+        &mut self,
+        listen: SocketAddr,
+        timeout: Duration,
+    ) -> Result<&Prometheus, LabError> {
+        let dir = self
+            .daemon
+            .log()
+            .with_file_name(format!("lab-{}-prometheus", self.id));
+        let p = Prometheus::start(&dir, listen, self.metrics, Instant::now() + timeout)?;
+        Ok(self.prometheus.insert(p))
+    }
+
     /// The daemon, for tests that signal it or wait for its exit.
     pub fn daemon_mut(&mut self) -> &mut Daemon {
         &mut self.daemon
@@ -340,6 +391,7 @@ impl Lab {
         let Lab {
             id,
             metrics,
+            prometheus,
             daemon,
             netns,
         } = self;
@@ -351,9 +403,13 @@ impl Lab {
             daemon_addrs: vec![IpAddr::V4(DAEMON_V4), IpAddr::V6(DAEMON_V6)],
             metrics,
             log: daemon.log().to_path_buf(),
+            prometheus: prometheus.as_ref().map(|p| p.state().clone()),
         };
         // If saving fails, the guards still own everything and remove it.
         state.save()?;
+        if let Some(p) = prometheus {
+            p.detach();
+        }
         daemon.detach();
         netns.keep();
         Ok(state)
@@ -362,6 +418,8 @@ impl Lab {
     /// Stop the daemon (SIGTERM, then SIGKILL after [`STOP_GRACE`]) and
     /// delete the namespace, reporting failures instead of printing them.
     pub fn down(mut self) -> Result<Option<ExitStatus>, LabError> {
+        // Dropping it stops it and removes its directory.
+        self.prometheus = None;
         let status = match self.daemon.stop(STOP_GRACE) {
             Ok((status, _)) => Some(status),
             // Already stopped by the caller (e.g. a SIGTERM test).
@@ -376,6 +434,9 @@ impl Lab {
 
 /// Tear down a detached lab from its record.
 pub fn down_detached(state: &LabState) -> Result<(), LabError> {
+    if let Some(p) = &state.prometheus {
+        prometheus::stop_detached(p)?;
+    }
     daemon::stop_pid(state.pid, &state.netns, STOP_GRACE)?;
     Netns::adopt(&state.netns).delete()?;
     let _ = std::fs::remove_file(&state.log);
@@ -523,6 +584,7 @@ pub enum LabError {
         source: std::io::Error,
     },
     Daemon(String),
+    MetricsInUse(SocketAddr),
     DaemonExited {
         status: String,
         log_tail: String,
@@ -561,12 +623,26 @@ impl fmt::Display for LabError {
             LabError::Ip { args, stderr } => write!(f, "`ip {args}` failed: {stderr}"),
             LabError::Io { context, source } => write!(f, "{context}: {source}"),
             LabError::Daemon(msg) => write!(f, "{msg}"),
-            LabError::DaemonExited { status, log_tail } => {
-                write!(
+            LabError::MetricsInUse(addr) => write!(
+                f,
+                "the metrics address {addr} is in use by another process: pass another \
+                 --metrics ADDR, or leave --metrics out for a free port"
+            ),
+            // The daemon's own last error line first, then its log.
+            LabError::DaemonExited { status, log_tail } => match log_tail
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("smrnetd: "))
+            {
+                Some(why) => write!(
+                    f,
+                    "smrnetd exited ({status}): {why}\nthe end of its log:\n{log_tail}"
+                ),
+                None => write!(
                     f,
                     "smrnetd exited ({status}); the end of its log:\n{log_tail}"
-                )
-            }
+                ),
+            },
             LabError::Timeout { what, log_tail } if log_tail.is_empty() => {
                 write!(f, "timed out waiting for {what}")
             }

@@ -16,6 +16,9 @@ pub struct LabState {
     pub daemon_addrs: Vec<IpAddr>,
     pub metrics: SocketAddr,
     pub log: PathBuf,
+    /// The lab's Prometheus server (`lab up --prometheus`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<super::PrometheusState>,
 }
 
 /// `$SMRNET_RUN_DIR`, else `/run/smrnet`, else `$XDG_RUNTIME_DIR/smrnet`.

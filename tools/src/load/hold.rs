@@ -145,6 +145,10 @@ pub struct HoldStats {
     /// `established / setup_secs`.
     pub setup_per_sec: f64,
     pub connect_latency: LatencySummary,
+    /// The histogram behind `connect_latency`, so holds in several
+    /// processes merge distributions rather than percentiles.
+    #[serde(skip)]
+    pub connect_histogram: Latencies,
     pub held_secs: f64,
     pub keepalive_rounds: u64,
     /// Connections lost to a failed keepalive (and closed).
@@ -306,13 +310,16 @@ async fn setup(opts: &HoldOpts, stop: &AtomicBool) -> (Vec<Vec<TcpStream>>, Hold
     let established: u64 = groups.iter().map(|g| g.len() as u64).sum();
     let mut setup_errors = *lock(&errors);
     setup_errors.abandoned = (opts.connections as u64).saturating_sub(done.load(Ordering::Relaxed));
+    // One guard: a second `lock` in the same statement would deadlock.
+    let connect_histogram = lock(&lat).clone();
     let stats = HoldStats {
         requested: opts.connections,
         established,
         setup_errors,
         setup_secs,
         setup_per_sec: established as f64 / setup_secs,
-        connect_latency: lock(&lat).summary(),
+        connect_latency: connect_histogram.summary(),
+        connect_histogram,
         open_at_end: established,
         ..HoldStats::default()
     };

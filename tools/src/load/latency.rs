@@ -39,6 +39,25 @@ impl Latencies {
         self.0.len()
     }
 
+    /// Every recorded value (the highest of its bucket) with its count: the
+    /// histogram in a form that crosses a process boundary as JSON.
+    pub fn counts(&self) -> Vec<(u64, u64)> {
+        self.0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// The histogram [`counts`](Latencies::counts) describes; values are
+    /// clamped to the bounds, so another process's output cannot fail it.
+    pub fn from_counts(counts: &[(u64, u64)]) -> Latencies {
+        let mut l = Latencies::new();
+        for &(us, n) in counts {
+            l.0.saturating_record_n(us.clamp(1, MAX_MICROS), n);
+        }
+        l
+    }
+
     pub fn summary(&self) -> LatencySummary {
         let h = &self.0;
         if h.is_empty() {

@@ -470,6 +470,35 @@ fn time_wait_reopen_without_timestamps_needs_a_higher_seq() {
 fn time_wait_form_is_small_and_holds_no_buffers() {
     let size = core::mem::size_of::<TimeWait>();
     assert!(size <= 40, "TimeWait is {size} bytes");
+    // Nothing to drop means nothing owned on the heap: no buffer, however
+    // much the connection carried.
+    assert!(!core::mem::needs_drop::<TimeWait>());
+
+    // A connection that moved data both ways reaches TIME-WAIT holding
+    // buffers; the compact form is taken only once the application has read
+    // everything, so no received byte is lost with the buffers.
+    let mut s = Script::established(&plain());
+    s.tcb.set_nagle(false);
+    s.tcb.send(&[1; 3000]).unwrap();
+    s.drain();
+    s.inject(Seg::new(ACK, IRS + 1, ISS + 3001).data(&[2; 500]));
+    s.drain();
+    s.tcb.close();
+    s.drain();
+    s.inject(Seg::new(FIN | ACK, IRS + 501, ISS + 3002));
+    s.drain();
+    assert_eq!(s.tcb.state(), State::TimeWait);
+    assert!(
+        s.tcb.buffer_bytes() > 0,
+        "the full form still holds buffers"
+    );
+    assert!(
+        s.tcb.time_wait().is_none(),
+        "500 unread bytes would be lost"
+    );
+    let mut buf = [0; 600];
+    assert_eq!(s.tcb.recv(&mut buf).unwrap(), 500);
+    assert!(s.tcb.time_wait().is_some(), "all read: the compact form");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use super::*;
 use std::sync::atomic::AtomicBool;
 
-fn shared() -> Arc<Shared> {
+pub(super) fn shared() -> Arc<Shared> {
     let mut cfg = netstack::StackConfig::new(vec!["198.18.0.2".parse().unwrap()]);
     cfg.workers = 2;
     cfg.insecure_deterministic_seed = Some(1);

@@ -15,7 +15,7 @@
 
 use super::{HoldOpts, HoldStats};
 use crate::load::cli::HoldArgs;
-use crate::load::latency::LatencySummary;
+use crate::load::latency::{Latencies, LatencySummary};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Write};
@@ -30,14 +30,31 @@ pub const MAX_PROCS: usize = 256;
 struct Line {
     phase: String,
     stats: HoldStats,
+    /// `stats.connect_histogram` as `(µs, count)` pairs.
+    #[serde(default)]
+    connect_latency_us: Vec<(u64, u64)>,
+}
+
+impl Line {
+    fn new(phase: &str, stats: &HoldStats) -> Line {
+        Line {
+            phase: phase.to_string(),
+            stats: stats.clone(),
+            connect_latency_us: stats.connect_histogram.counts(),
+        }
+    }
+
+    /// The statistics with their histogram restored.
+    fn into_stats(self) -> HoldStats {
+        let mut stats = self.stats;
+        stats.connect_histogram = Latencies::from_counts(&self.connect_latency_us);
+        stats
+    }
 }
 
 /// Print one phase line (a child's side of the protocol).
 pub(super) fn emit(phase: &str, stats: &HoldStats) -> io::Result<()> {
-    let line = Line {
-        phase: phase.to_string(),
-        stats: stats.clone(),
-    };
+    let line = Line::new(phase, stats);
     let mut out = io::stdout().lock();
     writeln!(
         out,
@@ -212,7 +229,7 @@ impl Inbox {
                             ),
                         ));
                     }
-                    got[i] = Some(line.stats);
+                    got[i] = Some(line.into_stats());
                 }
             }
             if got.iter().all(Option::is_some) {
@@ -234,13 +251,19 @@ impl Inbox {
 }
 
 /// Sum the children's counts; times are the slowest child's, rates the
-/// total over that time, and latency percentiles the worst child's (a
-/// bound: the children's histograms are not merged).
+/// total over that time, and latency percentiles those of the children's
+/// histograms added together. A part without its histogram (its count
+/// disagrees with its summary's) makes them the worst child's instead, a
+/// bound rather than the distribution.
 pub(super) fn merge(parts: &[HoldStats]) -> HoldStats {
     let mut m = HoldStats::default();
     let mut lat = LatencySummary::default();
     let mut weighted_mean = 0.0;
+    let mut histogram = Latencies::new();
+    let mut complete = true;
     for p in parts {
+        histogram.add(&p.connect_histogram);
+        complete &= p.connect_histogram.count() == p.connect_latency.count;
         m.requested += p.requested;
         m.established += p.established;
         m.setup_errors += p.setup_errors;
@@ -261,7 +284,8 @@ pub(super) fn merge(parts: &[HoldStats]) -> HoldStats {
     if lat.count > 0 {
         lat.mean_us = weighted_mean / lat.count as f64;
     }
-    m.connect_latency = lat;
+    m.connect_latency = if complete { histogram.summary() } else { lat };
+    m.connect_histogram = histogram;
     m.setup_per_sec = m.established as f64 / m.setup_secs.max(1e-9);
     m
 }
@@ -282,6 +306,46 @@ mod tests {
             assert_eq!(s.iter().sum::<usize>(), n);
             assert!(s.iter().max().unwrap() - s.iter().min().unwrap() <= 1);
         }
+    }
+
+    fn part(latencies_us: &[(u64, u64)]) -> HoldStats {
+        let connect_histogram = Latencies::from_counts(latencies_us);
+        HoldStats {
+            connect_latency: connect_histogram.summary(),
+            connect_histogram,
+            ..HoldStats::default()
+        }
+    }
+
+    /// One fast child and one slow one: the merged median is the fast
+    /// majority's, not the slow child's (which taking the worst child's
+    /// percentiles would report), and p99 is the slow tail's.
+    #[test]
+    fn merge_adds_the_children_s_histograms() {
+        let fast = part(&[(100, 90)]);
+        let slow = part(&[(10_000, 10)]);
+        assert_eq!(slow.connect_latency.p50_us, 10_007);
+        let m = merge(&[fast, slow]);
+        assert_eq!(m.connect_latency.count, 100);
+        assert_eq!(m.connect_latency.p50_us, 100);
+        assert_eq!(m.connect_latency.p90_us, 100);
+        assert!(
+            m.connect_latency.p99_us >= 10_000,
+            "{:?}",
+            m.connect_latency
+        );
+        assert_eq!(m.connect_histogram.count(), 100);
+    }
+
+    /// The histogram crosses the pipe: a child's phase line parses back to
+    /// the same distribution.
+    #[test]
+    fn a_phase_line_carries_the_histogram() {
+        let stats = part(&[(3, 1), (150, 40), (2_000_000, 2)]);
+        let json = serde_json::to_string(&Line::new("ready", &stats)).unwrap();
+        let back = serde_json::from_str::<Line>(&json).unwrap().into_stats();
+        assert_eq!(back.connect_histogram.summary(), stats.connect_latency);
+        assert_eq!(back.connect_latency, stats.connect_latency);
     }
 
     #[test]
