@@ -25,49 +25,14 @@
 //! happens-before.
 #![cfg(loom)]
 
-use loom::cell::UnsafeCell;
-use loom::sync::atomic::AtomicUsize;
 use loom::thread;
 use smr::{Config, Domain, Mode};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Acquire, Release};
 
-const LIVE: u64 = 1;
-const POISON: u64 = 0xdead;
-
-/// One protected object reachable through `ptr` (1 = reachable, 0 = unlinked).
-struct Shared {
-    ptr: AtomicUsize,
-    obj: UnsafeCell<u64>,
-}
-
-impl Shared {
-    fn new() -> Arc<Shared> {
-        Arc::new(Shared {
-            ptr: AtomicUsize::new(1),
-            obj: UnsafeCell::new(LIVE),
-        })
-    }
-
-    /// Reader: inside a section, follow the pointer and read the object.
-    fn read(&self) {
-        if self.ptr.load(Acquire) == 1 {
-            // SAFETY: loom checks this access against `poison`'s write.
-            let v = self.obj.with(|p| unsafe { *p });
-            assert_eq!(v, LIVE, "reader saw reused memory");
-        }
-    }
-
-    fn unlink(&self) {
-        self.ptr.store(0, Release);
-    }
-
-    fn poison(&self) {
-        // SAFETY: loom checks this access against every `read`.
-        self.obj.with_mut(|p| unsafe { *p = POISON });
-    }
-}
+#[path = "support/loom_object.rs"]
+mod loom_object;
+use loom_object::Shared;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
