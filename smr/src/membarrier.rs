@@ -63,9 +63,13 @@ mod imp {
 /// the caller's earlier stores. Loom explores both orders. What the model
 /// does not do is give a reader a fence when no barrier runs: then the
 /// reader has only its plain store, exactly as on hardware (store
-/// buffering). The RMW does order readers' points with one another, which
-/// the hardware does not; no protocol in this crate relies on ordering
-/// between two readers.
+/// buffering). The RMW does order decision points with one another, which
+/// the hardware does not. No protocol here relies on that ordering, but it
+/// can hide a missing barrier from a model: where the writer thread has a
+/// decision point of its own (a pool owner's `Local::begin`), the reader's
+/// point synchronises with it. The pool's and the PCB table's lazy reuse
+/// models are blind to a removed barrier for that reason; one word per
+/// thread, every one swapped by the barrier, would fix it.
 ///
 /// `--cfg smr_weakened="membarrier"` makes the barrier a no-op: the negative
 /// control under which every lazy-mode and pserialize model must fail.
