@@ -76,10 +76,33 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     use crate::primitive::AtomicU32;
+    use std::cell::Cell;
     use std::sync::atomic::Ordering::AcqRel;
 
+    /// More than loom's thread limit.
+    const THREADS: usize = 8;
+
     loom::lazy_static! {
-        static ref BARRIER: AtomicU32 = AtomicU32::new(0);
+        /// One decision word per model thread, so that two threads'
+        /// decision points never synchronise with each other.
+        static ref WORDS: Vec<AtomicU32> = (0..THREADS).map(|_| AtomicU32::new(0)).collect();
+        /// Hands out word indices; not modelled (only the order of first
+        /// use, fixed by the schedule, decides them).
+        static ref NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    }
+
+    loom::thread_local! {
+        static INDEX: Cell<usize> = Cell::new(usize::MAX);
+    }
+
+    fn my_word() -> &'static AtomicU32 {
+        let i = INDEX.with(|i| {
+            if i.get() == usize::MAX {
+                i.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            }
+            i.get()
+        });
+        &WORDS[i]
     }
 
     pub(crate) fn register() -> Result<(), String> {
@@ -89,20 +112,27 @@ mod imp {
     pub(crate) fn barrier() -> Result<(), String> {
         #[cfg(not(smr_weakened = "membarrier"))]
         {
+            // Every word, also those of threads with no decision point yet:
+            // a thread whose first point comes after this barrier's swap of
+            // its word acquires what the caller did before the barrier.
             // 1: a barrier is in progress.
-            BARRIER.swap(1, AcqRel);
+            for w in WORDS.iter() {
+                w.swap(1, AcqRel);
+            }
             crate::primitive::fence(std::sync::atomic::Ordering::SeqCst);
-            BARRIER.store(0, std::sync::atomic::Ordering::Release);
+            for w in WORDS.iter() {
+                w.store(0, std::sync::atomic::Ordering::Release);
+            }
         }
         Ok(())
     }
 
     /// The reader's decision point: see the module docs above.
     pub(crate) fn model_reader_point() {
-        // AcqRel: Release hands the reader's publishing store to a barrier
-        // whose swap comes later; Acquire takes a completed barrier's
-        // caller-side stores into the reader's later loads.
-        BARRIER.fetch_add(0, AcqRel);
+        // AcqRel: Release hands this thread's publishing store to a barrier
+        // whose swap of our word comes later; Acquire takes a completed
+        // barrier's caller-side stores into our later loads.
+        my_word().fetch_add(0, AcqRel);
     }
 }
 
