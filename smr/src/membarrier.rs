@@ -51,25 +51,23 @@ mod imp {
 ///
 /// The model gives each such reader one decision point, at its
 /// `light_fence()`, and the barrier one in-progress window:
-/// - the barrier: `swap(IN_PROGRESS)` (Acquire+Release), the caller's
-///   `fence(SeqCst)`, then `store(0)` (Release);
-/// - the reader point: an RMW of the same word that changes nothing.
+/// - the barrier: `swap(1)` (Acquire+Release) of every thread's word, the
+///   caller's `fence(SeqCst)`, then `store(0)` (Release) of each;
+/// - the reader point: an RMW of its own thread's word that changes nothing.
 ///
 /// RMWs on one word are totally ordered. A reader point ordered before the
-/// barrier's swap releases the reader's publishing store to the barrier
+/// barrier's swap of its word releases the reader's publishing store to the barrier
 /// (the swap acquires it): the barrier landed after the store, and the
 /// caller's scan sees it. A reader point ordered after the swap acquires
 /// from the barrier: the barrier landed before the reader's loads, which see
 /// the caller's earlier stores. Loom explores both orders. What the model
 /// does not do is give a reader a fence when no barrier runs: then the
 /// reader has only its plain store, exactly as on hardware (store
-/// buffering). The RMW does order decision points with one another, which
-/// the hardware does not. No protocol here relies on that ordering, but it
-/// can hide a missing barrier from a model: where the writer thread has a
-/// decision point of its own (a pool owner's `Local::begin`), the reader's
-/// point synchronises with it. The pool's and the PCB table's lazy reuse
-/// models are blind to a removed barrier for that reason; one word per
-/// thread, every one swapped by the barrier, would fix it.
+/// buffering). Each thread has a word of its own, and the barrier swaps
+/// every word: with one shared word two threads' points would synchronise
+/// with each other, which the hardware's compiler fences never do, and a
+/// reader's point released its slot store to a pool owner's point on the
+/// writer thread, hiding a removed barrier from the pool and table models.
 ///
 /// `--cfg smr_weakened="membarrier"` makes the barrier a no-op: the negative
 /// control under which every lazy-mode and pserialize model must fail.
