@@ -23,8 +23,10 @@
 //! Nothing leaves the process: the frames are bytes in memory, the Stack has
 //! no device.
 
+use super::churn::thread_cpu_ns;
 use super::harness::Summary;
 use super::report::{self, Machine, round};
+use crate::load::syn::SplitMix64;
 use netstack::{
     Instant as NetInstant, SecretKey, SeqNum, Stack, StackConfig, SynCookies, TcpFlags, TcpHeader,
     TcpOptions, Timestamps, emit_tcp,
@@ -76,22 +78,9 @@ pub struct SynBenchArgs {
     millis_per_run: u64,
 }
 
-/// splitmix64: a reproducible stream for the spoofed fields.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// A spoofed source in 198.19.128.0/17 with a port of 1024 or above.
-fn spoofed_source(rng: &mut Rng) -> SocketAddr {
-    let r = rng.next();
+fn spoofed_source(rng: &mut SplitMix64) -> SocketAddr {
+    let r = rng.next_u64();
     let host = (r as u32) & 0x7fff;
     let addr = Ipv4Addr::new(198, 19, 128 | (host >> 8) as u8, host as u8);
     let port = 1024 + ((r >> 32) as u16 % (65535 - 1024));
@@ -100,11 +89,11 @@ fn spoofed_source(rng: &mut Rng) -> SocketAddr {
 
 /// `count` SYN frames from random sources with random options.
 fn syn_frames(seed: u64, count: usize) -> Vec<Vec<u8>> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..count)
         .map(|_| {
             let src = spoofed_source(&mut rng);
-            let r = rng.next();
+            let r = rng.next_u64();
             let options = TcpOptions {
                 mss: (r & 1 == 0).then_some(536 + (r >> 8) as u16 % 1000),
                 window_scale: (r & 2 == 0).then_some((r >> 20) as u8 % 15),
@@ -118,7 +107,7 @@ fn syn_frames(seed: u64, count: usize) -> Vec<Vec<u8>> {
             let header = TcpHeader {
                 src_port: src.port(),
                 dst_port: SERVER.port(),
-                seq: SeqNum(rng.next() as u32),
+                seq: SeqNum(rng.next_u64() as u32),
                 ack: SeqNum(0),
                 flags: TcpFlags::SYN,
                 window: 65535,
@@ -265,18 +254,10 @@ impl Config {
     }
 }
 
-/// This thread's CPU time, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    (t.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec as u64)
-}
-
 /// CPU nanoseconds per `SynCookies::generate`, over spoofed tuples.
 fn cookie_ns() -> f64 {
     let cookies = SynCookies::new(SecretKey([7; 16]));
-    let mut rng = Rng(0xc00c);
+    let mut rng = SplitMix64::new(0xc00c);
     let sources: Vec<SocketAddr> = (0..FRAMES).map(|_| spoofed_source(&mut rng)).collect();
     let now = NetInstant::from_nanos(1);
     let start = thread_cpu_ns();
@@ -419,7 +400,7 @@ mod tests {
 
     #[test]
     fn spoofed_sources_stay_in_the_flood_range() {
-        let mut rng = Rng(1);
+        let mut rng = SplitMix64::new(1);
         for _ in 0..10_000 {
             let s = spoofed_source(&mut rng);
             let IpAddr::V4(a) = s.ip() else {
