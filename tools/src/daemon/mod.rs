@@ -91,7 +91,7 @@ fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    let plan = match reload::plan(running, &new) {
+    let plan = match reload::plan(running, &new, shared.stack.syncache_capacity()) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
@@ -119,11 +119,23 @@ fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
             "SIGHUP: log filter changed"
         );
     }
+    if let Some(l) = &plan.limits {
+        tracing::info!(
+            syncache_limit = l.syncache_limit,
+            syncache_per_listener = l.syncache_per_listener,
+            accept_queue = l.accept_queue,
+            "SIGHUP: limits changed (raised: at once; lowered: for new entries, those over it \
+             stay until they leave)"
+        );
+    }
     if plan.is_empty() {
         tracing::info!("SIGHUP: configuration reloaded, nothing to change");
     }
     running.listeners = new.listeners;
     running.log = new.log;
+    running.syncache_limit = new.syncache_limit;
+    running.syncache_per_listener = new.syncache_per_listener;
+    running.accept_queue = new.accept_queue;
 }
 
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
