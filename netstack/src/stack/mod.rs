@@ -339,6 +339,13 @@ impl Stack {
         self.domain.stats()
     }
 
+    /// The SMR domain the tables are read under. Hidden: for fault tests
+    /// that hold a read section open (a stalled reader) from outside.
+    #[doc(hidden)]
+    pub fn smr_domain(&self) -> &Arc<Domain> {
+        &self.domain
+    }
+
     /// How long the oldest read section open now has been open, as far as
     /// the domain has seen (a lower bound: see `smr::Blocker::open_for`), or
     /// `None` when no section is open.
