@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod netns;
 pub mod pcap;
+pub mod pool_watch;
 pub mod privs;
 pub mod reload;
 pub mod rtnl;
@@ -303,6 +304,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 Arc::clone(&metrics),
                 Arc::clone(&shared),
             ));
+        }
+        // The pool cap in the log: one line when refusals start, one when
+        // they stop (`pool_watch.rs`).
+        {
+            let stack = Arc::clone(&stack);
+            tokio::spawn(async move {
+                let mut watch = pool_watch::PoolWatch::default();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let refused = stack.pool_stats().exhausted;
+                    if let Some(e) = watch.observe(refused, stack.oldest_read_section()) {
+                        pool_watch::log(e);
+                    }
+                }
+            });
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
