@@ -415,6 +415,40 @@ fn accept_queue_full_is_counted_and_recovers() {
 }
 
 #[test]
+fn accept_queue_limit_moved_live_applies_to_the_next_final_ack() {
+    let mut net = FakeNet::pair_with(NetConfig::default(), |c| c.accept_queue = 8);
+    let server = SocketAddr::new(B4, 80);
+    let listener = net.b().listen(server).unwrap();
+    let connect = |net: &mut FakeNet, n: usize| -> Vec<_> {
+        (0..n)
+            .map(|_| net.a().connect(net.now(), 0, None, server).unwrap())
+            .collect()
+    };
+    // Five queued under the start limit of 8; then lowered to 2: the five
+    // stay queued (none is reset), and new handshakes overflow.
+    let first = connect(&mut net, 5);
+    net.run_for(Duration::from_millis(300));
+    assert_eq!(net.b().accept_queue_len(&listener), 5);
+    assert_eq!(net.b().mib().listen_queue_overflow, 0);
+    net.b().set_accept_queue_limit(2);
+    assert_eq!(net.b().accept_queue_limit(), 2);
+    let second = connect(&mut net, 3);
+    net.run_for(Duration::from_millis(300));
+    assert_eq!(net.b().accept_queue_len(&listener), 5, "kept, not reset");
+    assert!(net.b().mib().listen_queue_overflow >= 3);
+    for c in &first {
+        assert_eq!(net.a().state_of(c), Some(State::Established));
+    }
+    // Raised: the held-back handshakes complete on their next SYN-ACK, no
+    // accept needed.
+    net.b().set_accept_queue_limit(16);
+    assert!(net.run_until(100_000, |n| n.b().accept_queue_len(&listener) == 8));
+    for c in &second {
+        assert_eq!(net.a().state_of(c), Some(State::Established));
+    }
+}
+
+#[test]
 fn closing_a_listener_resets_unaccepted_connections_and_refuses_new_ones() {
     let mut net = FakeNet::pair(NetConfig::default());
     let server = SocketAddr::new(B4, 80);

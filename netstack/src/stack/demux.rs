@@ -197,7 +197,7 @@ impl Worker<'_> {
             self.reset_closed_port(remote.ip(), local.ip(), seg, out);
             return;
         }
-        let disposition = if queue.waiting.len() >= state.capacity {
+        let disposition = if queue.waiting.len() >= self.stack.accept_queue_limit() {
             // The SYN cache keeps the entry and counts the overflow, so the
             // peer's next ACK can complete once `accept` made room.
             syncache.on_segment_queue_full(now, id, local, remote, seg, mib)

@@ -2,10 +2,14 @@
 //!
 //! The listen table (`pcb::ListenTable`) finds a listener for a segment; this
 //! module keeps what the Stack adds to it: the accept queue of completed
-//! connections waiting for `accept`. Each queued connection holds an
+//! connections waiting for `accept`, bounded by one limit for every listener
+//! that an operator may move while running ([`Stack::set_accept_queue_limit`]).
+//! Each queued connection holds an
 //! [`InFlight`] count on its listener, so the listener cannot finish closing
-//! under it. Invariant: **a queue never holds more than its capacity; a final
-//! ACK that finds it full is dropped before the SYN cache sees it**, so the
+//! under it. Invariant: **a connection is pushed only onto a queue holding
+//! fewer than the limit in force (so a queue is over the limit only after the
+//! limit was lowered, and then only shrinks); a final ACK that finds it full
+//! is dropped before the SYN cache sees it**, so the
 //! SYN-cache entry survives, the SYN-ACK is retransmitted, and the peer's next
 //! ACK completes the handshake once `accept` has made room (Linux's
 //! behaviour: nothing is lost, only delayed). And: **once `close_listener`
@@ -18,6 +22,7 @@
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use pcb::{InFlight, ListenOptions, Listener};
@@ -74,7 +79,6 @@ pub(crate) struct ListenerState {
     listener: Mutex<Option<Listener>>,
     /// Completed connections, each holding an in-flight count on the listener.
     pub(crate) queue: Mutex<AcceptQueue>,
-    pub(crate) capacity: usize,
 }
 
 /// The accept queue and whether `close_listener` has emptied it for good.
@@ -129,7 +133,6 @@ impl Stack {
         let state = Arc::new(ListenerState {
             listener: Mutex::new(Some(listener)),
             queue: Mutex::new(AcceptQueue::default()),
-            capacity: self.cfg.accept_queue,
         });
         self.listeners
             .map
@@ -150,6 +153,26 @@ impl Stack {
                 return Some(handle);
             }
         }
+    }
+
+    /// Completed handshakes each listener may queue for `accept`, now.
+    pub fn accept_queue_limit(&self) -> usize {
+        // Relaxed: the limit guards no data; the queue's lock orders each
+        // fullness check with its push, and a final ACK racing a change may
+        // be judged by either value.
+        self.accept_queue_limit.load(Ordering::Relaxed)
+    }
+
+    /// Moves every listener's accept-queue limit while running (zero is
+    /// taken as one). Raised: the next final ACK may queue. Lowered: the
+    /// connections already queued over it stay until `accept` takes them
+    /// (none is reset); until the queue is below the new limit each final
+    /// ACK is dropped and counted (`listen_queue_overflow`), its SYN-cache
+    /// entry kept so the peer's retransmission completes it later.
+    pub fn set_accept_queue_limit(&self, limit: usize) {
+        // Relaxed: see `accept_queue_limit`.
+        self.accept_queue_limit
+            .store(limit.max(1), Ordering::Relaxed);
     }
 
     /// Completed connections waiting on `listener`.

@@ -48,8 +48,8 @@ mod worker;
 
 use core::net::IpAddr;
 use core::ops::RangeInclusive;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, PoisonError};
 
 use pcb::{Backend, EphemeralPorts, FlowHash, ListenTable, SlotTable, Table, TableConfig};
@@ -137,6 +137,9 @@ pub struct Stack {
     domain: Arc<Domain>,
     listen_table: ListenTable,
     listeners: Listeners,
+    /// Completed handshakes a listener may queue for `accept`, now (starts
+    /// as `cfg.accept_queue`; see `Stack::set_accept_queue_limit`).
+    accept_queue_limit: AtomicUsize,
     syncache: SynCache,
     isn: IsnGenerator,
     ports: EphemeralPorts,
@@ -233,6 +236,7 @@ impl Stack {
             domain,
             listen_table,
             listeners: Listeners::default(),
+            accept_queue_limit: AtomicUsize::new(cfg.accept_queue),
             syncache,
             isn,
             ports,
@@ -257,7 +261,10 @@ impl Stack {
         Worker::new(self, index)
     }
 
-    /// The configuration the stack was built with.
+    /// The configuration the stack was built with (the SYN-cache and
+    /// accept-queue limits as they were at start: see
+    /// [`syncache_limits`](Self::syncache_limits) and
+    /// [`accept_queue_limit`](Self::accept_queue_limit) for now).
     pub fn config(&self) -> &StackConfig {
         &self.cfg
     }
@@ -270,6 +277,30 @@ impl Stack {
     /// Entries in the SYN cache.
     pub fn syncache_len(&self) -> usize {
         self.syncache.len()
+    }
+
+    /// The SYN cache's `(max_entries, max_per_listener)` as new SYNs are
+    /// checked now.
+    pub fn syncache_limits(&self) -> (usize, usize) {
+        self.syncache.limits()
+    }
+
+    /// Moves the SYN cache's limits while running: a raised limit applies to
+    /// the next SYN; a lowered one to new entries, the entries over it
+    /// staying until they complete or expire while new SYNs count as
+    /// overflows and get cookies. Refuses, changing nothing, a
+    /// `max_entries` above what the cache was allocated for at start.
+    pub fn set_syncache_limits(
+        &self,
+        max_entries: usize,
+        max_per_listener: usize,
+    ) -> Result<(), crate::tcp::syncache::LimitAboveCapacity> {
+        self.syncache.set_limits(max_entries, max_per_listener)
+    }
+
+    /// The most the SYN cache's `max_entries` can be raised to.
+    pub fn syncache_capacity(&self) -> usize {
+        self.syncache.capacity()
     }
 
     /// Bytes held by the SYN cache.
@@ -306,6 +337,13 @@ impl Stack {
     /// one domain).
     pub fn smr_stats(&self) -> smr::DomainStats {
         self.domain.stats()
+    }
+
+    /// The SMR domain the tables are read under. Hidden: for fault tests
+    /// that hold a read section open (a stalled reader) from outside.
+    #[doc(hidden)]
+    pub fn smr_domain(&self) -> &Arc<Domain> {
+        &self.domain
     }
 
     /// How long the oldest read section open now has been open, as far as

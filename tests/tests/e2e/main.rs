@@ -49,6 +49,7 @@ fn main() {
         faults::pcap_on_a_full_disk_stops_capturing_and_serves_on,
         reload::sighup_adds_a_service_and_removes_one_with_connections_open,
         reload::sighup_with_a_bad_file_changes_nothing_and_says_why,
+        reload::sighup_moves_the_syncache_and_accept_queue_limits_live,
         lifecycle::sigterm_exits_zero_within_2s_with_connections_open,
         lifecycle::sigint_exits_zero_within_2s_with_connections_open,
         lifecycle::user_nobody_still_serves,

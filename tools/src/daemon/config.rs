@@ -34,8 +34,9 @@ and it exits 0 within 2 s. A packet worker that fails or panics takes the daemon
 with its reason and exit status 1, as does the deletion of the device or of its --netns.
 
 SIGHUP re-reads the flags and the --config file and applies the listeners (added, removed, \
-service changed) and `log` live; a change to any other field, or a file that does not parse, \
-is refused with the reason and changes nothing. The kernel side's addresses and MTU are put \
+service changed), `log`, and the SYN-cache and accept-queue limits live (a lowered limit \
+applies to new entries; `syncache-limit` at most its start value); a change to any other \
+field, or a file that does not parse, is refused with the reason and changes nothing. The kernel side's addresses and MTU are put \
 back when they go missing (the kernel drops IPv6 addresses on link down).";
 
 /// Flags, and the keys of the TOML file: every field optional, so that

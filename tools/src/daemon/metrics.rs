@@ -255,6 +255,21 @@ const GAUGES: &[(&str, Unit, &str)] = &[
         "Bytes held by the SYN cache.",
     ),
     (
+        "smrnet_syncache_limit_entries",
+        Unit::Count,
+        "SYN-cache entries allowed over all listeners now (a reload may move it).",
+    ),
+    (
+        "smrnet_syncache_listener_limit_entries",
+        Unit::Count,
+        "SYN-cache entries allowed for one listener now (a reload may move it).",
+    ),
+    (
+        "smrnet_accept_queue_limit",
+        Unit::Count,
+        "Completed handshakes a listener may queue for accept now (a reload may move it).",
+    ),
+    (
         "smrnet_smr_write_sequence",
         Unit::Count,
         "SMR write sequence (where new goals come from).",
@@ -617,6 +632,10 @@ impl Metrics {
         gauge!("smrnet_tcp_time_wait_connections").set(stack.time_wait_connections() as f64);
         gauge!("smrnet_syncache_entries").set(stack.syncache_len() as f64);
         gauge!("smrnet_syncache_memory_bytes").set(stack.syncache_memory_bytes() as f64);
+        let (syn_limit, syn_per_listener) = stack.syncache_limits();
+        gauge!("smrnet_syncache_limit_entries").set(syn_limit as f64);
+        gauge!("smrnet_syncache_listener_limit_entries").set(syn_per_listener as f64);
+        gauge!("smrnet_accept_queue_limit").set(stack.accept_queue_limit() as f64);
 
         let wire = stack.counters();
         counter!("smrnet_ip_in_receives_total").absolute(wire.in_receives);

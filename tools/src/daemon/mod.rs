@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod netns;
 pub mod pcap;
+pub mod pool_watch;
 pub mod privs;
 pub mod reload;
 pub mod rtnl;
@@ -91,7 +92,7 @@ fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    let plan = match reload::plan(running, &new) {
+    let plan = match reload::plan(running, &new, shared.stack.syncache_capacity()) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
@@ -119,11 +120,23 @@ fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
             "SIGHUP: log filter changed"
         );
     }
+    if let Some(l) = &plan.limits {
+        tracing::info!(
+            syncache_limit = l.syncache_limit,
+            syncache_per_listener = l.syncache_per_listener,
+            accept_queue = l.accept_queue,
+            "SIGHUP: limits changed (raised: at once; lowered: for new entries, those over it \
+             stay until they leave)"
+        );
+    }
     if plan.is_empty() {
         tracing::info!("SIGHUP: configuration reloaded, nothing to change");
     }
     running.listeners = new.listeners;
     running.log = new.log;
+    running.syncache_limit = new.syncache_limit;
+    running.syncache_per_listener = new.syncache_per_listener;
+    running.accept_queue = new.accept_queue;
 }
 
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
@@ -291,6 +304,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 Arc::clone(&metrics),
                 Arc::clone(&shared),
             ));
+        }
+        // The pool cap in the log: one line when refusals start, one when
+        // they stop (`pool_watch.rs`).
+        {
+            let stack = Arc::clone(&stack);
+            tokio::spawn(async move {
+                let mut watch = pool_watch::PoolWatch::default();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let refused = stack.pool_stats().exhausted;
+                    if let Some(e) = watch.observe(refused, stack.oldest_read_section()) {
+                        pool_watch::log(e);
+                    }
+                }
+            });
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;

@@ -2,19 +2,28 @@
 //! daemon runs.
 //!
 //! Live: the listeners and their services (added, removed, or a service
-//! swapped on an address) and the log filter. Everything else sizes or
-//! places something built once at start (the device, the workers and their
-//! queues, the table and pool, the SYN cache and accept queues, the metrics
-//! and pcap files), so a change to it refuses the whole reload, naming the
-//! fields, and nothing changes. A file that does not parse refuses the same
-//! way. Established connections are never touched: a removed listener only
+//! swapped on an address), the log filter, and the SYN-cache and
+//! accept-queue limits. A raised limit applies to the next SYN or final
+//! ACK; a lowered one to new entries only: SYN-cache entries and queued
+//! connections over it are kept until they complete, expire or are
+//! accepted, and meanwhile each new SYN or final ACK over it is counted as
+//! an overflow (`smrnet_syncache_overflows_total`, answered with a cookie;
+//! `smrnet_listen_queue_overflows_total`, its handshake completed later).
+//! The SYN cache's tables are allocated at start, so its overall limit can
+//! be raised live only up to the value the daemon started with. Everything
+//! else sizes or places something built once at start (the device, the
+//! workers and their queues, the table and pool, the metrics and pcap
+//! files), so a change to it refuses the whole reload, naming the fields,
+//! and nothing changes. A file that does not parse refuses the same way.
+//! Established connections are never touched: a removed listener only
 //! stops taking new connections (its queue is reset by `close_listener`, new
 //! SYNs meet an RST), and the connections it accepted finish with the
 //! service they started with.
 //!
 //! Invariant: a reload is all or nothing. [`plan`] decides without side
 //! effects; [`apply`] opens every new listener before it closes any old
-//! one, and undoes the opens if one fails.
+//! one, undoes the opens if one fails, and moves the limits (which
+//! cannot fail once planned) only after the listeners succeeded.
 
 use core::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +101,26 @@ pub struct Plan {
     pub swap: Vec<ListenSpec>,
     /// The new log filter, if it changed (`None` inside: back to the default).
     pub log: Option<Option<String>>,
+    /// The new limits, if any of them changed.
+    pub limits: Option<Limits>,
+}
+
+/// The limits a reload may move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub syncache_limit: usize,
+    pub syncache_per_listener: usize,
+    pub accept_queue: usize,
+}
+
+impl Limits {
+    pub fn of(c: &Config) -> Limits {
+        Limits {
+            syncache_limit: c.syncache_limit,
+            syncache_per_listener: c.syncache_per_listener,
+            accept_queue: c.accept_queue,
+        }
+    }
 }
 
 impl Plan {
@@ -101,9 +130,10 @@ impl Plan {
 }
 
 /// Decides what reloading `new` over `old` changes, or refuses naming every
-/// field that cannot change while running.
-pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
-    let fixed: [(&str, bool); 20] = [
+/// field that cannot change while running (`syncache_capacity`: the most the
+/// SYN cache's tables were allocated for, `Stack::syncache_capacity`).
+pub fn plan(old: &Config, new: &Config, syncache_capacity: usize) -> Result<Plan, String> {
+    let fixed: [(&str, bool); 17] = [
         ("device", old.device != new.device),
         ("attach", old.attach != new.attach),
         ("tun-ipv4", old.tun_ipv4 != new.tun_ipv4),
@@ -119,12 +149,6 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
         ),
         ("table-size", old.table_size != new.table_size),
         ("pool-cap", old.pool_cap != new.pool_cap),
-        ("syncache-limit", old.syncache_limit != new.syncache_limit),
-        (
-            "syncache-per-listener",
-            old.syncache_per_listener != new.syncache_per_listener,
-        ),
-        ("accept-queue", old.accept_queue != new.accept_queue),
         ("smr-mode", old.smr_mode != new.smr_mode),
         ("pcb-backend", old.pcb_backend != new.pcb_backend),
         ("metrics", old.metrics != new.metrics),
@@ -152,7 +176,17 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
                 .join(", ")
         ));
     }
+    if new.syncache_limit > syncache_capacity && new.syncache_limit != old.syncache_limit {
+        return Err(format!(
+            "`syncache-limit` = {} is above the {syncache_capacity} entries the SYN cache \
+             was allocated for at start (restart to raise it further)",
+            new.syncache_limit
+        ));
+    }
     let mut p = Plan::default();
+    if Limits::of(old) != Limits::of(new) {
+        p.limits = Some(Limits::of(new));
+    }
     for spec in &new.listeners {
         match old.listeners.iter().find(|o| o.addr == spec.addr) {
             None => p.add.push(*spec),
@@ -205,6 +239,14 @@ pub fn apply(stack: &Stack, services: &Services, plan: &Plan) -> Result<(), Stri
         if plan.remove.contains(&spec.addr) {
             stack.close_listener(*h);
         }
+    }
+    if let Some(l) = plan.limits {
+        // `plan` checked the capacity; a refusal here would be a bug, and
+        // it changes nothing, so it is reported rather than hidden.
+        stack
+            .set_syncache_limits(l.syncache_limit, l.syncache_per_listener)
+            .map_err(|e| e.to_string())?;
+        stack.set_accept_queue_limit(l.accept_queue);
     }
     Ok(())
 }

@@ -362,6 +362,11 @@ const PASSIVE_OPENS: &str = "smrnet_tcp_passive_opens_total";
 fn churn_cmd(args: &ChurnArgs) -> io::Result<()> {
     let opts = args.opts();
     opts.validate()?;
+    // Before the kernel comparison, which would otherwise run first and
+    // only then meet the wrong namespace.
+    netns::run_in(args.common.netns.as_deref(), || {
+        super::source::check_sources_local(&opts.source_addrs)
+    })??;
     let daemon = args.common.daemon()?;
     let stop = stop_on_signal()?;
     let kernel = if args.compare_kernel {
@@ -496,6 +501,24 @@ mod tests {
                 .source_addrs
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn compare_kernel_outside_a_lab_refuses_at_once_saying_what_to_do() {
+        // The test runs outside any lab namespace: the lab's client
+        // addresses are not here. (Inside a lab the command would run.)
+        let sources = lab::client_addrs_v4();
+        if super::super::source::check_sources_local(&sources).is_ok() {
+            eprintln!("skipped: this namespace has the lab's client addresses");
+            return;
+        }
+        let started = std::time::Instant::now();
+        let e = churn_cmd(&churn(&["--compare-kernel", "-d", "1s", "--no-metrics"])).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "not at once");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let msg = e.to_string();
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(msg.contains("--netns") && msg.contains("lab up"), "{msg}");
     }
 
     #[test]

@@ -179,6 +179,7 @@ impl Holder {
     /// Set up the connections (in the calling thread's namespace).
     pub fn open(opts: &HoldOpts, stop: &AtomicBool) -> io::Result<Holder> {
         opts.validate()?;
+        super::source::check_sources_local(&opts.source_addrs)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(opts.threads)
             .thread_name("smrnet-hold")

@@ -28,8 +28,12 @@
 //! across the handshake. The cache counts
 //! its own events in the [`TcpMib`] (`ListenSYNs`, `syncache_*`, `syncookies_*`,
 //! `listen_queue_overflow`); segments it hands back are counted by whoever emits
-//! them. Invariant: the number of entries never exceeds `max_entries` overall
-//! nor `max_per_listener` for any listener, and no peer input allocates. The
+//! them. Invariant: an entry is added only while the cache holds fewer than
+//! `max_entries` overall and fewer than `max_per_listener` for its listener
+//! (the limits in force at that SYN: `limits.rs` lets an operator move them
+//! while running, never above the capacity allocated at start), so the count
+//! never exceeds the largest limit in force since its entries were added,
+//! and no peer input allocates. The
 //! bounds are kept by a lock-free budget (`table::Budget`), so a SYN takes one
 //! lock, its tuple's shard's, and a SYN that finds the cache full writes no
 //! counter shared with other shards or workers.
@@ -38,17 +42,20 @@ mod ack;
 mod config;
 mod disposition;
 mod entry;
+mod limits;
 mod table;
 mod timer;
 
 pub use self::config::{CookiePolicy, DEFAULT_PEER_MSS, MIN_PEER_MSS, SynCacheConfig};
 pub use self::disposition::{HandshakeDisposition, HandshakeDrop, SynDisposition, SynDrop};
+pub use self::limits::LimitAboveCapacity;
 pub use self::timer::TIMER_TICK;
 
 use core::hash::BuildHasher;
 use core::net::SocketAddr;
 
 use self::entry::{Entry, Negotiated, TupleKey};
+use self::limits::Limits;
 use self::table::{Budget, Full, Shard, lock};
 use crate::tcp::config::TcpConfig;
 use crate::tcp::cookie::SynCookies;
@@ -84,6 +91,7 @@ pub struct SynCache {
     shard_hash: pcb::FlowBuildHasher,
     shards: Box<[Shard]>,
     budget: Budget,
+    limits: Limits,
 }
 
 impl core::fmt::Debug for SynCache {
@@ -137,12 +145,38 @@ impl SynCache {
             shard_hash: flow_hash(&derive_key(&key, b"syncache shard")),
             shards,
             budget: Budget::new(),
+            limits: Limits::new(config.entry_limit(), config.max_per_listener),
         }
     }
 
-    /// The configuration this cache was built with.
+    /// The configuration this cache was built with (its limits as they
+    /// were at start: [`limits`](Self::limits) has them now).
     pub fn config(&self) -> &SynCacheConfig {
         &self.config
+    }
+
+    /// `(max_entries, max_per_listener)` as new SYNs are checked now.
+    pub fn limits(&self) -> (usize, usize) {
+        self.limits.get()
+    }
+
+    /// The most `max_entries` can be raised to: what the tables were
+    /// allocated for at start.
+    pub fn capacity(&self) -> usize {
+        self.limits.capacity()
+    }
+
+    /// Moves the entry limits while the cache runs (see `limits.rs`): a
+    /// raised limit applies to the next SYN; a lowered one to new entries
+    /// only, the entries over it staying until they complete or expire
+    /// while every new SYN counts as an overflow. Refuses, changing
+    /// nothing, a `max_entries` above [`capacity`](Self::capacity).
+    pub fn set_limits(
+        &self,
+        max_entries: usize,
+        max_per_listener: usize,
+    ) -> Result<(), LimitAboveCapacity> {
+        self.limits.set(max_entries, max_per_listener)
     }
 
     fn shard(&self, local: SocketAddr, remote: SocketAddr) -> &Shard {
@@ -202,11 +236,8 @@ impl SynCache {
         let room = if map.is_full() {
             Err(Full::Shard)
         } else {
-            self.budget.take(
-                listener_id,
-                self.config.entry_limit(),
-                self.config.max_per_listener,
-            )
+            let (max_entries, max_per_listener) = self.limits.get();
+            self.budget.take(listener_id, max_entries, max_per_listener)
         };
         if room.is_err() {
             drop(map);
@@ -417,3 +448,6 @@ mod tests;
 
 #[cfg(test)]
 mod flood_tests;
+
+#[cfg(test)]
+mod limits_tests;

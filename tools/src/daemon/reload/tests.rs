@@ -10,6 +10,9 @@ fn config(listen: &[&str]) -> Config {
     a.resolve().expect("valid")
 }
 
+/// The SYN cache's allocation the plans are checked against.
+const CAPACITY: usize = 16384;
+
 fn spec(s: &str) -> ListenSpec {
     parse_listen(s).unwrap()
 }
@@ -18,7 +21,7 @@ fn spec(s: &str) -> ListenSpec {
 fn listeners_added_removed_and_swapped_are_planned_by_address() {
     let old = config(&["0.0.0.0:7=echo", "0.0.0.0:9=discard", "0.0.0.0:80=http"]);
     let new = config(&["0.0.0.0:7=echo", "0.0.0.0:9=echo", "0.0.0.0:8080=http"]);
-    let p = plan(&old, &new).unwrap();
+    let p = plan(&old, &new, CAPACITY).unwrap();
     assert_eq!(p.add, [spec("0.0.0.0:8080=http")]);
     assert_eq!(p.remove, ["0.0.0.0:80".parse::<SocketAddr>().unwrap()]);
     assert_eq!(p.swap, [spec("0.0.0.0:9=echo")]);
@@ -32,7 +35,7 @@ fn fixed_fields_refuse_naming_each_one() {
     new.workers = 3;
     new.device = "other0".into();
     new.table_size *= 2;
-    let e = plan(&old, &new).unwrap_err();
+    let e = plan(&old, &new, CAPACITY).unwrap_err();
     for field in ["`device`", "`workers`", "`table-size`"] {
         assert!(e.contains(field), "{e}");
     }
@@ -42,7 +45,7 @@ fn fixed_fields_refuse_naming_each_one() {
 #[test]
 fn same_file_plans_nothing() {
     let c = config(&["0.0.0.0:7=echo"]);
-    assert!(plan(&c, &c.clone()).unwrap().is_empty());
+    assert!(plan(&c, &c.clone(), CAPACITY).unwrap().is_empty());
 }
 
 #[test]
@@ -50,7 +53,46 @@ fn log_filter_change_is_live() {
     let old = config(&[]);
     let mut new = old.clone();
     new.log = Some("debug".into());
-    assert_eq!(plan(&old, &new).unwrap().log, Some(Some("debug".into())));
+    assert_eq!(
+        plan(&old, &new, CAPACITY).unwrap().log,
+        Some(Some("debug".into()))
+    );
+}
+
+#[test]
+fn limits_are_live_and_planned_together() {
+    let old = config(&["0.0.0.0:7=echo"]);
+    let mut new = old.clone();
+    new.syncache_limit = 100;
+    new.accept_queue = 3;
+    let p = plan(&old, &new, CAPACITY).unwrap();
+    assert_eq!(
+        p.limits,
+        Some(Limits {
+            syncache_limit: 100,
+            syncache_per_listener: old.syncache_per_listener,
+            accept_queue: 3,
+        })
+    );
+    assert!(p.add.is_empty() && p.remove.is_empty());
+}
+
+#[test]
+fn a_syncache_limit_above_its_allocation_refuses_naming_the_field() {
+    let old = config(&["0.0.0.0:7=echo"]);
+    let mut new = old.clone();
+    new.syncache_limit = CAPACITY + 1;
+    new.accept_queue = 3;
+    let e = plan(&old, &new, CAPACITY).unwrap_err();
+    assert!(
+        e.contains("`syncache-limit`") && e.contains("restart"),
+        "{e}"
+    );
+    // Raising back up to the allocation is live.
+    let mut lowered = old.clone();
+    lowered.syncache_limit = 10;
+    let p = plan(&lowered, &old, CAPACITY).unwrap();
+    assert_eq!(p.limits.map(|l| l.syncache_limit), Some(old.syncache_limit));
 }
 
 fn stack() -> Stack {
@@ -109,4 +151,21 @@ fn failed_listen_changes_nothing() {
         .listen(spec("0.0.0.0:9=discard").addr)
         .expect("the half-done open of port 9 was undone");
     stack.close_listener(nine);
+}
+
+#[test]
+fn apply_moves_the_limits_on_the_stack() {
+    let stack = stack();
+    let services = Services::new(ServiceSet::default());
+    let p = Plan {
+        limits: Some(Limits {
+            syncache_limit: 50,
+            syncache_per_listener: 20,
+            accept_queue: 4,
+        }),
+        ..Plan::default()
+    };
+    apply(&stack, &services, &p).unwrap();
+    assert_eq!(stack.syncache_limits(), (50, 20));
+    assert_eq!(stack.accept_queue_limit(), 4);
 }
