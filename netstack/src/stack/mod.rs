@@ -44,6 +44,7 @@ mod listener;
 mod table;
 #[cfg(test)]
 mod test_hooks;
+mod turn;
 mod worker;
 
 use core::net::IpAddr;
@@ -65,6 +66,7 @@ use crate::tcp::syncache::{SynCache, SynCacheConfig};
 pub use self::app::{AppError, ConnHandle, ConnectError};
 pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
+pub use self::turn::ConnTurn;
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::handshake_times::HandshakeTimes;
@@ -146,6 +148,10 @@ pub struct Stack {
     stack_counters: Box<[StackCounters]>,
     handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
+    /// Connection-table lookups (test builds: `cfg(test)` or the
+    /// `test-hooks` feature), for the tests that count them.
+    #[cfg(any(test, feature = "test-hooks"))]
+    lookups: AtomicU64,
     #[cfg(test)]
     hooks: test_hooks::Hooks,
 }
@@ -242,19 +248,72 @@ impl Stack {
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
             handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
+            #[cfg(any(test, feature = "test-hooks"))]
+            lookups: AtomicU64::new(0),
             #[cfg(test)]
             hooks: test_hooks::Hooks::default(),
             cfg,
         }
     }
 
-    /// The handle worker `index` drives the stack with.
+    /// The handle worker `index` drives the stack with: a token, at most
+    /// one per index at a time (dropping it frees the index), so one thread
+    /// at a time drives each worker.
     ///
     /// # Panics
-    /// If `index >= cfg.workers`.
+    /// If `index >= cfg.workers`, or a `Worker` for `index` exists already
+    /// (use [`try_worker`](Self::try_worker) to ask instead).
     pub fn worker(&self, index: usize) -> Worker<'_> {
         assert!(index < self.workers.len(), "no worker {index}");
-        Worker::new(self, index)
+        Worker::claim(self, index).unwrap_or_else(|| {
+            panic!(
+                "worker {index} is already driven by another Worker handle: \
+                 one thread drives each worker; drop that handle first"
+            )
+        })
+    }
+
+    /// As [`worker`](Self::worker), `None` if `index` is out of range or its
+    /// `Worker` exists already.
+    pub fn try_worker(&self, index: usize) -> Option<Worker<'_>> {
+        if index >= self.workers.len() {
+            return None;
+        }
+        Worker::claim(self, index)
+    }
+
+    /// Connection-table lookups so far (test builds only): every
+    /// hash-and-walk of the table for a tuple, from any path (input,
+    /// application handles, timers); pinned reaches are not lookups.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn table_lookups(&self) -> u64 {
+        // Relaxed: a statistic read after the work it counts.
+        self.lookups.load(Relaxed)
+    }
+
+    /// Lookups that walked over a PCB the pool had poisoned (feature
+    /// `poison`, SMR backend; zero otherwise): any non-zero value is a
+    /// reclamation bug.
+    #[cfg(feature = "poison")]
+    pub fn poison_hits(&self) -> u64 {
+        match &self.table {
+            ConnTable::Smr(t) => t.poison_hits(),
+            ConnTable::Slots(_) => 0,
+        }
+    }
+
+    #[inline(always)]
+    fn count_lookup(&self) {
+        #[cfg(any(test, feature = "test-hooks"))]
+        // Relaxed: a statistic.
+        self.lookups.fetch_add(1, Relaxed);
+    }
+
+    /// Find and lock the connection with this tuple: one table lookup.
+    #[inline]
+    fn lock_tuple(&self, tuple: &pcb::FourTuple) -> Option<table::ConnGuard<'_>> {
+        self.count_lookup();
+        self.table.lock(tuple)
     }
 
     /// The configuration the stack was built with.
