@@ -226,6 +226,11 @@ impl<'s> Worker<'s> {
         })
     }
 
+    /// The stack this worker drives.
+    pub fn stack(&self) -> &'s Stack {
+        self.stack
+    }
+
     /// This worker's index.
     pub fn index(&self) -> usize {
         self.index
