@@ -392,3 +392,5 @@ impl<T: Send + 'static> DerefMut for PcbGuard<'_, T> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pin;
