@@ -143,6 +143,46 @@ fn locked_guard_outlives_the_section_and_blocks_removal(mode: Mode) {
     });
 }
 
+/// A pin handed to another thread keeps its PCB out of the pool while the
+/// owner removes the connection and inserts others: the pin's holder locks
+/// it without a lookup or a section and finds connection 1 or nothing,
+/// never a newcomer in its memory (a reuse would rewrite the tuple and the
+/// incarnation cells the lock reads, and loom would report the race), and
+/// the last pin given back retires it for a later insert to reuse.
+fn pin_keeps_a_removed_pcb_from_reuse_until_given_back(mode: Mode) {
+    model(move || {
+        let table = table(mode, 2);
+        table.insert(&t(1), 1).unwrap();
+        let pin = table.lock(&t(1)).unwrap().pin();
+        let holder = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                loom::thread::yield_now();
+                if let Some(g) = table.lock_pinned(&pin) {
+                    assert_eq!((g.tuple(), *g), (t(1), 1));
+                }
+                if let Some(g) = table.unpin(pin) {
+                    assert_eq!((g.tuple(), *g), (t(1), 1));
+                }
+            })
+        };
+        assert_eq!(table.remove(&t(1)), Some(1));
+        loom::thread::yield_now();
+        // Another connection: never in the pinned memory while pinned.
+        match table.insert(&t(2), 2) {
+            Ok(()) | Err(InsertError::Exhausted) => {}
+            Err(e) => panic!("{e}"),
+        }
+        holder.join().unwrap();
+        // The pinned PCB was retired by the holder's unpin, so an insert may
+        // now reuse it (loom checks that its rewrite races no reader).
+        match table.insert(&t(3), 3) {
+            Ok(()) | Err(InsertError::Exhausted) => {}
+            Err(e) => panic!("{e}"),
+        }
+    });
+}
+
 /// One `#[test]` per model and mode, named `<model>::<mode>`. Adding a mode
 /// is one line per arm below; `Mode::Lazy` joins once loom models a lazy
 /// reader faithfully (a compiler fence, with the membarrier where it runs):
@@ -170,4 +210,5 @@ in_every_mode!(
     lookup_racing_remove_and_reuse_never_sees_a_recycled_pcb,
     lookup_racing_insert_finds_old_entries_and_whole_new_ones,
     locked_guard_outlives_the_section_and_blocks_removal,
+    pin_keeps_a_removed_pcb_from_reuse_until_given_back,
 );

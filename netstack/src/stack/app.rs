@@ -6,7 +6,9 @@
 //! reused) fails with [`AppError::Gone`] instead of reaching the newcomer.
 //! Every call locks the PCB, acts on the TCB, and then does what the input
 //! path does after a segment (events, timer, ready list), so output the call
-//! causes leaves through the connection's home worker.
+//! causes leaves through the connection's home worker. Inside a worker's
+//! turn, [`ConnTurn`](super::ConnTurn) (`turn.rs`) does the same on the
+//! connection it holds locked, without the lookup.
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};

@@ -2,14 +2,21 @@
 //! and drives every connection's timers and output, sans-IO.
 //!
 //! A [`Stack`] is shared by the worker threads (`Send + Sync`). Each worker
-//! drives it through its own [`Worker`] handle with the quinn-style contract:
-//! feed it with [`Worker::handle_frame`] and [`Worker::handle_timeout`], drain it
-//! with [`Worker::poll_transmit`] until `None`, and sleep until
-//! [`Worker::poll_timeout`] (or the next frame). The application side
-//! ([`Stack::listen`], [`Stack::accept`], [`Stack::connect`], [`Stack::read`],
-//! [`Stack::write`], [`Stack::close`], [`Stack::poll_events`]) may be called from
-//! any thread between those calls; its output is picked up by the connection's
-//! home worker on its next `poll_transmit`, so every worker must be polled.
+//! drives it through its own [`Worker`] token (one per index at a time) with
+//! the quinn-style contract: feed it with [`Worker::handle_frame`] and
+//! [`Worker::handle_timeout`], run the application's turns with
+//! [`Worker::poll_events`] (each hands the closure one connection, locked,
+//! as a [`ConnTurn`]: read, write and close need no lookup), drain it with
+//! [`Worker::poll_transmit`] until `None`, and sleep until
+//! [`Worker::poll_timeout`] (or the next frame). The application side outside
+//! a turn ([`Stack::listen`], [`Stack::accept`], [`Stack::connect`],
+//! [`Stack::read`], [`Stack::write`], [`Stack::close`], [`Stack::poll_events`])
+//! names connections by [`ConnHandle`], looks them up on every call, and may
+//! be called from any thread between those calls; its output is picked up
+//! by the connection's home worker on its next `poll_transmit`, so every
+//! worker must be polled, its events included: a connection removed while
+//! its events wait keeps its PCB pinned until they are polled (bounded by
+//! the event list's cap; see `worker.rs`).
 //! Worker 0 also runs the SYN cache's timers. Counters have one writer per
 //! worker; application calls count into their connection's home worker's
 //! block, exact when the application runs on that worker's thread.
