@@ -211,7 +211,11 @@ fn stale_entries_are_refused(backend: netstack::PcbBackend) {
     assert_eq!(b.connections(), 0, "{backend}");
     // A settles its reset connection on its next transmit poll.
     pump(&a, &b, now);
-    assert_eq!(a.state_of(&c1), None, "{backend}: the client's side is gone too");
+    assert_eq!(
+        a.state_of(&c1),
+        None,
+        "{backend}: the client's side is gone too"
+    );
     while a.poll_events(0).is_some() {}
     // The same tuple again.
     let c2 = a.connect_from(now, 0, local, remote).unwrap();
@@ -230,7 +234,10 @@ fn stale_entries_are_refused(backend: netstack::PcbBackend) {
     b.worker(0).poll_events(usize::MAX, |conn, _| {
         if conn.handle() == s1 {
             old_turns += 1;
-            assert!(!conn.is_live(), "{backend}: the old turn reached a live PCB");
+            assert!(
+                !conn.is_live(),
+                "{backend}: the old turn reached a live PCB"
+            );
             assert_eq!(conn.read(&mut buf), Err(AppError::Gone), "{backend}");
             assert_eq!(conn.write(b"x"), Err(AppError::Gone), "{backend}");
             assert_eq!(conn.state(), None);
@@ -241,7 +248,10 @@ fn stale_entries_are_refused(backend: netstack::PcbBackend) {
             }
         }
     });
-    assert!(old_turns <= 1, "{backend}: the old connection's final events once");
+    assert!(
+        old_turns <= 1,
+        "{backend}: the old connection's final events once"
+    );
     assert_eq!(new_reads, 1, "{backend}: the newcomer got its turn");
     assert_eq!(b.read(&s1, &mut buf), Err(AppError::Gone), "{backend}");
     // Nothing the old entries did reached the newcomer: it is established
@@ -269,7 +279,10 @@ fn a_second_worker_token_for_one_index_is_refused() {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.worker(0)));
     assert!(caught.is_err(), "worker() panics on a second token");
     drop(w);
-    assert!(b.try_worker(0).is_some(), "dropping the token frees the index");
+    assert!(
+        b.try_worker(0).is_some(),
+        "dropping the token frees the index"
+    );
 }
 
 #[test]

@@ -139,9 +139,7 @@ fn client_round(a: &Stack, s: &Shared, slots: &mut [Option<ConnHandle>], rng: &m
                 Some(State::CloseWait) => {
                     let _ = a.close(c);
                 }
-                Some(_) => {
-                    while a.read(c, &mut buf).is_ok_and(|n| n > 0) {}
-                }
+                Some(_) => while a.read(c, &mut buf).is_ok_and(|n| n > 0) {},
             },
         }
     }
@@ -151,7 +149,10 @@ fn client_round(a: &Stack, s: &Shared, slots: &mut [Option<ConnHandle>], rng: &m
     let mut k = n;
     while let Some(len) = wa.poll_transmit(now, &mut frame) {
         // Alternate the workers, so one connection's segments reach both.
-        s.inbox[k % 2].lock().unwrap().push_back(frame[..len].to_vec());
+        s.inbox[k % 2]
+            .lock()
+            .unwrap()
+            .push_back(frame[..len].to_vec());
         k += 1;
     }
 }

@@ -363,11 +363,7 @@ impl<T: Send + 'static> Table<T> {
             // A pinned PCB is never reused, so this cannot happen.
             return None;
         }
-        Some(PcbGuard {
-            table,
-            pcb,
-            state,
-        })
+        Some(PcbGuard { table, pcb, state })
     }
 }
 

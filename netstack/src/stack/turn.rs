@@ -171,7 +171,11 @@ impl Worker<'_> {
     ///
     /// # Panics
     /// If called from inside a turn of this worker.
-    pub fn poll_events(&self, max: usize, mut turn: impl FnMut(&mut ConnTurn<'_>, Events)) -> usize {
+    pub fn poll_events(
+        &self,
+        max: usize,
+        mut turn: impl FnMut(&mut ConnTurn<'_>, Events),
+    ) -> usize {
         assert!(
             !self.in_turn.replace(true),
             "Worker::poll_events called inside a turn: finish the turn first"

@@ -87,7 +87,9 @@ pub struct SlotPin<T>(Entry<T>);
 
 impl<T> fmt::Debug for SlotPin<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SlotPin").field(&Arc::as_ptr(&self.0)).finish()
+        f.debug_tuple("SlotPin")
+            .field(&Arc::as_ptr(&self.0))
+            .finish()
     }
 }
 

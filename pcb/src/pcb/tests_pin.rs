@@ -34,7 +34,11 @@ fn a_pin_reaches_its_live_connection_without_a_lookup() {
     assert_eq!(guard.state.pins, 0, "the count is back to zero");
     drop(guard);
     assert_eq!(table.remove(&t), Some(8));
-    assert_eq!(table.pool_stats().live, 0, "unpinned: retired by its remover");
+    assert_eq!(
+        table.pool_stats().live,
+        0,
+        "unpinned: retired by its remover"
+    );
 }
 
 #[test]
@@ -56,8 +60,15 @@ fn a_removed_pinned_pcb_is_not_reused_until_its_last_pin_is_given_back() {
         "a new connection took over a pinned PCB"
     );
     drop(fresh);
-    assert_eq!(table.pool_stats().live, 2, "the dead PCB is held by its pins");
-    assert!(table.lock_pinned(&first).is_none(), "a pin of a removed connection");
+    assert_eq!(
+        table.pool_stats().live,
+        2,
+        "the dead PCB is held by its pins"
+    );
+    assert!(
+        table.lock_pinned(&first).is_none(),
+        "a pin of a removed connection"
+    );
     assert!(table.unpin(first).is_none());
     assert_eq!(table.pool_stats().live, 2, "one pin left: not retired yet");
     assert!(table.unpin(second).is_none());
