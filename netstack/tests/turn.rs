@@ -241,11 +241,11 @@ fn stale_entries_are_refused(backend: netstack::PcbBackend) {
             assert_eq!(conn.read(&mut buf), Err(AppError::Gone), "{backend}");
             assert_eq!(conn.write(b"x"), Err(AppError::Gone), "{backend}");
             assert_eq!(conn.state(), None);
-        } else if conn.handle() == s2 {
-            if let Ok(n) = conn.read(&mut buf) {
-                assert_eq!(&buf[..n], b"new", "{backend}");
-                new_reads += 1;
-            }
+        } else if conn.handle() == s2
+            && let Ok(n) = conn.read(&mut buf)
+        {
+            assert_eq!(&buf[..n], b"new", "{backend}");
+            new_reads += 1;
         }
     });
     assert!(
