@@ -27,13 +27,14 @@ mod tuple;
 pub use backend::{Backend, ConnTable, UnknownBackend};
 #[cfg(not(loom))]
 pub use backend::{
-    DashMapTable, LOOKUP_ATTEMPTS, PapayaTable, RwLockTable, SlotGuard, SlotStats, SlotTable,
+    DashMapTable, LOOKUP_ATTEMPTS, PapayaTable, RwLockTable, SlotGuard, SlotPin, SlotStats,
+    SlotTable,
 };
 pub use hash::{FlowBuildHasher, FlowHash};
 pub use listen::{
     CloseError, Found, InFlight, ListenError, ListenOptions, ListenRef, ListenTable, Listener,
 };
-pub use pcb::{Pcb, PcbGuard, PcbRef, WouldBlock};
+pub use pcb::{Pcb, PcbGuard, PcbPin, PcbRef, WouldBlock};
 pub use ports::{Claim, EphemeralPorts, PortError};
 pub use stats::ChainStats;
 pub use table::{InsertError, Table, TableConfig};

@@ -1,12 +1,21 @@
-//! The protocol control block and the two ways to hold one: [`PcbRef`], valid
-//! only inside the read section that found it, and [`PcbGuard`], the PCB's own
-//! lock, taken and re-validated from a `PcbRef` (FreeBSD's `inp_smr_lock`),
-//! which may outlive the section.
+//! The protocol control block and the three ways to hold one: [`PcbRef`],
+//! valid only inside the read section that found it; [`PcbGuard`], the PCB's
+//! own lock, taken and re-validated from a `PcbRef` (FreeBSD's
+//! `inp_smr_lock`), which may outlive the section; and [`PcbPin`], an owned
+//! token that keeps the PCB's memory from going back to the pool, so its
+//! holder can lock it later without a lookup and without a read section
+//! (FreeBSD's `in_pcbref`, counted under the PCB's lock instead of with an
+//! atomic).
 //!
-//! Invariant: **a PCB is retired only by the holder of its lock, after
-//! marking it dead under that lock.** So a guard that found it live (and with
-//! the tuple it looked up) holds a connection that cannot be unlinked,
-//! retired or reused until the guard is dropped.
+//! Invariant: **a PCB is retired only by the holder of its lock, once it is
+//! dead (marked under that lock) and no pin is left.** So a guard that found
+//! it live (and with the tuple it looked up) holds a connection that cannot
+//! be unlinked, retired or reused until the guard is dropped; and a pinned
+//! PCB, live or dead, stays a constructed `Pcb<T>` in its chunk until the
+//! last pin is given back. The remover retires it when no pin is left;
+//! otherwise the holder of the last pin does, under the lock, when it gives
+//! that pin back ([`Table::unpin`]). Either way the retire comes after the
+//! unlink, so the grace period still covers every reader that found it.
 //!
 //! Locking key for [`Pcb`] (FreeBSD style: what protects each field):
 //! - `key` (k): written only while the PCB is unreachable — after `alloc`,
@@ -53,6 +62,9 @@ pub struct Pcb<T> {
 pub(crate) struct State<T> {
     /// `Some` while the PCB is live (linked in the table, or about to be).
     pub(crate) conn: Option<T>,
+    /// [`PcbPin`]s outstanding: while non-zero the PCB is not retired, dead
+    /// or not. Zero whenever the PCB is in the pool.
+    pub(crate) pins: u32,
 }
 
 // SAFETY: the only fields that are not Sync by themselves are `key` and
@@ -70,7 +82,10 @@ impl<T> Pcb<T> {
             key: TupleCell::new(Key::EMPTY),
             incarnation: TupleCell::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
-            state: Mutex::new(State { conn: None }),
+            state: Mutex::new(State {
+                conn: None,
+                pins: 0,
+            }),
         }
     }
 
@@ -221,6 +236,135 @@ impl<T: Send + 'static> PcbGuard<'_, T> {
         // SAFETY: we hold the lock of a live PCB (module invariant).
         unsafe { self.pcb.incarnation() }
     }
+
+    /// A pin on this PCB: until it is given back with [`Table::unpin`], the
+    /// PCB is not retired (a `remove` meanwhile unlinks it and marks it dead
+    /// but leaves the retire to the last pin's holder), so the pin can be
+    /// locked later with [`Table::lock_pinned`], from any thread, with no
+    /// lookup and no read section. Counted under the lock we hold.
+    ///
+    /// # Panics
+    /// If the PCB already has `u32::MAX` pins (a caller that leaks pins).
+    pub fn pin(&mut self) -> PcbPin<T> {
+        self.state.pins = self
+            .state
+            .pins
+            .checked_add(1)
+            .expect("pcb::PcbGuard::pin: pin count overflow (pins are leaked)");
+        PcbPin {
+            pcb: NonNull::from(self.pcb),
+            table: NonNull::from(self.table).cast(),
+            // SAFETY: we hold the lock of a live PCB (module invariant).
+            incarnation: unsafe { self.pcb.incarnation() },
+            #[cfg(feature = "poison")]
+            generation: self.table.pool_generation(NonNull::from(self.pcb)),
+        }
+    }
+}
+
+/// A pin on a PCB (from [`PcbGuard::pin`]): keeps its memory out of the pool
+/// until given back with [`Table::unpin`], so [`Table::lock_pinned`] reaches
+/// it directly. Owned and `Send` (it names the PCB, it does not lock it),
+/// neither `Clone` nor `Copy`: each pin is counted once and given back
+/// once. Dropping one without `unpin` leaks the PCB's slot (it is never
+/// retired); the table it came from must outlive it.
+#[must_use = "a pin that is not given back with Table::unpin leaks its PCB"]
+pub struct PcbPin<T> {
+    pcb: NonNull<Pcb<T>>,
+    /// The table the PCB belongs to (checked by `lock_pinned` and `unpin`).
+    table: NonNull<()>,
+    /// The incarnation when pinned (defence in depth: a pinned PCB is never
+    /// reused, so it cannot change).
+    incarnation: u64,
+    /// The pool's generation of the PCB when pinned (feature `poison`):
+    /// changes only on a retire or a reuse, which a pin must prevent.
+    #[cfg(feature = "poison")]
+    generation: u64,
+}
+
+// SAFETY: a pin is a pointer and a number; the PCB it names is reached only
+// through the table's `lock_pinned`/`unpin`, which take its lock (`Pcb<T>`
+// is `Sync` for `T: Send`).
+unsafe impl<T: Send> Send for PcbPin<T> {}
+// SAFETY: as above; `&PcbPin` gives nothing but `lock_pinned`.
+unsafe impl<T: Send> Sync for PcbPin<T> {}
+
+impl<T> core::fmt::Debug for PcbPin<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PcbPin")
+            .field("pcb", &self.pcb)
+            .field("incarnation", &self.incarnation)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Table<T> {
+    fn pinned<'t>(&'t self, pin: &PcbPin<T>) -> (&'t Pcb<T>, MutexGuard<'t, State<T>>) {
+        assert!(
+            pin.table == NonNull::from(self).cast(),
+            "pcb::Table: a pin from another table"
+        );
+        // SAFETY: the pin is outstanding (not yet given back: `unpin`
+        // consumes it), so its PCB has not been retired (module invariant)
+        // and its chunk is not freed; the memory is a constructed `Pcb<T>`
+        // of this table's pool (checked above), which outlives `'t`.
+        let pcb: &'t Pcb<T> = unsafe { &*pin.pcb.as_ptr() };
+        #[cfg(feature = "poison")]
+        self.check_pin(pin.pcb, pin.generation);
+        (pcb, lock(&pcb.state))
+    }
+
+    /// Lock a pinned PCB: `None` if its connection was removed since it was
+    /// pinned. The pin stays outstanding. No lookup, no read section.
+    ///
+    /// # Panics
+    /// If the pin came from another table.
+    pub fn lock_pinned(&self, pin: &PcbPin<T>) -> Option<PcbGuard<'_, T>> {
+        let (pcb, state) = self.pinned(pin);
+        Self::live_guard(self, pcb, state, pin.incarnation)
+    }
+
+    /// Give a pin back; if the connection is still live, its guard (locked
+    /// once for both). If it is dead and this was its last pin, the PCB is
+    /// retired here, under the rule of the module docs.
+    ///
+    /// # Panics
+    /// If the pin came from another table.
+    pub fn unpin(&self, pin: PcbPin<T>) -> Option<PcbGuard<'_, T>> {
+        let (pcb, mut state) = self.pinned(&pin);
+        debug_assert!(state.pins > 0, "pcb::Table::unpin: no pin outstanding");
+        state.pins -= 1;
+        if state.conn.is_some() {
+            return Self::live_guard(self, pcb, state, pin.incarnation);
+        }
+        let last = state.pins == 0;
+        drop(state);
+        if last {
+            // SAFETY: dead (marked by its remover, who also unlinked it and
+            // left the retire to us because pins were outstanding) and its
+            // last pin is given back under its lock: no pin, guard or new
+            // lookup can reach it, and no one else retires it (the remover
+            // saw pins, the other pin holders saw pins left). Readers still
+            // holding a pointer are inside sections the grace period covers.
+            unsafe { self.pool_retire(NonNull::from(pcb)) };
+        }
+        None
+    }
+
+    fn live_guard<'t>(
+        table: &'t Table<T>,
+        pcb: &'t Pcb<T>,
+        state: MutexGuard<'t, State<T>>,
+        incarnation: u64,
+    ) -> Option<PcbGuard<'t, T>> {
+        state.conn.as_ref()?;
+        // SAFETY: we hold the lock of a live PCB.
+        if unsafe { pcb.incarnation() } != incarnation {
+            // A pinned PCB is never reused, so this cannot happen.
+            return None;
+        }
+        Some(PcbGuard { table, pcb, state })
+    }
 }
 
 impl<T: Send + 'static> Deref for PcbGuard<'_, T> {
@@ -244,3 +388,5 @@ impl<T: Send + 'static> DerefMut for PcbGuard<'_, T> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pin;

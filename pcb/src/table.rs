@@ -314,6 +314,7 @@ impl<T: Send + 'static> Table<T> {
         let pcb = unsafe { ptr.as_ref() };
         let mut st = lock(&pcb.state);
         debug_assert!(st.conn.is_none(), "the pool handed out a live PCB");
+        debug_assert_eq!(st.pins, 0, "the pool handed out a pinned PCB");
         st.conn = Some(value);
         drop(st);
         // SAFETY: fresh from the pool and unpublished: no reader or writer
@@ -512,12 +513,52 @@ impl<T: Send + 'static> PcbGuard<'_, T> {
             .conn
             .take()
             .expect("a guard exists only for a live PCB");
+        // Pinned: the last pin's holder retires it (`Table::unpin`).
+        let retire = self.state.pins == 0;
         drop(self);
-        // SAFETY: unlinked above, so new readers cannot find it; marked dead
-        // under its lock, so no `PcbRef::lock` can validate it and no guard
-        // to it remains (we consumed the only one); readers that still hold
-        // a pointer are inside sections entered before the unlink.
-        unsafe { table.pool.retire_raw(ptr) };
+        if retire {
+            // SAFETY: unlinked above, so new readers cannot find it; marked
+            // dead under its lock, so no `PcbRef::lock` can validate it and
+            // no guard to it remains (we consumed the only one); no pin is
+            // outstanding (none can be taken on a dead PCB); readers that
+            // still hold a pointer are inside sections entered before the
+            // unlink.
+            unsafe { table.pool.retire_raw(ptr) };
+        }
         conn
+    }
+}
+
+impl<T: Send + 'static> Table<T> {
+    /// The pool's generation of a PCB we hold (feature `poison`).
+    #[cfg(feature = "poison")]
+    pub(crate) fn pool_generation(&self, ptr: NonNull<Pcb<T>>) -> u64 {
+        // SAFETY: the caller holds the PCB's live lock: allocated, not
+        // retired, its chunk in place.
+        unsafe { self.pool.generation(ptr) }
+    }
+
+    /// A pinned PCB must be neither retired nor reused (feature `poison`):
+    /// counts a violation as a poison hit.
+    #[cfg(feature = "poison")]
+    pub(crate) fn check_pin(&self, ptr: NonNull<Pcb<T>>, generation: u64) {
+        // SAFETY: the pin is outstanding, so (unless this very check fails)
+        // the PCB is allocated and its chunk in place.
+        let bad = unsafe { self.pool.is_poisoned(ptr) || self.pool.generation(ptr) != generation };
+        if bad {
+            // Relaxed: statistics only (test builds).
+            self.poison_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Retire a PCB to the pool (for `unpin`).
+    ///
+    /// # Safety
+    /// As `PoolCache::retire_raw`: the PCB is unlinked, dead, unpinned, and
+    /// the caller gives up its last handle.
+    pub(crate) unsafe fn pool_retire(&self, ptr: NonNull<Pcb<T>>) {
+        // SAFETY: the caller's contract.
+        unsafe { self.pool.retire_raw(ptr) }
     }
 }

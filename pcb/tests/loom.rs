@@ -143,6 +143,46 @@ fn locked_guard_outlives_the_section_and_blocks_removal(mode: Mode) {
     });
 }
 
+/// A pin handed to another thread keeps its PCB out of the pool while the
+/// owner removes the connection and inserts another: the pin's holder locks
+/// it without a lookup or a section and finds connection 1 or nothing,
+/// never a newcomer in its memory (the pool holds one PCB, so a newcomer
+/// could only be in that memory: its insert is refused while the pin is
+/// out; a reuse would rewrite the tuple and incarnation cells the lock
+/// reads, and loom would report the race). The
+/// pin comes back to the owner, whose `unpin` retires the dead PCB for the
+/// next insert to reuse. (The holder gives nothing back to the pool itself:
+/// a retire from a spawned thread is flushed by its thread-exit hook, which
+/// loom cannot replay deterministically.)
+fn pin_keeps_a_removed_pcb_from_reuse_until_given_back(mode: Mode) {
+    model(move || {
+        let table = table(mode, 1);
+        table.insert(&t(1), 1).unwrap();
+        let pin = table.lock(&t(1)).unwrap().pin();
+        let holder = {
+            let table = table.clone();
+            loom::thread::spawn(move || {
+                loom::thread::yield_now();
+                if let Some(g) = table.lock_pinned(&pin) {
+                    assert_eq!((g.tuple(), *g), (t(1), 1));
+                }
+                pin
+            })
+        };
+        assert_eq!(table.remove(&t(1)), Some(1));
+        loom::thread::yield_now();
+        // Another connection, in a pool capped at one PCB: the pinned one
+        // is not retired, so there is none to give it.
+        assert_eq!(table.insert(&t(2), 2), Err(InsertError::Exhausted));
+        let pin = holder.join().unwrap();
+        assert!(table.unpin(pin).is_none(), "removed");
+        match table.insert(&t(3), 3) {
+            Ok(()) | Err(InsertError::Exhausted) => {}
+            Err(e) => panic!("{e}"),
+        }
+    });
+}
+
 /// One `#[test]` per model and mode, named `<model>::<mode>`. Adding a mode
 /// is one line per arm below; `Mode::Lazy` joins once loom models a lazy
 /// reader faithfully (a compiler fence, with the membarrier where it runs):
@@ -170,4 +210,5 @@ in_every_mode!(
     lookup_racing_remove_and_reuse_never_sees_a_recycled_pcb,
     lookup_racing_insert_finds_old_entries_and_whole_new_ones,
     locked_guard_outlives_the_section_and_blocks_removal,
+    pin_keeps_a_removed_pcb_from_reuse_until_given_back,
 );

@@ -6,7 +6,9 @@
 //! reused) fails with [`AppError::Gone`] instead of reaching the newcomer.
 //! Every call locks the PCB, acts on the TCB, and then does what the input
 //! path does after a segment (events, timer, ready list), so output the call
-//! causes leaves through the connection's home worker.
+//! causes leaves through the connection's home worker. Inside a worker's
+//! turn, [`ConnTurn`](super::ConnTurn) (`turn.rs`) does the same on the
+//! connection it holds locked, without the lookup.
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -16,6 +18,7 @@ use pcb::{FourTuple, InsertError, PortError};
 use super::Stack;
 use super::conn::{Conn, ConnState};
 use super::table::ConnGuard;
+use super::worker::EventEntry;
 use crate::tcp::conn::{ConnError, Events, State, Tcb};
 use crate::time::Instant;
 
@@ -178,7 +181,7 @@ impl Stack {
         let local = SocketAddr::new(tuple.local.addr, tuple.local.port);
         let remote = SocketAddr::new(tuple.foreign.addr, tuple.foreign.port);
         let mib = self.mib_of(worker);
-        let Some(mut guard) = self.table.lock(&tuple) else {
+        let Some(mut guard) = self.lock_tuple(&tuple) else {
             // Only a concurrent abort of a handle nobody has yet could do this.
             return Err(ConnectError::Ports(PortError::NoPcb));
         };
@@ -195,7 +198,7 @@ impl Stack {
 
     /// Locks the handle's connection if it is still the same one.
     fn lock_handle(&self, handle: &ConnHandle) -> Option<ConnGuard<'_>> {
-        let guard = self.table.lock(&handle.tuple)?;
+        let guard = self.lock_tuple(&handle.tuple)?;
         (guard.id == handle.id).then_some(guard)
     }
 
@@ -276,14 +279,17 @@ impl Stack {
     }
 
     /// The next connection of worker `worker`'s with events for the
-    /// application, and the events (cleared by this call).
+    /// application, and the events (cleared by this call). Outside a turn:
+    /// each call on the handle afterwards looks the connection up again;
+    /// a worker's own thread does better with [`Worker::poll_events`].
     pub fn poll_events(&self, worker: usize) -> Option<(ConnHandle, Events)> {
         loop {
-            let (handle, last) = self.queues(worker).events.pop_front()?;
-            if let Some(events) = last {
-                return Some((handle, events));
-            }
-            let Some(mut guard) = self.lock_handle(&handle) else {
+            let entry = self.queues(worker).events.pop_front()?;
+            let (handle, pin) = match entry {
+                EventEntry::Final(handle, events) => return Some((handle, events)),
+                EventEntry::Live(handle, pin) => (handle, pin),
+            };
+            let Some(mut guard) = self.table.unpin(pin) else {
                 continue;
             };
             guard.event_queued = false;

@@ -39,6 +39,9 @@ enum Target<'t> {
 
 impl Stack {
     fn find(&self, tuple: &FourTuple, skip_connections: bool) -> Target<'_> {
+        if !skip_connections {
+            self.count_lookup();
+        }
         let section = match &self.table {
             ConnTable::Smr(table) => {
                 let section = self.domain.enter();
@@ -237,7 +240,7 @@ impl Worker<'_> {
                         return;
                     }
                 }
-                let Some(mut guard) = self.stack.table.lock(&tuple) else {
+                let Some(mut guard) = self.stack.lock_tuple(&tuple) else {
                     return;
                 };
                 let handle = ConnHandle {

@@ -2,14 +2,21 @@
 //! and drives every connection's timers and output, sans-IO.
 //!
 //! A [`Stack`] is shared by the worker threads (`Send + Sync`). Each worker
-//! drives it through its own [`Worker`] handle with the quinn-style contract:
-//! feed it with [`Worker::handle_frame`] and [`Worker::handle_timeout`], drain it
-//! with [`Worker::poll_transmit`] until `None`, and sleep until
-//! [`Worker::poll_timeout`] (or the next frame). The application side
-//! ([`Stack::listen`], [`Stack::accept`], [`Stack::connect`], [`Stack::read`],
-//! [`Stack::write`], [`Stack::close`], [`Stack::poll_events`]) may be called from
-//! any thread between those calls; its output is picked up by the connection's
-//! home worker on its next `poll_transmit`, so every worker must be polled.
+//! drives it through its own [`Worker`] token (one per index at a time) with
+//! the quinn-style contract: feed it with [`Worker::handle_frame`] and
+//! [`Worker::handle_timeout`], run the application's turns with
+//! [`Worker::poll_events`] (each hands the closure one connection, locked,
+//! as a [`ConnTurn`]: read, write and close need no lookup), drain it with
+//! [`Worker::poll_transmit`] until `None`, and sleep until
+//! [`Worker::poll_timeout`] (or the next frame). The application side outside
+//! a turn ([`Stack::listen`], [`Stack::accept`], [`Stack::connect`],
+//! [`Stack::read`], [`Stack::write`], [`Stack::close`], [`Stack::poll_events`])
+//! names connections by [`ConnHandle`], looks them up on every call, and may
+//! be called from any thread between those calls; its output is picked up
+//! by the connection's home worker on its next `poll_transmit`, so every
+//! worker must be polled, its events included: a connection removed while
+//! its events wait keeps its PCB pinned until they are polled (bounded by
+//! the event list's cap; see `worker.rs`).
 //! Worker 0 also runs the SYN cache's timers. Counters have one writer per
 //! worker; application calls count into their connection's home worker's
 //! block, exact when the application runs on that worker's thread.
@@ -44,6 +51,7 @@ mod listener;
 mod table;
 #[cfg(test)]
 mod test_hooks;
+mod turn;
 mod worker;
 
 use core::net::IpAddr;
@@ -65,6 +73,7 @@ use crate::tcp::syncache::{SynCache, SynCacheConfig};
 pub use self::app::{AppError, ConnHandle, ConnectError};
 pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
+pub use self::turn::ConnTurn;
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::handshake_times::HandshakeTimes;
@@ -149,6 +158,10 @@ pub struct Stack {
     stack_counters: Box<[StackCounters]>,
     handshake_times: Box<[HandshakeTimes]>,
     next_id: AtomicU64,
+    /// Connection-table lookups (test builds: `cfg(test)` or the
+    /// `test-hooks` feature), for the tests that count them.
+    #[cfg(any(test, feature = "test-hooks"))]
+    lookups: AtomicU64,
     #[cfg(test)]
     hooks: test_hooks::Hooks,
 }
@@ -246,19 +259,72 @@ impl Stack {
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
             handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
             next_id: AtomicU64::new(1),
+            #[cfg(any(test, feature = "test-hooks"))]
+            lookups: AtomicU64::new(0),
             #[cfg(test)]
             hooks: test_hooks::Hooks::default(),
             cfg,
         }
     }
 
-    /// The handle worker `index` drives the stack with.
+    /// The handle worker `index` drives the stack with: a token, at most
+    /// one per index at a time (dropping it frees the index), so one thread
+    /// at a time drives each worker.
     ///
     /// # Panics
-    /// If `index >= cfg.workers`.
+    /// If `index >= cfg.workers`, or a `Worker` for `index` exists already
+    /// (use [`try_worker`](Self::try_worker) to ask instead).
     pub fn worker(&self, index: usize) -> Worker<'_> {
         assert!(index < self.workers.len(), "no worker {index}");
-        Worker::new(self, index)
+        Worker::claim(self, index).unwrap_or_else(|| {
+            panic!(
+                "worker {index} is already driven by another Worker handle: \
+                 one thread drives each worker; drop that handle first"
+            )
+        })
+    }
+
+    /// As [`worker`](Self::worker), `None` if `index` is out of range or its
+    /// `Worker` exists already.
+    pub fn try_worker(&self, index: usize) -> Option<Worker<'_>> {
+        if index >= self.workers.len() {
+            return None;
+        }
+        Worker::claim(self, index)
+    }
+
+    /// Connection-table lookups so far (test builds only): every
+    /// hash-and-walk of the table for a tuple, from any path (input,
+    /// application handles, timers); pinned reaches are not lookups.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn table_lookups(&self) -> u64 {
+        // Relaxed: a statistic read after the work it counts.
+        self.lookups.load(Relaxed)
+    }
+
+    /// Lookups that walked over a PCB the pool had poisoned (feature
+    /// `poison`, SMR backend; zero otherwise): any non-zero value is a
+    /// reclamation bug.
+    #[cfg(feature = "poison")]
+    pub fn poison_hits(&self) -> u64 {
+        match &self.table {
+            ConnTable::Smr(t) => t.poison_hits(),
+            ConnTable::Slots(_) => 0,
+        }
+    }
+
+    #[inline(always)]
+    fn count_lookup(&self) {
+        #[cfg(any(test, feature = "test-hooks"))]
+        // Relaxed: a statistic.
+        self.lookups.fetch_add(1, Relaxed);
+    }
+
+    /// Find and lock the connection with this tuple: one table lookup.
+    #[inline]
+    fn lock_tuple(&self, tuple: &pcb::FourTuple) -> Option<table::ConnGuard<'_>> {
+        self.count_lookup();
+        self.table.lock(tuple)
     }
 
     /// The configuration the stack was built with (the SYN-cache and

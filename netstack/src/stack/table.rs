@@ -15,6 +15,13 @@
 //! table call over calling `pcb::Table` directly, and nothing per field access
 //! (the Stack touches a locked connection's fields dozens of times).
 //!
+//! A [`ConnRef`] is a pin on one connection's PCB or slot (`pcb::PcbPin`,
+//! `pcb::SlotPin`): what the workers' ready and event lists hold, so that
+//! popping an entry locks its connection directly, with no lookup and no
+//! read section. A pin keeps the memory, not the connection: locking it
+//! finds a removed connection dead and answers `None`, and giving the last
+//! pin of a removed PCB back retires it (see `pcb::PcbPin`).
+//!
 //! Invariant: **every connection is in exactly one backend, the one chosen
 //! at start-up**; the listen table stays under SMR for every backend (its
 //! lookups need a read section of the stack's domain either way).
@@ -26,8 +33,8 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use pcb::{
-    Backend, Endpoint, EphemeralPorts, FourTuple, InsertError, PcbGuard, PortError, SlotGuard,
-    SlotTable, Table,
+    Backend, Endpoint, EphemeralPorts, FourTuple, InsertError, PcbGuard, PcbPin, PortError,
+    SlotGuard, SlotPin, SlotTable, Table,
 };
 
 use super::conn::Conn;
@@ -57,7 +64,25 @@ enum Held<'t> {
     Slot(ManuallyDrop<SlotGuard<'t, Conn>>),
 }
 
+/// A pin on one connection (see the module docs). Not `Clone`: each is
+/// given back once, with [`ConnTable::unpin`].
+#[derive(Debug)]
+pub(crate) enum ConnRef {
+    Smr(PcbPin<Conn>),
+    Slot(SlotPin<Conn>),
+}
+
 impl ConnTable {
+    /// Give a pin back; the connection's guard if it is still live.
+    #[inline]
+    pub(crate) fn unpin(&self, pin: ConnRef) -> Option<ConnGuard<'_>> {
+        match (self, pin) {
+            (ConnTable::Smr(t), ConnRef::Smr(p)) => t.unpin(p).map(ConnGuard::smr),
+            (ConnTable::Slots(t), ConnRef::Slot(p)) => t.unpin(p).map(ConnGuard::slot),
+            _ => unreachable!("a pin of another backend than the table's"),
+        }
+    }
+
     /// The backend's name, as `--pcb-backend` spells it.
     pub(crate) fn backend(&self) -> Backend {
         match self {
@@ -223,6 +248,23 @@ impl<'t> ConnGuard<'t> {
             Held::Smr(g) => g.tuple(),
             Held::Slot(g) => g.tuple(),
         }
+    }
+
+    /// A pin on this connection (see [`ConnRef`]).
+    #[inline]
+    pub(crate) fn pin(&mut self) -> ConnRef {
+        let pin = match &mut self.held {
+            Held::Smr(g) => ConnRef::Smr(g.pin()),
+            Held::Slot(g) => ConnRef::Slot(g.pin()),
+        };
+        // `pin` wrote the count beside the connection through the lock's
+        // own guard: take the pointer afresh from it, so it is derived from
+        // the newest borrow.
+        self.conn = match &mut self.held {
+            Held::Smr(g) => NonNull::from(&mut ***g),
+            Held::Slot(g) => NonNull::from(&mut ***g),
+        };
+        pin
     }
 
     /// Take the connection out of the table and return it.

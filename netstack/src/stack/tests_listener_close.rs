@@ -30,7 +30,7 @@ fn stack_owning(addr: IpAddr, cookies: CookiePolicy) -> Stack {
     Stack::new(cfg)
 }
 
-fn drain(w: Worker<'_>, now: Instant) -> Vec<Vec<u8>> {
+fn drain(w: &Worker<'_>, now: Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
     while let Some(n) = w.poll_transmit(now, &mut buf) {
@@ -83,11 +83,11 @@ fn close_while_a_final_ack_completes(cookies: CookiePolicy) {
     let listener = server.listen(addr).unwrap();
     let now = Instant::ZERO;
     let conn = client.connect(now, 0, None, addr).unwrap();
-    let syn = only(drain(client.worker(0), now));
+    let syn = only(drain(&client.worker(0), now));
     server.worker(0).handle_frame(now, &syn);
-    let syn_ack = only(drain(server.worker(0), now));
+    let syn_ack = only(drain(&server.worker(0), now));
     client.worker(0).handle_frame(now, &syn_ack);
-    let final_ack = only(drain(client.worker(0), now));
+    let final_ack = only(drain(&client.worker(0), now));
     let paused = pause_at_every_point(&server);
 
     // The worker takes the final ACK and stops holding the listener's state.
@@ -127,7 +127,7 @@ fn close_while_a_final_ack_completes(cookies: CookiePolicy) {
     if cookies == CookiePolicy::Always {
         assert_eq!(server.syncache_len(), 0, "a cookie handshake kept no entry");
     }
-    let replies = drain(server.worker(0), now);
+    let replies = drain(&server.worker(0), now);
     assert!(
         replies.iter().any(|f| is_rst(f)),
         "the peer is told the handshake failed"

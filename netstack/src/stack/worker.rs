@@ -10,16 +10,30 @@
 //! `armed` deadline), and the connections with events for the application
 //! (bounded; overflow is counted). Lock order: a PCB lock may be held while
 //! taking the worker lock, never the other way round.
+//!
+//! The ready and event lists hold pins ([`ConnRef`]), not tuples: popping an
+//! entry locks its connection directly (no lookup, no read section), and an
+//! entry whose connection was removed meanwhile is found dead and skipped
+//! (its pin given back, which retires the PCB if it was the last). Each
+//! connection has at most one pin on each list (its `queued` and
+//! `event_queued` flags), so the pins outstanding are bounded by the lists'
+//! bounds. Timer entries stay tuples: a deadline may sit in the heap for
+//! minutes, and a pin there would hold a removed PCB's memory as long.
+//!
+//! A [`Worker`] is a token: at most one exists per index at a time
+//! ([`Stack::worker`] panics on a second, [`Stack::try_worker`] says `None`),
+//! so one thread at a time drives a worker index, which is what its
+//! single-writer counters and its turns rely on.
 
 use core::cmp::Ordering;
 use core::net::IpAddr;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 
 use pcb::FourTuple;
 
-use super::table::ConnGuard;
+use super::table::{ConnGuard, ConnRef};
 
 use super::conn::ConnState;
 use super::{ConnHandle, Stack};
@@ -86,20 +100,30 @@ pub(crate) struct Queues {
     /// Octets held in `control`: echo replies can be large, so the queue is
     /// bounded in octets as well as in frames.
     control_bytes: usize,
-    pub(crate) ready: VecDeque<FourTuple>,
+    pub(crate) ready: VecDeque<ConnRef>,
     timers: BinaryHeap<TimerEntry>,
     timer_order: u64,
-    /// Connections with events for the application; `Some` carries the final
-    /// events of a connection already removed from the table.
-    pub(crate) events: VecDeque<(ConnHandle, Option<Events>)>,
+    /// Connections with events for the application.
+    pub(crate) events: VecDeque<EventEntry>,
     /// Spent frame buffers, reused for the next control frame.
     spare: Vec<Vec<u8>>,
+}
+
+/// An entry of a worker's event list.
+#[derive(Debug)]
+pub(crate) enum EventEntry {
+    /// A connection in the table (its pin; its events are in its `Conn`).
+    Live(ConnHandle, ConnRef),
+    /// The final events of a connection already removed from the table.
+    Final(ConnHandle, Events),
 }
 
 /// A worker's mutable state.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerState {
     pub(crate) queues: Mutex<Queues>,
+    /// A [`Worker`] for this index exists.
+    pub(crate) claimed: AtomicBool,
 }
 
 macro_rules! stack_counters {
@@ -166,16 +190,45 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 /// The handle a worker thread drives the stack with: quinn-style inputs
-/// (`handle_*`), outputs (`poll_transmit`) and deadline (`poll_timeout`).
-#[derive(Clone, Copy, Debug)]
+/// (`handle_*`), outputs (`poll_transmit`), deadline (`poll_timeout`) and
+/// the application's turns (`poll_events`). A token: at most one per index
+/// exists at a time (see the module docs); dropping it frees the index.
+#[derive(Debug)]
 pub struct Worker<'s> {
     pub(crate) stack: &'s Stack,
     pub(crate) index: usize,
+    /// Inside `poll_events`' closure (nesting would lock a second PCB while
+    /// holding one). Makes the token `!Sync`: it belongs to one thread.
+    pub(crate) in_turn: core::cell::Cell<bool>,
+}
+
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire swap in `claim`, so the next
+        // holder of this index sees everything this one wrote.
+        self.stack.workers[self.index]
+            .claimed
+            .store(false, AtomicOrdering::Release);
+    }
 }
 
 impl<'s> Worker<'s> {
-    pub(crate) fn new(stack: &'s Stack, index: usize) -> Worker<'s> {
-        Worker { stack, index }
+    /// The token for `index`, unless one exists already.
+    pub(crate) fn claim(stack: &'s Stack, index: usize) -> Option<Worker<'s>> {
+        // Acquire: pairs with the Release store in `drop`.
+        let taken = stack.workers[index]
+            .claimed
+            .swap(true, AtomicOrdering::Acquire);
+        (!taken).then(|| Worker {
+            stack,
+            index,
+            in_turn: core::cell::Cell::new(false),
+        })
+    }
+
+    /// The stack this worker drives.
+    pub fn stack(&self) -> &'s Stack {
+        self.stack
     }
 
     /// This worker's index.
@@ -280,7 +333,7 @@ impl<'s> Worker<'s> {
                 }
             };
             let Some(entry) = entry else { break };
-            let Some(mut guard) = self.stack.table.lock(&entry.tuple) else {
+            let Some(mut guard) = self.stack.lock_tuple(&entry.tuple) else {
                 continue;
             };
             if guard.armed != Some(entry.at) {
@@ -330,7 +383,7 @@ impl<'s> Worker<'s> {
     /// (TCP retransmits it).
     pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         loop {
-            let tuple = {
+            let pin = {
                 let mut q = self.stack.queues(self.index);
                 if let Some(frame) = q.control.pop_front() {
                     q.control_bytes = q.control_bytes.saturating_sub(frame.len());
@@ -350,17 +403,21 @@ impl<'s> Worker<'s> {
                 }
                 q.ready.pop_front()?
             };
-            let Some(mut guard) = self.stack.table.lock(&tuple) else {
+            // No lookup: the entry's pin reaches the PCB. A connection
+            // removed since it was queued is dead, and its pin goes back.
+            let Some(mut guard) = self.stack.table.unpin(pin) else {
                 continue;
             };
             match self.transmit_one(&mut guard, now, buf) {
                 Some(Ok(n)) => {
-                    self.stack.queues(guard.home).ready.push_back(tuple);
+                    let pin = guard.pin();
+                    self.stack.queues(guard.home).ready.push_back(pin);
                     return Some(n);
                 }
                 Some(Err(())) => {
                     bump(&self.stack_counters().emit_errors);
-                    self.stack.queues(guard.home).ready.push_back(tuple);
+                    let pin = guard.pin();
+                    self.stack.queues(guard.home).ready.push_back(pin);
                 }
                 None => {
                     guard.queued = false;
@@ -481,9 +538,10 @@ impl Stack {
         let deadline = guard.deadline();
         let cap = self.event_cap();
         let mut q = self.queues(guard.home);
+        // A pin writes the PCB's own count, under the PCB lock we hold.
         if !guard.events.is_empty() && !guard.event_queued {
             if q.events.len() < cap {
-                q.events.push_back((handle, None));
+                q.events.push_back(EventEntry::Live(handle, guard.pin()));
                 guard.event_queued = true;
             } else {
                 bump(&self.stack_counters[guard.home].events_dropped);
@@ -498,7 +556,7 @@ impl Stack {
             guard.armed = Some(at);
         }
         if ready && !guard.queued {
-            q.ready.push_back(tuple);
+            q.ready.push_back(guard.pin());
             guard.queued = true;
         }
     }
@@ -530,7 +588,7 @@ impl Stack {
             let cap = self.event_cap();
             let mut q = self.queues(home);
             if q.events.len() < cap {
-                q.events.push_back((handle, Some(events)));
+                q.events.push_back(EventEntry::Final(handle, events));
             } else {
                 bump(&self.stack_counters[home].events_dropped);
             }

@@ -22,7 +22,7 @@ pub use self::papaya::PapayaTable;
 #[cfg(not(loom))]
 pub use self::rwlock::RwLockTable;
 #[cfg(not(loom))]
-pub use self::slots::{LOOKUP_ATTEMPTS, SlotGuard, SlotStats, SlotTable};
+pub use self::slots::{LOOKUP_ATTEMPTS, SlotGuard, SlotPin, SlotStats, SlotTable};
 
 use crate::table::{InsertError, Table};
 use crate::tuple::FourTuple;

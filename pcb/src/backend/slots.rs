@@ -80,6 +80,19 @@ impl<T> Slot<T> {
 
 type Entry<T> = Arc<Slot<T>>;
 
+/// A counted reference on a slot, from [`SlotGuard::pin`]: the slot (live
+/// or removed) stays allocated while it exists. Given back with
+/// [`SlotTable::unpin`] (or dropped: an `Arc` needs no table to release).
+pub struct SlotPin<T>(Entry<T>);
+
+impl<T> fmt::Debug for SlotPin<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SlotPin")
+            .field(&Arc::as_ptr(&self.0))
+            .finish()
+    }
+}
+
 /// The map underneath, one of the baseline backends.
 enum Map<T> {
     DashMap(DashMap<Key, Entry<T>, FlowBuildHasher>),
@@ -354,6 +367,17 @@ impl<T: Send> SlotTable<T> {
         })
     }
 
+    /// Lock a pinned slot: `None` if its connection was removed since it was
+    /// pinned. The pin stays outstanding. No map lookup.
+    pub fn lock_pinned(&self, pin: &SlotPin<T>) -> Option<SlotGuard<'_, T>> {
+        self.validate(Arc::clone(&pin.0), |s| Some(lock(s)))
+    }
+
+    /// Give a pin back; if the connection is still live, its guard.
+    pub fn unpin(&self, pin: SlotPin<T>) -> Option<SlotGuard<'_, T>> {
+        self.validate(pin.0, |s| Some(lock(s)))
+    }
+
     /// Call `f` with every connection whose lock is free now (the others are
     /// being worked on and are skipped). Copies the entries out first, so it
     /// costs an allocation of the table's size: for metrics, not the packet
@@ -383,6 +407,13 @@ impl<T: Send> SlotGuard<'_, T> {
     /// The connection's tuple.
     pub fn tuple(&self) -> FourTuple {
         self.state.tuple
+    }
+
+    /// A pin on this slot (a reference: BSD's `in_pcbref`), for
+    /// [`SlotTable::lock_pinned`] later without a map lookup; the same
+    /// contract as the SMR table's `PcbGuard::pin`.
+    pub fn pin(&self) -> SlotPin<T> {
+        SlotPin(Arc::clone(&self.slot))
     }
 
     /// Take the connection out of the table and return its state: out of

@@ -3,6 +3,11 @@
 //!
 //! A session starts on a connection's first event, on its home worker (the
 //! only one that polls its events), so no service state crosses threads.
+//! Connections with events are served inside the worker's turns
+//! (`Worker::poll_events`): the turn holds the connection locked, so the
+//! reads, writes and close of a visit cost no table lookup. Only a
+//! connection carried over to the next call (its visit budget spent), and
+//! stop/abort, go through its `ConnHandle`.
 //! Invariant: the output a connection has queued and not yet sent is at
 //! most one read's worth (echo) or the http high-water mark plus one
 //! response; reading stops until it has been sent.
@@ -10,7 +15,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use netstack::{AppError, ConnError, ConnHandle, Events, ListenerHandle, Stack};
+use netstack::{AppError, ConnError, ConnHandle, ConnTurn, Events, ListenerHandle, Stack, Worker};
 
 use super::config::ListenSpec;
 use super::services::{Next, Session};
@@ -109,9 +114,11 @@ impl Server {
     }
 
     /// Accepts what the listeners completed and serves every connection with
-    /// an event; returns the number of sessions started, and whether work
-    /// is left for the next call.
-    pub fn serve(&mut self, stack: &Stack, listeners: &[ListenerHandle]) -> (u64, bool) {
+    /// an event (in the worker's turns); returns the number of sessions
+    /// started, and whether work is left for the next call.
+    pub fn serve(&mut self, worker: &Worker<'_>, listeners: &[ListenerHandle]) -> (u64, bool) {
+        assert_eq!(worker.index(), self.index, "a server serves its own worker");
+        let stack = worker.stack();
         if !self.stopping {
             for l in listeners {
                 while stack.accept(l).is_some() {}
@@ -119,46 +126,50 @@ impl Server {
         }
         let mut started = 0;
         for conn in core::mem::take(&mut self.again) {
-            self.visit_and_track(stack, conn);
+            self.visit_and_track(&mut ByHandle(stack, conn), conn);
         }
-        let mut budget = SERVE_BUDGET;
-        while budget > 0 {
-            let Some((conn, events)) = stack.poll_events(self.index) else {
-                break;
+        let turns = worker.poll_events(SERVE_BUDGET, |turn, events| {
+            started += self.on_events(turn, events);
+        });
+        (started, turns == SERVE_BUDGET || !self.again.is_empty())
+    }
+
+    /// One connection's turn: start its session on its first event, forget
+    /// it once it closed, else visit it. Returns the sessions started.
+    fn on_events(&mut self, turn: &mut ConnTurn<'_>, events: Events) -> u64 {
+        let conn = turn.handle();
+        let mut started = 0;
+        if let Entry::Vacant(slot) = self.served.entry(conn) {
+            if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
+                return 0;
+            }
+            let serves = |s: &&ListenSpec| {
+                s.addr.port() == conn.local().port()
+                    && (s.addr.ip().is_unspecified() || s.addr.ip() == conn.local().ip())
             };
-            budget -= 1;
-            if let Entry::Vacant(slot) = self.served.entry(conn) {
-                if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
-                    continue;
-                }
-                let serves = |s: &&ListenSpec| {
-                    s.addr.port() == conn.local().port()
-                        && (s.addr.ip().is_unspecified() || s.addr.ip() == conn.local().ip())
-                };
-                let Some(spec) = self
-                    .specs
-                    .iter()
-                    .find(serves)
-                    .or_else(|| self.retired.iter().find(serves))
-                else {
-                    continue;
-                };
-                started += 1;
-                slot.insert(Served {
-                    session: Session::new(spec.service, self.http_body_bytes),
-                    out: Vec::new(),
-                    off: 0,
-                    close_after_flush: self.stopping,
-                    closing: false,
-                });
-            }
-            if events.contains(Events::RESET) || events.contains(Events::CLOSED) {
-                self.served.remove(&conn);
-                continue;
-            }
-            self.visit_and_track(stack, conn);
+            let Some(spec) = self
+                .specs
+                .iter()
+                .find(serves)
+                .or_else(|| self.retired.iter().find(serves))
+            else {
+                return 0;
+            };
+            started = 1;
+            slot.insert(Served {
+                session: Session::new(spec.service, self.http_body_bytes),
+                out: Vec::new(),
+                off: 0,
+                close_after_flush: self.stopping,
+                closing: false,
+            });
         }
-        (started, budget == 0 || !self.again.is_empty())
+        if events.contains(Events::RESET) || events.contains(Events::CLOSED) {
+            self.served.remove(&conn);
+            return started;
+        }
+        self.visit_and_track(turn, conn);
+        started
     }
 
     /// Stops accepting and closes every connection once its output is sent.
@@ -182,11 +193,11 @@ impl Server {
         self.again.clear();
     }
 
-    fn visit_and_track(&mut self, stack: &Stack, conn: ConnHandle) {
+    fn visit_and_track(&mut self, ops: &mut impl ConnOps, conn: ConnHandle) {
         let Some(s) = self.served.get_mut(&conn) else {
             return;
         };
-        match visit(stack, &conn, s, &mut self.scratch, &mut self.spare) {
+        match visit(ops, s, &mut self.scratch, &mut self.spare) {
             Visit::Idle => {}
             Visit::Again => {
                 if !self.again.contains(&conn) {
@@ -200,11 +211,45 @@ impl Server {
     }
 }
 
+/// What a visit does to a connection: inside a turn ([`ConnTurn`], no
+/// lookup) or by handle ([`ByHandle`], one lookup per call).
+trait ConnOps {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, AppError>;
+    fn write(&mut self, data: &[u8]) -> Result<usize, AppError>;
+    fn close(&mut self) -> Result<(), AppError>;
+}
+
+impl ConnOps for ConnTurn<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, AppError> {
+        ConnTurn::read(self, buf)
+    }
+    fn write(&mut self, data: &[u8]) -> Result<usize, AppError> {
+        ConnTurn::write(self, data)
+    }
+    fn close(&mut self) -> Result<(), AppError> {
+        ConnTurn::close(self)
+    }
+}
+
+/// A connection outside a turn, by its handle.
+struct ByHandle<'s>(&'s Stack, ConnHandle);
+
+impl ConnOps for ByHandle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, AppError> {
+        self.0.read(&self.1, buf)
+    }
+    fn write(&mut self, data: &[u8]) -> Result<usize, AppError> {
+        self.0.write(&self.1, data)
+    }
+    fn close(&mut self) -> Result<(), AppError> {
+        self.0.close(&self.1)
+    }
+}
+
 /// Moves one connection along: send what is queued, then read and answer,
 /// until it would block or the per-visit budget is spent.
 fn visit(
-    stack: &Stack,
-    conn: &ConnHandle,
+    ops: &mut impl ConnOps,
     s: &mut Served,
     scratch: &mut [u8],
     spare: &mut Vec<Vec<u8>>,
@@ -212,7 +257,7 @@ fn visit(
     if s.out.capacity() == 0 {
         s.out = spare.pop().unwrap_or_default();
     }
-    let visit = visit_with_buffer(stack, conn, s, scratch);
+    let visit = visit_with_buffer(ops, s, scratch);
     // An idle connection keeps no buffer: a held connection costs only its
     // `Served`.
     if s.out.is_empty() && s.out.capacity() > 0 {
@@ -224,15 +269,10 @@ fn visit(
     visit
 }
 
-fn visit_with_buffer(
-    stack: &Stack,
-    conn: &ConnHandle,
-    s: &mut Served,
-    scratch: &mut [u8],
-) -> Visit {
+fn visit_with_buffer(ops: &mut impl ConnOps, s: &mut Served, scratch: &mut [u8]) -> Visit {
     for _ in 0..READS_PER_VISIT {
         while s.off < s.out.len() {
-            match stack.write(conn, &s.out[s.off..]) {
+            match ops.write(&s.out[s.off..]) {
                 Ok(0) | Err(AppError::Conn(ConnError::WouldBlock)) => return Visit::Idle,
                 Ok(n) => s.off += n,
                 Err(_) => return Visit::Gone,
@@ -250,7 +290,7 @@ fn visit_with_buffer(
             continue;
         }
         if s.close_after_flush {
-            return match stack.close(conn) {
+            return match ops.close() {
                 Ok(()) => {
                     s.closing = true;
                     Visit::Idle
@@ -258,7 +298,7 @@ fn visit_with_buffer(
                 Err(_) => Visit::Gone,
             };
         }
-        match stack.read(conn, scratch) {
+        match ops.read(scratch) {
             Ok(0) => s.close_after_flush = true,
             Ok(n) => {
                 if s.session.on_data(&scratch[..n], &mut s.out) == Next::Close {

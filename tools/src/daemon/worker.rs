@@ -181,7 +181,7 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             listeners = services.handles();
             server.set_specs(services.specs());
         }
-        let (started_sessions, more) = server.serve(stack, &listeners);
+        let (started_sessions, more) = server.serve(&w, &listeners);
         add(&stats.sessions, started_sessions);
 
         // Past the graceful period: reset what is left, then leave once the

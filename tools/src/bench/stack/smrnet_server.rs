@@ -2,13 +2,14 @@
 //! client thread, all sharing one Stack (table, listener, SYN cache, pool).
 //!
 //! The application is what a service on the daemon would be: it drains the
-//! accept queue and serves connections from the worker's event list (read
-//! the request, echo it, close once the peer has closed), so it visits only
-//! connections that have something to do.
+//! accept queue and serves connections from the worker's event list in the
+//! worker's turns (read the request, echo it, close once the peer has
+//! closed, all on the connection the turn holds locked: no lookup), so it
+//! visits only connections that have something to do.
 
 use super::Server;
 use super::client::{REQUEST_LEN, SERVER};
-use netstack::{Events, ListenerHandle, Stack, StackConfig};
+use netstack::{Events, ListenerHandle, Stack, StackConfig, Worker};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,29 +52,30 @@ impl SmrnetServer {
             .collect()
     }
 
-    fn serve(&mut self) {
-        let s = &*self.stack;
+    fn serve(&mut self, w: &Worker<'_>) {
         // Idle connections are never used again; the churned ones are served
         // from the event list, so the accepted handles need not be kept.
-        while s.accept(&self.listener).is_some() {}
-        while let Some((conn, events)) = s.poll_events(self.worker) {
+        while w.stack().accept(&self.listener).is_some() {}
+        let scratch = &mut self.scratch;
+        // One call drains the list, turns that queue new events included.
+        w.poll_events(usize::MAX, |conn, events| {
             if !events.contains(Events::READABLE) && !events.contains(Events::PEER_CLOSED) {
-                continue;
+                return;
             }
             loop {
-                match s.read(&conn, &mut self.scratch) {
+                match conn.read(scratch) {
                     Ok(0) => {
-                        let _ = s.close(&conn);
+                        let _ = conn.close();
                         break;
                     }
                     Ok(n) => {
                         // The send buffer holds far more than a request.
-                        let _ = s.write(&conn, &self.scratch[..n]);
+                        let _ = conn.write(&scratch[..n]);
                     }
                     Err(_) => break,
                 }
             }
-        }
+        });
     }
 }
 
@@ -85,7 +87,7 @@ impl Server for SmrnetServer {
         for frame in input.drain(..) {
             w.handle_frame(now, &frame);
         }
-        self.serve();
+        self.serve(&w);
         w.handle_timeout(now);
         while let Some(n) = w.poll_transmit(now, &mut self.frame) {
             output.push(self.frame[..n].to_vec());

@@ -66,7 +66,7 @@ impl Pair {
         while let Some(n) = cw.poll_transmit(now, &mut buf) {
             sw.handle_frame(now, &buf[..n]);
         }
-        self.srv.serve(&self.server, &self.listeners);
+        self.srv.serve(&sw, &self.listeners);
         while let Some(n) = sw.poll_transmit(now, &mut buf) {
             cw.handle_frame(now, &buf[..n]);
         }
