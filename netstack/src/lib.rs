@@ -16,7 +16,7 @@ mod wire;
 pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
 pub use crate::stack::{
     AppError, ConnHandle, ConnectError, HANDSHAKE_BUCKETS, HandshakeHistogram, ListenError,
-    ListenerHandle, Stack, StackConfig, StackCounters, StackCountersSnapshot, Worker,
+    ListenerHandle, Stack, StackConfig, StackCounters, StackCountersSnapshot, Worker, WorkerWaker,
 };
 pub use crate::tcp::config::{KeepaliveConfig, TcpConfig};
 pub use crate::tcp::conn::{

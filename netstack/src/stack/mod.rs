@@ -44,6 +44,7 @@ mod listener;
 mod table;
 #[cfg(test)]
 mod test_hooks;
+mod wake;
 mod worker;
 
 use core::net::IpAddr;
@@ -65,11 +66,13 @@ use crate::tcp::syncache::{SynCache, SynCacheConfig};
 pub use self::app::{AppError, ConnHandle, ConnectError};
 pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
+pub use self::wake::WorkerWaker;
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
 use self::table::ConnTable;
+use self::wake::Parked;
 use self::worker::WorkerState;
 
 /// How to build a [`Stack`].
@@ -106,6 +109,10 @@ pub struct StackConfig {
     /// hash chain. For tests and benchmarks that must repeat exactly; a
     /// stack facing a network must leave it `None`.
     pub insecure_deterministic_seed: Option<u64>,
+    /// How to wake a sleeping worker when another thread queues work for
+    /// it (see `Worker::park`); `None`: the driver polls often enough
+    /// instead.
+    pub waker: Option<WorkerWaker>,
 }
 
 impl StackConfig {
@@ -124,6 +131,7 @@ impl StackConfig {
             smr_mode: Mode::Default,
             pcb_backend: Backend::Smr,
             insecure_deterministic_seed: None,
+            waker: None,
         }
     }
 }
@@ -145,6 +153,7 @@ pub struct Stack {
     mibs: Box<[TcpMib]>,
     stack_counters: Box<[StackCounters]>,
     handshake_times: Box<[HandshakeTimes]>,
+    parked: Box<[Parked]>,
     next_id: AtomicU64,
     #[cfg(test)]
     hooks: test_hooks::Hooks,
@@ -241,6 +250,7 @@ impl Stack {
             mibs: (0..n).map(|_| TcpMib::default()).collect(),
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
             handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
+            parked: (0..n).map(|_| Parked::default()).collect(),
             next_id: AtomicU64::new(1),
             #[cfg(test)]
             hooks: test_hooks::Hooks::default(),

@@ -501,6 +501,8 @@ impl Stack {
             q.ready.push_back(tuple);
             guard.queued = true;
         }
+        drop(q);
+        self.notify(guard.home);
     }
 
     /// A connection with nothing left to send: trade a TCB in TIME-WAIT for
@@ -534,6 +536,8 @@ impl Stack {
             } else {
                 bump(&self.stack_counters[home].events_dropped);
             }
+            drop(q);
+            self.notify(home);
             return;
         }
         self.touch_with(&mut guard, false);
