@@ -33,6 +33,7 @@ pub mod rtnl;
 pub mod serve;
 pub mod services;
 pub mod tun;
+pub mod wake;
 pub mod worker;
 
 use std::fs::File;
@@ -205,6 +206,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     scfg.smr_mode = cfg.smr_mode;
     scfg.pcb_backend = cfg.pcb_backend;
     scfg.insecure_deterministic_seed = cfg.insecure_deterministic_seed;
+    let wakers = Arc::new(
+        wake::Wakers::new(cfg.workers)
+            .map_err(|e| format!("cannot create the workers' wake-up eventfds: {e}"))?,
+    );
+    let waking = Arc::clone(&wakers);
+    scfg.waker = Some(netstack::WorkerWaker::new(move |w| waking.wake(w)));
     let stack = Arc::new(Stack::new(scfg));
     let mut listeners = Vec::new();
     for spec in &cfg.listeners {
@@ -225,6 +232,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         epoch: std::time::Instant::now(),
         mtu: cfg.mtu as usize,
         faults: faults::Faults::default(),
+        wakers,
     });
 
     // Anything outside the workers that must stop the daemon says why here.
@@ -329,6 +337,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         // Release: pairs with the Acquire load in each worker's turn (and
         // in the device thread's).
         shared.stop.store(true, Ordering::Release);
+        shared.wakers.wake_all();
         device_stop.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
         let mut remaining = handles.len() - usize::from(failure.is_some());
