@@ -154,6 +154,9 @@ stack_counters! {
     /// Final ACKs that completed a handshake on a listener being closed
     /// (after its accept queue was emptied): answered with a reset.
     closed_listener_drops,
+    /// Segments for a connection homed on another worker (steered to the
+    /// wrong queue: the home worker is woken to send what they caused).
+    foreign_segments,
 }
 
 /// Adds one to a single-writer statistic.

@@ -32,6 +32,7 @@ pub mod reload;
 pub mod rtnl;
 pub mod serve;
 pub mod services;
+pub mod steering;
 pub mod tun;
 pub mod wake;
 pub mod worker;
@@ -161,6 +162,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
         "TUN device open"
     );
 
+    // Before dropping privileges: loading a BPF program needs them.
+    let steering = steering::set_up(
+        &queues[0],
+        cfg.steering_ebpf,
+        &netstack::FlowSteering {
+            key: steering::key(cfg.insecure_deterministic_seed),
+            queues: u16::try_from(queues.len()).unwrap_or(u16::MAX),
+        },
+    );
+
     let pcap = match &cfg.pcap {
         None => None,
         Some(path) => {
@@ -233,6 +244,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         mtu: cfg.mtu as usize,
         faults: faults::Faults::default(),
         wakers,
+        steering,
     });
 
     // Anything outside the workers that must stop the daemon says why here.

@@ -103,7 +103,7 @@ impl Plan {
 /// Decides what reloading `new` over `old` changes, or refuses naming every
 /// field that cannot change while running.
 pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
-    let fixed: [(&str, bool); 20] = [
+    let fixed: [(&str, bool); 21] = [
         ("device", old.device != new.device),
         ("attach", old.attach != new.attach),
         ("tun-ipv4", old.tun_ipv4 != new.tun_ipv4),
@@ -127,6 +127,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
         ("accept-queue", old.accept_queue != new.accept_queue),
         ("smr-mode", old.smr_mode != new.smr_mode),
         ("pcb-backend", old.pcb_backend != new.pcb_backend),
+        ("steering", old.steering_ebpf != new.steering_ebpf),
         ("metrics", old.metrics != new.metrics),
         (
             "pcap",

@@ -103,6 +103,8 @@ pub struct Shared {
     pub faults: super::faults::Faults,
     /// Each worker's wake-up eventfd (the stack's waker writes them).
     pub wakers: Arc<Wakers>,
+    /// Whether the eBPF steering program runs.
+    pub steering: super::steering::Status,
 }
 
 impl Shared {

@@ -20,6 +20,7 @@ pub(super) fn shared() -> Arc<Shared> {
         mtu: 1500,
         faults: Default::default(),
         wakers: Default::default(),
+        steering: Default::default(),
     })
 }
 

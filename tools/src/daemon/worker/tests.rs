@@ -60,6 +60,7 @@ fn daemon(
         mtu: 1500,
         faults: Default::default(),
         wakers,
+        steering: Default::default(),
     });
     let mut peers = Vec::new();
     let mut threads = Vec::new();
