@@ -16,3 +16,7 @@ pub const DEVICE_EVENTS: &str = "smrnet_device_events_total";
 pub const DEVICE_LINK_UP: &str = "smrnet_device_link_up";
 pub const RELOADS: &str = "smrnet_reloads_total";
 pub const PCAP_STOPPED: &str = "smrnet_pcap_stopped";
+pub const STEERING_LOADED: &str = "smrnet_steering_ebpf_loaded";
+pub const STEERING_REFUSED: &str = "smrnet_steering_ebpf_refused";
+pub const FOREIGN_SEGMENTS: &str = "smrnet_stack_foreign_segments_total";
+pub const WORKER_PACKETS_IN: &str = "smrnet_worker_packets_in_total";

@@ -282,3 +282,24 @@ fn the_kernel_verifier_accepts_the_program_and_runs_it_like_the_stack_function()
         assert_eq!(got, run(&program(key), &f) as u32);
     }
 }
+
+#[test]
+fn a_refused_program_falls_back_to_the_kernels_steering() {
+    // Not a TUN queue: the ioctl (or, unprivileged, the load) is refused,
+    // and the daemon carries on with `loaded = false`.
+    let not_tun = std::fs::File::open("/dev/null").unwrap();
+    let s = FlowSteering { key: 1, queues: 2 };
+    assert_eq!(
+        set_up(&not_tun, true, &s),
+        Status {
+            requested: true,
+            loaded: false
+        }
+    );
+    assert_eq!(set_up(&not_tun, false, &s), Status::default());
+    let e = attach(&not_tun, &s).unwrap_err().to_string();
+    assert!(
+        e.contains("TUNSETSTEERINGEBPF") || e.contains("BPF_PROG_LOAD"),
+        "{e}"
+    );
+}
