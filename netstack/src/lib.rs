@@ -9,6 +9,7 @@
 
 mod counters;
 mod stack;
+mod steer;
 mod tcp;
 mod time;
 mod wire;
@@ -17,7 +18,9 @@ pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
 pub use crate::stack::{
     AppError, ConnHandle, ConnTurn, ConnectError, HANDSHAKE_BUCKETS, HandshakeHistogram,
     ListenError, ListenerHandle, Stack, StackConfig, StackCounters, StackCountersSnapshot, Worker,
+    WorkerWaker,
 };
+pub use crate::steer::{FlowSteering, STEER_MULTIPLIER, steer_finish, steer_mix};
 pub use crate::tcp::config::{KeepaliveConfig, TcpConfig};
 pub use crate::tcp::conn::{
     ConnError, Events, SegmentDisposition, SegmentDrop, State, Tcb, TimeWait, TimeWaitDisposition,

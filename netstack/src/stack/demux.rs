@@ -96,6 +96,9 @@ impl Worker<'_> {
         let tuple = FourTuple::new(local, remote);
         let mut target = self.stack.find(&tuple, false);
         if let Target::Connection(mut guard) = target {
+            if guard.home != self.index {
+                bump(&self.stack_counters().foreign_segments);
+            }
             if !self.connection_input(now, &mut guard, seg) {
                 return;
             }

@@ -52,6 +52,7 @@ mod table;
 #[cfg(test)]
 mod test_hooks;
 mod turn;
+mod wake;
 mod worker;
 
 use core::net::IpAddr;
@@ -74,11 +75,13 @@ pub use self::app::{AppError, ConnHandle, ConnectError};
 pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
 pub use self::turn::ConnTurn;
+pub use self::wake::WorkerWaker;
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
 
 use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
 use self::table::ConnTable;
+use self::wake::Parked;
 use self::worker::WorkerState;
 
 /// How to build a [`Stack`].
@@ -115,6 +118,10 @@ pub struct StackConfig {
     /// hash chain. For tests and benchmarks that must repeat exactly; a
     /// stack facing a network must leave it `None`.
     pub insecure_deterministic_seed: Option<u64>,
+    /// How to wake a sleeping worker when another thread queues work for
+    /// it (see `Worker::park`); `None`: the driver polls often enough
+    /// instead.
+    pub waker: Option<WorkerWaker>,
 }
 
 impl StackConfig {
@@ -133,6 +140,7 @@ impl StackConfig {
             smr_mode: Mode::Default,
             pcb_backend: Backend::Smr,
             insecure_deterministic_seed: None,
+            waker: None,
         }
     }
 }
@@ -157,6 +165,7 @@ pub struct Stack {
     mibs: Box<[TcpMib]>,
     stack_counters: Box<[StackCounters]>,
     handshake_times: Box<[HandshakeTimes]>,
+    parked: Box<[Parked]>,
     next_id: AtomicU64,
     /// Connection-table lookups (test builds: `cfg(test)` or the
     /// `test-hooks` feature), for the tests that count them.
@@ -258,6 +267,7 @@ impl Stack {
             mibs: (0..n).map(|_| TcpMib::default()).collect(),
             stack_counters: (0..n).map(|_| StackCounters::default()).collect(),
             handshake_times: (0..n).map(|_| HandshakeTimes::default()).collect(),
+            parked: (0..n).map(|_| Parked::default()).collect(),
             next_id: AtomicU64::new(1),
             #[cfg(any(test, feature = "test-hooks"))]
             lookups: AtomicU64::new(0),

@@ -178,6 +178,9 @@ stack_counters! {
     /// Final ACKs that completed a handshake on a listener being closed
     /// (after its accept queue was emptied): answered with a reset.
     closed_listener_drops,
+    /// Segments for a connection homed on another worker (steered to the
+    /// wrong queue: the home worker is woken to send what they caused).
+    foreign_segments,
 }
 
 /// Adds one to a single-writer statistic.
@@ -559,6 +562,8 @@ impl Stack {
             q.ready.push_back(guard.pin());
             guard.queued = true;
         }
+        drop(q);
+        self.notify(guard.home);
     }
 
     /// A connection with nothing left to send: trade a TCB in TIME-WAIT for
@@ -592,6 +597,8 @@ impl Stack {
             } else {
                 bump(&self.stack_counters[home].events_dropped);
             }
+            drop(q);
+            self.notify(home);
             return;
         }
         self.touch_with(&mut guard, false);

@@ -139,3 +139,56 @@ pub fn compare_kernel_prints_both_rates_and_removes_its_namespaces() -> Outcome 
     );
     Outcome::Passed
 }
+
+pub fn syn_compare_kernel_floods_both_with_one_seed_and_removes_its_namespaces() -> Outcome {
+    let lab = lab();
+    let out = Command::new(smrnet_binary())
+        .args(["load", "syn", "--compare-kernel", "--duration", "1"])
+        .args(["--rate", "5000", "--seed", "15", "--json"])
+        .args([
+            "--netns",
+            lab.netns().name(),
+            "--metrics",
+            &lab.metrics_url(),
+        ])
+        .output()
+        .expect("run smrnet");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "smrnet load syn failed:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out:?}"));
+    assert_eq!(r["kernel"]["target"], "198.19.0.2:7");
+    assert_eq!(r["smrnetd"]["target"], "198.18.0.2:7");
+    for side in ["kernel", "smrnetd"] {
+        assert_eq!(r[side]["seed"], 15, "{side}: {r:#}");
+        assert!(
+            r[side]["flood"]["sent"].as_u64().unwrap() > 0,
+            "{side}: {r:#}"
+        );
+        let u = &r[side]["under_flood"];
+        assert!(u["ok"].as_u64().unwrap() > 0, "{side}: {r:#}");
+    }
+    assert!(
+        r["smrnetd"]["daemon"]["smrnet_listen_syns_total"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        r["legit_under_flood_ratio"].as_f64().unwrap() > 0.0,
+        "{r:#}"
+    );
+    let client = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("smrnet-kc-"))
+        .map(|w| w.trim_end_matches(')'))
+        .unwrap_or_else(|| panic!("no namespace named on stderr:\n{stderr}"));
+    let server = client.replace("-client", "-server");
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !list.contains(client) && !list.contains(&server),
+        "{client} or {server} left behind:\n{list}"
+    );
+    Outcome::Passed
+}

@@ -17,6 +17,7 @@ mod names;
 mod observability;
 mod operability;
 mod reload;
+mod steering;
 mod syn;
 mod traffic;
 
@@ -60,6 +61,9 @@ fn main() {
         load::churn_3s_has_no_errors_and_the_daemon_counts_every_connection,
         load::hold_3000_over_17_sources_and_2_processes_drains_after_close,
         load::compare_kernel_prints_both_rates_and_removes_its_namespaces,
+        load::syn_compare_kernel_floods_both_with_one_seed_and_removes_its_namespaces,
+        steering::ebpf_steering_keeps_every_segment_on_its_home_worker,
+        steering::steering_off_runs_on_the_kernels_default_and_says_so,
         syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
     ]);

@@ -23,3 +23,7 @@ pub const SYNCACHE_OVERFLOWS: &str = "smrnet_syncache_overflows_total";
 pub const SYNCOOKIES_SENT: &str = "smrnet_syncookies_sent_total";
 pub const ACCEPT_QUEUE_LIMIT: &str = "smrnet_accept_queue_limit";
 pub const LISTEN_QUEUE_OVERFLOWS: &str = "smrnet_listen_queue_overflows_total";
+pub const STEERING_LOADED: &str = "smrnet_steering_ebpf_loaded";
+pub const STEERING_REFUSED: &str = "smrnet_steering_ebpf_refused";
+pub const FOREIGN_SEGMENTS: &str = "smrnet_stack_foreign_segments_total";
+pub const WORKER_PACKETS_IN: &str = "smrnet_worker_packets_in_total";

@@ -30,6 +30,7 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
         no_probe: false,
         allow_network: Vec::new(),
         json: false,
+        compare_kernel: false,
     };
     let kernel_before = lab.in_netns(kernel_snmp).expect("enter the lab");
     let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));

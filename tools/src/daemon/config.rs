@@ -144,6 +144,14 @@ pub struct Args {
     #[arg(long, value_name = "BACKEND")]
     pub pcb_backend: Option<String>,
 
+    /// Which TUN queue (worker) each arriving frame goes to: `ebpf` (a
+    /// steering program picks it from the 4-tuple with the stack's flow
+    /// function, so a connection's segments all reach its home worker;
+    /// falls back to `off`, logged, where the kernel refuses it) or `off`
+    /// (the kernel's default flow steering). [default: ebpf]
+    #[arg(long, value_name = "MODE")]
+    pub steering: Option<String>,
+
     /// Prometheus listener address, or `off`; port 0 picks a free port (the
     /// bound address is logged at start-up). [default: 127.0.0.1:9464]
     #[arg(long, value_name = "ADDR:PORT")]
@@ -237,6 +245,8 @@ pub struct Config {
     pub accept_queue: usize,
     pub smr_mode: smr::Mode,
     pub pcb_backend: pcb::Backend,
+    /// Load the eBPF steering program (`--steering ebpf`).
+    pub steering_ebpf: bool,
     pub metrics: Option<SocketAddr>,
     pub log: Option<String>,
     pub pcap: Option<PathBuf>,
@@ -340,6 +350,7 @@ impl Args {
             accept_queue: self.accept_queue.or(file.accept_queue),
             smr_mode: self.smr_mode.or(file.smr_mode),
             pcb_backend: self.pcb_backend.or(file.pcb_backend),
+            steering: self.steering.or(file.steering),
             metrics: self.metrics.or(file.metrics),
             log: self.log.or(file.log),
             pcap: self.pcap.or(file.pcap),
@@ -508,6 +519,16 @@ impl Args {
                 )
             })?,
         };
+        let steering_ebpf = match self.steering.as_deref().unwrap_or("ebpf") {
+            "ebpf" => true,
+            "off" => false,
+            other => {
+                return Err(bad(
+                    "steering",
+                    format!("`{other}` is not one of ebpf, off"),
+                ));
+            }
+        };
         let metrics = match self.metrics.as_deref().unwrap_or("127.0.0.1:9464") {
             "off" => None,
             s => Some(s.parse::<SocketAddr>().map_err(|_| {
@@ -565,6 +586,7 @@ impl Args {
             accept_queue,
             smr_mode,
             pcb_backend,
+            steering_ebpf,
             metrics,
             log: self.log,
             pcap: self.pcap,

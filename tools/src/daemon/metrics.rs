@@ -372,6 +372,16 @@ const GAUGES: &[(&str, Unit, &str)] = &[
     ),
     ("smrnet_workers", Unit::Count, "Packet worker threads."),
     (
+        "smrnet_steering_ebpf_loaded",
+        Unit::Count,
+        "1 if the eBPF steering program picks each frame's TUN queue.",
+    ),
+    (
+        "smrnet_steering_ebpf_refused",
+        Unit::Count,
+        "1 if --steering ebpf was asked for and the kernel refused it (the log says why).",
+    ),
+    (
         "smrnet_process_resident_memory_bytes",
         Unit::Bytes,
         "Resident memory of the daemon process (/proc/self/statm at scrape time).",
@@ -468,6 +478,11 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
         "smrnet_stack_closed_listener_drops_total",
         Unit::Count,
         "Handshakes completed on a listener being closed, answered with a reset.",
+    ),
+    (
+        "smrnet_stack_foreign_segments_total",
+        Unit::Count,
+        "Segments that reached a worker other than their connection's home.",
     ),
     (
         "smrnet_smr_advances_total",
@@ -584,6 +599,16 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
         Unit::Count,
         "Service sessions (echo, discard, http connections) started.",
     ),
+    (
+        "smrnet_worker_wakeups_sent_total",
+        Unit::Count,
+        "Wake-ups sent to the worker: another thread queued work while it slept.",
+    ),
+    (
+        "smrnet_worker_wakeups_received_total",
+        Unit::Count,
+        "Sleeps the worker's wake-up eventfd ended.",
+    ),
 ];
 
 /// The handshake-time histogram's name.
@@ -661,6 +686,7 @@ impl Metrics {
         counter!("smrnet_stack_events_dropped_total").absolute(sc.events_dropped);
         counter!("smrnet_stack_handshake_drops_total").absolute(sc.handshake_drops);
         counter!("smrnet_stack_closed_listener_drops_total").absolute(sc.closed_listener_drops);
+        counter!("smrnet_stack_foreign_segments_total").absolute(sc.foreign_segments);
 
         let smr = stack.smr_stats();
         gauge!("smrnet_smr_write_sequence").set(smr.write_seq as f64);
@@ -712,6 +738,10 @@ impl Metrics {
         gauge!("smrnet_table_max_chain_length").set(chains.max_chain as f64);
 
         gauge!("smrnet_workers").set(self.shared.stats.len() as f64);
+        let steering = self.shared.steering;
+        gauge!("smrnet_steering_ebpf_loaded").set(f64::from(u8::from(steering.loaded)));
+        gauge!("smrnet_steering_ebpf_refused")
+            .set(f64::from(u8::from(steering.requested && !steering.loaded)));
         self.shared.faults.refresh();
         // Left unset (the previous value stays) if /proc cannot be read.
         if let Some(rss) = resident_bytes() {
@@ -735,8 +765,12 @@ impl Metrics {
                 .absolute(read(&w.batches));
             counter!("smrnet_worker_write_errors_total", "worker" => worker.clone())
                 .absolute(read(&w.write_errors));
-            counter!("smrnet_worker_sessions_total", "worker" => worker)
+            counter!("smrnet_worker_sessions_total", "worker" => worker.clone())
                 .absolute(read(&w.sessions));
+            counter!("smrnet_worker_wakeups_sent_total", "worker" => worker.clone())
+                .absolute(self.shared.stack.wakes_sent(i));
+            counter!("smrnet_worker_wakeups_received_total", "worker" => worker)
+                .absolute(read(&w.wakeups));
         }
     }
 

@@ -33,7 +33,9 @@ pub mod reload;
 pub mod rtnl;
 pub mod serve;
 pub mod services;
+pub mod steering;
 pub mod tun;
+pub mod wake;
 pub mod worker;
 
 use std::fs::File;
@@ -173,6 +175,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
         "TUN device open"
     );
 
+    // Before dropping privileges: loading a BPF program needs them.
+    let steering = steering::set_up(
+        &queues[0],
+        cfg.steering_ebpf,
+        &netstack::FlowSteering {
+            key: steering::key(cfg.insecure_deterministic_seed),
+            queues: u16::try_from(queues.len()).unwrap_or(u16::MAX),
+        },
+    );
+
     let pcap = match &cfg.pcap {
         None => None,
         Some(path) => {
@@ -218,6 +230,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     scfg.smr_mode = cfg.smr_mode;
     scfg.pcb_backend = cfg.pcb_backend;
     scfg.insecure_deterministic_seed = cfg.insecure_deterministic_seed;
+    let wakers = Arc::new(
+        wake::Wakers::new(cfg.workers)
+            .map_err(|e| format!("cannot create the workers' wake-up eventfds: {e}"))?,
+    );
+    let waking = Arc::clone(&wakers);
+    scfg.waker = Some(netstack::WorkerWaker::new(move |w| waking.wake(w)));
     let stack = Arc::new(Stack::new(scfg));
     let mut listeners = Vec::new();
     for spec in &cfg.listeners {
@@ -238,6 +256,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         epoch: std::time::Instant::now(),
         mtu: cfg.mtu as usize,
         faults: faults::Faults::default(),
+        wakers,
+        steering,
     });
 
     // Anything outside the workers that must stop the daemon says why here.
@@ -358,6 +378,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         // Release: pairs with the Acquire load in each worker's turn (and
         // in the device thread's).
         shared.stop.store(true, Ordering::Release);
+        shared.wakers.wake_all();
         device_stop.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
         let mut remaining = handles.len() - usize::from(failure.is_some());

@@ -133,7 +133,7 @@ impl Plan {
 /// field that cannot change while running (`syncache_capacity`: the most the
 /// SYN cache's tables were allocated for, `Stack::syncache_capacity`).
 pub fn plan(old: &Config, new: &Config, syncache_capacity: usize) -> Result<Plan, String> {
-    let fixed: [(&str, bool); 17] = [
+    let fixed: [(&str, bool); 18] = [
         ("device", old.device != new.device),
         ("attach", old.attach != new.attach),
         ("tun-ipv4", old.tun_ipv4 != new.tun_ipv4),
@@ -151,6 +151,7 @@ pub fn plan(old: &Config, new: &Config, syncache_capacity: usize) -> Result<Plan
         ("pool-cap", old.pool_cap != new.pool_cap),
         ("smr-mode", old.smr_mode != new.smr_mode),
         ("pcb-backend", old.pcb_backend != new.pcb_backend),
+        ("steering", old.steering_ebpf != new.steering_ebpf),
         ("metrics", old.metrics != new.metrics),
         (
             "pcap",

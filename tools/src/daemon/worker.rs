@@ -4,15 +4,18 @@
 //! Each turn reads a batch of frames (non-blocking, at most [`BATCH`]),
 //! feeds them to the stack, accepts and serves connections with events,
 //! runs the timers, and writes everything `poll_transmit` yields back to the
-//! same queue; then it sleeps in poll(2) on its queue until a frame arrives
-//! or the stack's next deadline (at most [`MAX_SLEEP`], so a stop request is
-//! seen promptly). The clock is read here and nowhere below.
+//! same queue; then it parks (`netstack::Worker::park`) and sleeps in
+//! poll(2) on its queue and its wake-up eventfd until a frame arrives,
+//! another thread queues work for it (see [`super::wake`]), or the stack's
+//! next deadline (at most [`MAX_SLEEP`]). The clock is read here and
+//! nowhere below.
 //!
 //! Invariant: per-worker statistics have exactly one writer, this thread
 //! (Relaxed load + store); the metrics task only reads them.
 
 use std::fs::File;
 use std::io::{self, BufWriter};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -23,13 +26,13 @@ use tun_rs::SyncDevice;
 
 use super::pcap::PcapWriter;
 use super::serve::Server;
+use super::wake::Wakers;
 
 /// Frames read per turn before the stack's output is written.
 pub const BATCH: usize = 64;
-/// The longest sleep in poll(2). Short because nothing wakes a sleeping
-/// worker when another worker's frame queues output or events on one of
-/// its connections (a segment steered to the "wrong" queue): the Stack has
-/// no wake-up hook yet, so this bounds the added latency.
+/// The longest sleep in poll(2). Work another thread queues for this worker
+/// wakes it through its eventfd, and so does the stop; this bounds what has
+/// no wake-up (a reload's new services, the pool's idle reclaim).
 pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 /// How long a stopping worker lets connections close gracefully before it
 /// resets the rest.
@@ -56,6 +59,24 @@ pub struct WorkerStats {
     pub write_errors: AtomicU64,
     /// Connections served (service sessions started).
     pub sessions: AtomicU64,
+    /// Sleeps ended by the wake-up eventfd (another thread queued work).
+    pub wakeups: AtomicU64,
+}
+
+/// A TUN queue as the worker uses it: one frame per call, non-blocking,
+/// pollable. A trait so the worker loop can be tested on a socket pair.
+pub trait FrameQueue: AsFd {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn send(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+impl FrameQueue for SyncDevice {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        SyncDevice::recv(self, buf)
+    }
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        SyncDevice::send(self, buf)
+    }
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -80,6 +101,10 @@ pub struct Shared {
     pub mtu: usize,
     /// Device events, reloads and resource faults.
     pub faults: super::faults::Faults,
+    /// Each worker's wake-up eventfd (the stack's waker writes them).
+    pub wakers: Arc<Wakers>,
+    /// Whether the eBPF steering program runs.
+    pub steering: super::steering::Status,
 }
 
 impl Shared {
@@ -106,7 +131,13 @@ impl Shared {
 }
 
 /// Writes one frame to the device, counting it (or its failure).
-fn send(shared: &Shared, device: &SyncDevice, stats: &WorkerStats, index: usize, frame: &[u8]) {
+fn send(
+    shared: &Shared,
+    device: &impl FrameQueue,
+    stats: &WorkerStats,
+    index: usize,
+    frame: &[u8],
+) {
     shared.capture(frame);
     match device.send(frame) {
         Ok(_) => add(&stats.bytes_out, frame.len() as u64),
@@ -126,7 +157,7 @@ fn send(shared: &Shared, device: &SyncDevice, stats: &WorkerStats, index: usize,
 }
 
 /// Runs worker `index` until stopped; returns an error if the device fails.
-pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<()> {
+pub fn run(index: usize, shared: Arc<Shared>, device: impl FrameQueue) -> io::Result<()> {
     let stack = &*shared.stack;
     let w = stack.worker(index);
     let stats = &shared.stats[index];
@@ -215,25 +246,52 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
             return Ok(());
         }
 
-        // Sleep until a frame, the next deadline, or MAX_SLEEP.
+        // Sleep until a frame, a wake-up, the next deadline, or MAX_SLEEP.
+        // Parked first, so work queued from now on wakes us and the
+        // deadline read below includes any queued before.
         let busy = n_in == BATCH || more;
-        if !busy {
-            let now = shared.now();
-            let sleep = w
-                .poll_timeout()
-                .map_or(MAX_SLEEP, |t| t.saturating_duration_since(now))
-                .min(MAX_SLEEP);
-            if !sleep.is_zero() {
-                let ts = Timespec {
-                    tv_sec: sleep.as_secs() as _,
-                    tv_nsec: sleep.subsec_nanos() as _,
-                };
-                let mut fds = [PollFd::new(&device, PollFlags::IN)];
-                match poll(&mut fds, Some(&ts)) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(io::Error::other(format!("poll on TUN queue: {e}"))),
-                }
+        if !busy && w.park() {
+            let slept = sleep(&shared, &w, index, &device);
+            w.unpark();
+            if shared.wakers.drain(index) {
+                add(&stats.wakeups, 1);
             }
+            slept?;
         }
     }
 }
+
+/// One sleep in poll(2) on the queue and the wake-up eventfd.
+fn sleep(
+    shared: &Shared,
+    w: &netstack::Worker<'_>,
+    index: usize,
+    device: &impl FrameQueue,
+) -> io::Result<()> {
+    let now = shared.now();
+    let sleep = w
+        .poll_timeout()
+        .map_or(MAX_SLEEP, |t| t.saturating_duration_since(now))
+        .min(MAX_SLEEP);
+    if sleep.is_zero() {
+        return Ok(());
+    }
+    let ts = Timespec {
+        tv_sec: sleep.as_secs() as _,
+        tv_nsec: sleep.subsec_nanos() as _,
+    };
+    let mut fds = [
+        PollFd::new(device, PollFlags::IN),
+        PollFd::from_borrowed_fd(
+            shared.wakers.fd(index).unwrap_or(device.as_fd()),
+            PollFlags::IN,
+        ),
+    ];
+    match poll(&mut fds, Some(&ts)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(io::Error::other(format!("poll on TUN queue: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

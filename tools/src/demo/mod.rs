@@ -229,6 +229,7 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
         no_probe: false,
         allow_network: Vec::new(),
         json: false,
+        compare_kernel: false,
     };
     let flooded = syn::run(&flood, stop)?;
     interrupted(stop)?;

@@ -134,6 +134,33 @@ impl KernelPair {
         self.client.name()
     }
 
+    /// Routes `prefix` (a SYN flood's spoofed sources) from the server back
+    /// through the client namespace, which owns none of those addresses and
+    /// does not forward, so it drops the SYN-ACKs, as a lab namespace does
+    /// the daemon's; and turns off the server's reverse-path filter so the
+    /// kernel answers the spoofed SYNs at all (as smrnetd does).
+    pub fn route_back(&self, prefix: &str) -> io::Result<()> {
+        let s = self._server_ns.name().to_string();
+        lab::ip(&[
+            "-n",
+            &s,
+            "route",
+            "add",
+            prefix,
+            "via",
+            &CLIENT_V4.to_string(),
+            "dev",
+            "kc1",
+        ])
+        .map_err(lab_err)?;
+        NetnsFd::open(&s)?.run(|| {
+            for conf in ["all", "default", "kc1"] {
+                std::fs::write(format!("/proc/sys/net/ipv4/conf/{conf}/rp_filter"), "0")?;
+            }
+            Ok::<(), io::Error>(())
+        })?
+    }
+
     /// Run `opts` (retargeted at the kernel server, from the client
     /// namespace's addresses) and return the report.
     pub fn churn(&self, opts: &ChurnOpts, stop: &AtomicBool) -> io::Result<ChurnReport> {

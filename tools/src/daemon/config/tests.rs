@@ -129,6 +129,7 @@ fn each_bad_value_names_its_field() {
         (&["--smr-mode", "eager"], "smr-mode"),
         (&["--pcb-backend", "btree"], "pcb-backend"),
         (&["--pcb-backend", "SMR"], "pcb-backend"),
+        (&["--steering", "rss"], "steering"),
         (&["--metrics", "localhost"], "metrics"),
         (&["--device", "a/b"], "device"),
         (&["--device", "a-name-far-too-long"], "device"),
@@ -139,6 +140,13 @@ fn each_bad_value_names_its_field() {
     for (args, field) in cases {
         assert_eq!(&field_of(flags(args)), field, "{args:?}");
     }
+}
+
+#[test]
+fn steering_is_ebpf_unless_turned_off() {
+    assert!(flags(&[]).unwrap().steering_ebpf);
+    assert!(flags(&["--steering", "ebpf"]).unwrap().steering_ebpf);
+    assert!(!flags(&["--steering", "off"]).unwrap().steering_ebpf);
 }
 
 #[test]

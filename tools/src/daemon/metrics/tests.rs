@@ -19,6 +19,8 @@ pub(super) fn shared() -> Arc<Shared> {
         epoch: std::time::Instant::now(),
         mtu: 1500,
         faults: Default::default(),
+        wakers: Default::default(),
+        steering: Default::default(),
     })
 }
 

@@ -22,6 +22,7 @@
 //! Invariant: every thread this command starts ends by the deadline
 //! (`--duration`, at most [`MAX_DURATION`]) plus one probe connect timeout.
 
+mod compare;
 mod flood;
 mod packet;
 mod prefix;
@@ -34,6 +35,7 @@ mod scrape;
 #[cfg(test)]
 mod tests;
 
+pub use compare::SynComparison;
 pub use flood::{FloodOpts, FloodReport, enter_netns};
 pub use packet::{MAX_SYN_LEN, OptionsMode, Syn, SynOptions, write_syn};
 pub use prefix::Ipv4Prefix;
@@ -121,11 +123,22 @@ pub struct SynArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// First run the same flood and probe (same seed, rate and duration)
+    /// against the Linux kernel's TCP — an echo server in a namespace of
+    /// its own behind a veth, 198.19.0.2:7, flooded from the client side —
+    /// then against the target, and print both and the ratio of their
+    /// legitimate connections per second under flood. Needs root; both
+    /// namespaces are removed afterwards.
+    #[arg(long)]
+    pub compare_kernel: bool,
 }
 
 impl SynArgs {
     /// Check the arguments and run until done or `stop`; prints the report.
     pub fn run(&self, stop: &AtomicBool) -> io::Result<()> {
+        if self.compare_kernel {
+            return compare::run_cli(self, stop);
+        }
         let report = run(self, stop)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -154,6 +167,12 @@ fn invalid(msg: String) -> io::Error {
 /// Validate `args`, run the baseline probe, then the flood with the probe,
 /// and collect the report. `stop` ends every phase early.
 pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
+    run_with(args, stop, args.seed.unwrap_or_else(clock_seed), true)
+}
+
+/// [`run`] with the seed chosen, scraping the daemon's metrics or not (the
+/// kernel baseline has none).
+fn run_with(args: &SynArgs, stop: &AtomicBool, seed: u64, scrape: bool) -> io::Result<SynReport> {
     let duration = args.duration()?;
     safety::check(args.target, &args.spoof_prefix, &args.allow_network).map_err(invalid)?;
     if args.threads == 0 || args.threads > 64 {
@@ -168,8 +187,9 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
         ));
     }
     // From the namespace the command started in, where the daemon listens.
-    let scraper = crate::load::scrape::Scraper::new(&args.metrics, &args.allow_network, None)?;
-    let seed = args.seed.unwrap_or_else(clock_seed);
+    let scraper = scrape
+        .then(|| crate::load::scrape::Scraper::new(&args.metrics, &args.allow_network, None))
+        .transpose()?;
     let probe = ProbeOpts {
         target: SocketAddr::V4(SocketAddrV4::new(
             *args.target.ip(),
@@ -196,7 +216,7 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
     } else {
         Some(probe::run(&probe, stop)?)
     };
-    let before = Scrape::fetch(&scraper)?;
+    let before = scraper.as_ref().map(Scrape::fetch).transpose()?;
     let tun_dropped = || {
         args.netns
             .as_deref()
@@ -213,8 +233,12 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
     })?;
     // Let the daemon's workers drain what is still queued on the device.
     std::thread::sleep(Duration::from_millis(300));
-    let after = Scrape::fetch(&scraper)?;
-    let mut daemon = Scrape::deltas(&before, &after, FLOOD_COUNTERS);
+    let mut daemon = match (&scraper, before) {
+        (Some(scraper), Some(before)) => {
+            Scrape::deltas(&before, &Scrape::fetch(scraper)?, FLOOD_COUNTERS)
+        }
+        _ => Default::default(),
+    };
     if let (Some(b), Some(a)) = (tun_before, tun_dropped()) {
         daemon.insert(TUN_DROPPED.to_string(), a.saturating_sub(b) as f64);
     }
