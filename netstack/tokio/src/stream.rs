@@ -11,6 +11,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use netstack::{AppError, ConnError, ConnHandle, State};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -27,8 +28,9 @@ pub struct TcpStream {
     conn: ConnHandle,
     slot: Arc<ConnSlot>,
     nodelay: bool,
-    /// `close` or `abort` has been called.
-    finished: bool,
+    /// `close` or `abort` has been called. Relaxed everywhere: it only keeps
+    /// this stream from closing twice; the stack orders the calls.
+    finished: AtomicBool,
 }
 
 /// Which waker a blocked call stores.
@@ -46,7 +48,7 @@ impl TcpStream {
             conn,
             slot,
             nodelay: false,
-            finished: false,
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -108,9 +110,10 @@ impl TcpStream {
     }
 
     /// Resets the connection (RST), dropping whatever is queued both ways.
-    pub fn abort(mut self) {
+    pub fn abort(self) {
         let _ = self.net.stack().abort(&self.conn);
-        self.finished = true;
+        // Relaxed: see `finished`.
+        self.finished.store(true, Ordering::Relaxed);
         self.kick();
     }
 
@@ -159,16 +162,12 @@ impl TcpStream {
     }
 }
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+impl TcpStream {
+    fn read_inner(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let this = &*self;
+        let this = self;
         let mut registered = false;
         loop {
             match this.net.stack().read(&this.conn, buf.initialize_unfilled()) {
@@ -199,18 +198,12 @@ impl AsyncRead for TcpStream {
             registered = true;
         }
     }
-}
 
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn write_inner(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let this = &*self;
+        let this = self;
         let mut registered = false;
         loop {
             match this.net.stack().write(&this.conn, data) {
@@ -236,16 +229,11 @@ impl AsyncWrite for TcpStream {
         }
     }
 
-    /// Queued data is the stack's to send: nothing to flush.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
     /// Sends FIN after the queued data (std's `shutdown(Write)`); reading
     /// goes on. Idempotent.
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.finished {
-            self.finished = true;
+    fn shutdown_inner(&self) -> Poll<io::Result<()>> {
+        // Relaxed: see `finished`.
+        if !self.finished.swap(true, Ordering::Relaxed) {
             match self.net.stack().close(&self.conn) {
                 Ok(()) | Err(AppError::Gone) => {}
                 Err(AppError::Conn(e)) => return Poll::Ready(Err(conn_error(e))),
@@ -256,9 +244,48 @@ impl AsyncWrite for TcpStream {
     }
 }
 
+/// Both `TcpStream` and `&TcpStream` read and write (as std's do), so one
+/// task can pump both directions of a stream without splitting it.
+macro_rules! async_io {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                self.read_inner(cx, buf)
+            }
+        }
+
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                data: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.write_inner(cx, data)
+            }
+
+            /// Queued data is the stack's to send: nothing to flush.
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.shutdown_inner()
+            }
+        }
+    };
+}
+
+async_io!(TcpStream);
+async_io!(&TcpStream);
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        if !self.finished {
+        // Relaxed: see `finished`.
+        if !self.finished.load(Ordering::Relaxed) {
             let _ = self.net.stack().close(&self.conn);
             self.kick();
         }
