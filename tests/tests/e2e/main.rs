@@ -10,6 +10,7 @@ mod bench;
 mod clients;
 mod demo;
 mod faults;
+mod forward;
 mod hostile;
 mod lifecycle;
 mod load;
@@ -61,5 +62,9 @@ fn main() {
         load::compare_kernel_prints_both_rates_and_removes_its_namespaces,
         syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
+        forward::forward_splices_both_ways_and_carries_the_half_close,
+        forward::forward_to_a_down_upstream_resets_the_client_and_logs_once,
+        forward::forward_under_a_syn_flood_reaches_the_upstream_only_for_legit_clients,
+        forward::sigint_closes_both_sides_of_every_splice,
     ]);
 }

@@ -94,7 +94,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
-    /// A listener and its service: `ADDR:PORT=echo|discard|http` (repeat for
+    /// A listener and its service: `ADDR:PORT=echo|discard|http`, or
+    /// `ADDR:PORT=forward:UPSTREAM` to splice each connection to a new
+    /// kernel TCP connection to UPSTREAM (a loopback ADDR:PORT, inside
+    /// --netns when given), half-close carried, an RST to the client when
+    /// the upstream refuses or does not answer within 3 s (repeat for
     /// more). An unspecified address (0.0.0.0 or [::]) listens on every
     /// address of the stack, both families.
     /// [default: 0.0.0.0:7=echo 0.0.0.0:9=discard 0.0.0.0:80=http]
@@ -184,6 +188,9 @@ pub enum Service {
     Discard,
     /// A small HTTP/1.1 responder.
     Http,
+    /// Splices each connection to a kernel TCP connection to this
+    /// upstream (loopback only; see `forward`).
+    Forward(SocketAddr),
 }
 
 impl Service {
@@ -193,6 +200,7 @@ impl Service {
             Service::Echo => "echo",
             Service::Discard => "discard",
             Service::Http => "http",
+            Service::Forward(_) => "forward",
         }
     }
 }
@@ -637,14 +645,47 @@ pub fn parse_listen(s: &str) -> Result<ListenSpec, ConfigError> {
         "echo" => Service::Echo,
         "discard" => Service::Discard,
         "http" => Service::Http,
-        other => {
-            return Err(bad(
-                "listen",
-                format!("service `{other}` is not one of echo, discard, http"),
-            ));
-        }
+        other => match other.strip_prefix("forward:") {
+            Some(up) => Service::Forward(parse_upstream(up)?),
+            None => {
+                return Err(bad(
+                    "listen",
+                    format!(
+                        "service `{other}` is not one of echo, discard, http, forward:UPSTREAM"
+                    ),
+                ));
+            }
+        },
     };
     Ok(ListenSpec { addr, service })
+}
+
+/// The upstream of `forward:UPSTREAM`: a loopback `ADDR:PORT` (the
+/// daemon's own namespace, or --netns's), so the daemon never opens
+/// connections to anywhere else.
+fn parse_upstream(up: &str) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = up.parse().map_err(|_| {
+        bad(
+            "listen",
+            format!("forward upstream `{up}` is not ADDR:PORT (e.g. forward:127.0.0.1:8080)"),
+        )
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(bad(
+            "listen",
+            format!(
+                "forward upstream `{up}` is not a loopback address: use 127.0.0.1 or [::1] \
+                 (inside --netns when given)"
+            ),
+        ));
+    }
+    if addr.port() == 0 {
+        return Err(bad(
+            "listen",
+            format!("forward upstream `{up}`: port 0 is not a port to connect to"),
+        ));
+    }
+    Ok(addr)
 }
 
 #[cfg(test)]

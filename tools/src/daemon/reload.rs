@@ -45,6 +45,24 @@ impl ServiceSet {
         self.listeners.iter().map(|(h, _)| *h).collect()
     }
 
+    /// The listeners whose connections the workers serve themselves
+    /// (every one but the forward listeners, which the forward thread
+    /// accepts from).
+    pub fn served_handles(&self) -> Vec<ListenerHandle> {
+        self.listeners
+            .iter()
+            .filter(|(_, s)| !matches!(s.service, super::config::Service::Forward(_)))
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// Whether any listener is a forward listener.
+    pub fn has_forward(&self) -> bool {
+        self.listeners
+            .iter()
+            .any(|(_, s)| matches!(s.service, super::config::Service::Forward(_)))
+    }
+
     pub fn specs(&self) -> Vec<ListenSpec> {
         self.listeners.iter().map(|(_, s)| *s).collect()
     }

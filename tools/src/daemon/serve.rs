@@ -66,6 +66,9 @@ pub struct Server {
     /// [`SPARE_OUTPUTS`]).
     spare: Vec<Vec<u8>>,
     stopping: bool,
+    /// The tokio API, once a forward listener exists: events of
+    /// connections no session here serves go to it.
+    forward: Option<smrnet_tokio::Net>,
 }
 
 impl Server {
@@ -81,6 +84,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             spare: Vec::new(),
             stopping: false,
+            forward: None,
         }
     }
 
@@ -96,6 +100,12 @@ impl Server {
                 self.retired.push(spec);
             }
         }
+    }
+
+    /// From now on, hands the events of connections no session serves
+    /// to `net` (the forward service's streams and listeners).
+    pub fn set_forward(&mut self, net: smrnet_tokio::Net) {
+        self.forward = Some(net);
     }
 
     /// Connections being served.
@@ -128,6 +138,11 @@ impl Server {
             };
             budget -= 1;
             if let Entry::Vacant(slot) = self.served.entry(conn) {
+                if let Some(net) = &self.forward
+                    && net.on_event(self.index, conn, events)
+                {
+                    continue;
+                }
                 if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
                     continue;
                 }
@@ -143,9 +158,14 @@ impl Server {
                 else {
                     continue;
                 };
+                // A forward connection the forward thread has not
+                // accepted yet: its accept finds it in the queue.
+                let Some(session) = Session::new(spec.service, self.http_body_bytes) else {
+                    continue;
+                };
                 started += 1;
                 slot.insert(Served {
-                    session: Session::new(spec.service, self.http_body_bytes),
+                    session,
                     out: Vec::new(),
                     off: 0,
                     close_after_flush: self.stopping,

@@ -44,13 +44,15 @@ pub enum Session {
 }
 
 impl Session {
-    /// A fresh session of `service`; `body` is the http body size.
-    pub fn new(service: Service, body: usize) -> Session {
-        match service {
+    /// A fresh session of `service`; `body` is the http body size. `None`
+    /// for `forward`, which the forward thread serves, not a worker.
+    pub fn new(service: Service, body: usize) -> Option<Session> {
+        Some(match service {
             Service::Echo => Session::Echo,
             Service::Discard => Session::Discard,
             Service::Http => Session::Http(Box::new(Http::new(body))),
-        }
+            Service::Forward(_) => return None,
+        })
     }
 
     /// Feeds `input`; appends the reply to `out`.

@@ -29,7 +29,8 @@ pub const BATCH: usize = 64;
 /// The longest sleep in poll(2). Short because nothing wakes a sleeping
 /// worker when another worker's frame queues output or events on one of
 /// its connections (a segment steered to the "wrong" queue): the Stack has
-/// no wake-up hook yet, so this bounds the added latency.
+/// no wake-up hook yet, so this bounds the added latency. (The forward
+/// service's calls do wake it: their kick is in the poll set.)
 pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 /// How long a stopping worker lets connections close gracefully before it
 /// resets the rest.
@@ -80,6 +81,8 @@ pub struct Shared {
     pub mtu: usize,
     /// Device events, reloads and resource faults.
     pub faults: super::faults::Faults,
+    /// The forward service's side: the tokio API, kicks, counters.
+    pub forward: super::forward::Plane,
 }
 
 impl Shared {
@@ -134,8 +137,12 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
     let mut out = vec![0u8; shared.mtu.max(1500) + 64];
     let mut services = shared.services.current();
     let mut generation = 0;
-    let mut listeners = services.handles();
+    let mut listeners = services.served_handles();
     let mut server = Server::new(index, services.specs(), shared.http_body_bytes);
+    let forward = &shared.forward;
+    if services.has_forward() {
+        server.set_forward(forward.net.clone());
+    }
     let mut stop_deadline: Option<std::time::Instant> = None;
     let mut last_reclaim = std::time::Instant::now();
     tracing::debug!(worker = index, "worker started");
@@ -178,21 +185,29 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
 
         if let Some(next) = shared.services.changed(&mut generation) {
             services = next;
-            listeners = services.handles();
+            listeners = services.served_handles();
             server.set_specs(services.specs());
+            if services.has_forward() {
+                server.set_forward(forward.net.clone());
+            }
         }
         let (started_sessions, more) = server.serve(stack, &listeners);
         add(&stats.sessions, started_sessions);
 
         // Past the graceful period: reset what is left, then leave once the
-        // resets are written.
+        // resets are written. The forward thread closes its own streams.
         let finishing = stop_deadline.is_some_and(|d| started >= d)
-            || (stop_deadline.is_some() && server.is_empty());
+            || (stop_deadline.is_some()
+                && server.is_empty()
+                && forward.net.counters().streams == 0);
         if finishing {
             server.abort_all(stack);
         }
 
         w.handle_timeout(now);
+        // Before draining: a kick after this writes the eventfd again, so
+        // the poll below cannot sleep through work queued from now on.
+        forward.kicker.take(index);
         let mut n_out = n_direct;
         while let Some(n) = w.poll_transmit(now, &mut out) {
             n_out += 1;
@@ -228,7 +243,11 @@ pub fn run(index: usize, shared: Arc<Shared>, device: SyncDevice) -> io::Result<
                     tv_sec: sleep.as_secs() as _,
                     tv_nsec: sleep.subsec_nanos() as _,
                 };
-                let mut fds = [PollFd::new(&device, PollFlags::IN)];
+                let kick = forward.kicker.fd(index);
+                let mut fds = [
+                    PollFd::new(&device, PollFlags::IN),
+                    PollFd::new(&kick, PollFlags::IN),
+                ];
                 match poll(&mut fds, Some(&ts)) {
                     Ok(_) | Err(rustix::io::Errno::INTR) => {}
                     Err(e) => return Err(io::Error::other(format!("poll on TUN queue: {e}"))),
