@@ -27,10 +27,15 @@
 //! after the state change it reports and is looked up under the same lock,
 //! so either the retry sees the change or the dispatch finds the waker.
 //!
+//! Outside the daemon, [`Driver`] is a ready-made packet worker for any
+//! non-blocking frame queue ([`Frames`], e.g. a TUN device; see
+//! `examples/tun_echo.rs`).
+//!
 //! Every future here is cancel-safe: `accept`, `read` and `write` finish
 //! their effect in the same poll that returns `Ready`, so a future dropped
 //! while `Pending` has taken no connection and moved no byte.
 
+mod driver;
 mod error;
 mod kick;
 mod listener;
@@ -38,6 +43,7 @@ mod net;
 mod registry;
 mod stream;
 
+pub use self::driver::{Driver, Frames};
 pub use self::kick::Kicker;
 pub use self::listener::TcpListener;
 pub use self::net::{Clock, Kick, Net, NetCounters};
