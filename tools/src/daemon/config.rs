@@ -94,7 +94,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
-    /// A listener and its service: `ADDR:PORT=echo|discard|http`, or
+    /// A listener and its service: `ADDR:PORT=echo|discard|http|echo-async`
+    /// (echo-async: echo through the tokio API, to measure it), or
     /// `ADDR:PORT=forward:UPSTREAM` to splice each connection to a new
     /// kernel TCP connection to UPSTREAM (a loopback ADDR:PORT, inside
     /// --netns when given), half-close carried, an RST to the client when
@@ -180,7 +181,7 @@ pub struct Args {
 }
 
 /// What a listener serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Service {
     /// RFC 862: send back what arrives.
     Echo,
@@ -191,6 +192,17 @@ pub enum Service {
     /// Splices each connection to a kernel TCP connection to this
     /// upstream (loopback only; see `forward`).
     Forward(SocketAddr),
+    /// Echo served through the tokio API (`smrnet_tokio`) on the forward
+    /// thread instead of by the workers: the API's cost beside `echo`.
+    EchoAsync,
+}
+
+impl Service {
+    /// Served through the tokio API by the forward thread, not by the
+    /// packet workers' sessions.
+    pub fn on_async_api(self) -> bool {
+        matches!(self, Service::Forward(_) | Service::EchoAsync)
+    }
 }
 
 impl Service {
@@ -201,6 +213,7 @@ impl Service {
             Service::Discard => "discard",
             Service::Http => "http",
             Service::Forward(_) => "forward",
+            Service::EchoAsync => "echo-async",
         }
     }
 }
@@ -645,13 +658,15 @@ pub fn parse_listen(s: &str) -> Result<ListenSpec, ConfigError> {
         "echo" => Service::Echo,
         "discard" => Service::Discard,
         "http" => Service::Http,
+        "echo-async" => Service::EchoAsync,
         other => match other.strip_prefix("forward:") {
             Some(up) => Service::Forward(parse_upstream(up)?),
             None => {
                 return Err(bad(
                     "listen",
                     format!(
-                        "service `{other}` is not one of echo, discard, http, forward:UPSTREAM"
+                        "service `{other}` is not one of echo, discard, http, echo-async, \
+                         forward:UPSTREAM"
                     ),
                 ));
             }

@@ -317,38 +317,42 @@ pub fn spawn(
 async fn plane(shared: Arc<Shared>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let log = Arc::new(LogLimit::default());
-    let mut loops: HashMap<ListenerHandle, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Keyed by listener and service: a reload that swaps a listener's
+    // service ends its loop here (the workers serve it from then on).
+    let mut loops: HashMap<(ListenerHandle, Service), tokio::task::JoinHandle<()>> =
+        HashMap::new();
     loop {
         // Acquire: pairs with the control plane's Release store.
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
         let current = shared.services.current();
-        let wanted: Vec<(ListenerHandle, SocketAddr)> = current
+        let wanted: Vec<(ListenerHandle, Service)> = current
             .listeners
             .iter()
-            .filter_map(|(h, s)| match s.service {
-                Service::Forward(up) => Some((*h, up)),
-                _ => None,
-            })
+            .filter(|(_, s)| s.service.on_async_api())
+            .map(|(h, s)| (*h, s.service))
             .collect();
-        loops.retain(|h, task| {
-            let keep = wanted.iter().any(|(w, _)| w == h);
+        loops.retain(|key, task| {
+            let keep = wanted.contains(key);
             if !keep {
                 task.abort();
             }
             keep
         });
-        for (h, up) in wanted {
-            loops.entry(h).or_insert_with(|| {
+        for (h, service) in wanted {
+            loops.entry((h, service)).or_insert_with(|| {
                 let listener = TcpListener::from_handle(&shared.forward.net, h);
-                tokio::spawn(accept_loop(
-                    listener,
-                    up,
-                    Arc::clone(&shared),
-                    Arc::clone(&log),
-                    stop_rx.clone(),
-                ))
+                match service {
+                    Service::Forward(up) => tokio::spawn(accept_loop(
+                        listener,
+                        up,
+                        Arc::clone(&shared),
+                        Arc::clone(&log),
+                        stop_rx.clone(),
+                    )),
+                    _ => tokio::spawn(echo_loop(listener, stop_rx.clone())),
+                }
             });
         }
         shared.forward.wake.notified().await;
@@ -384,6 +388,30 @@ async fn accept_loop(
         tokio::spawn(async move {
             splice(client, upstream, &shared.forward.counters, &log, stop).await;
             add(&shared.forward.counters.ended, 1);
+        });
+    }
+}
+
+/// `echo-async`: RFC 862 through the tokio API, one task per connection,
+/// one [`PUMP_BUFFER`] each; closed on stop.
+async fn echo_loop(listener: TcpListener, stop: watch::Receiver<bool>) {
+    while let Ok((s, _)) = listener.accept().await {
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; PUMP_BUFFER];
+            let mut s = s;
+            loop {
+                let n = tokio::select! {
+                    r = s.read(&mut buf) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    },
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                if s.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
         });
     }
 }

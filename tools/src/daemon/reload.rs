@@ -46,21 +46,22 @@ impl ServiceSet {
     }
 
     /// The listeners whose connections the workers serve themselves
-    /// (every one but the forward listeners, which the forward thread
-    /// accepts from).
+    /// (every one but those served through the tokio API, which the
+    /// forward thread accepts from).
     pub fn served_handles(&self) -> Vec<ListenerHandle> {
         self.listeners
             .iter()
-            .filter(|(_, s)| !matches!(s.service, super::config::Service::Forward(_)))
+            .filter(|(_, s)| !s.service.on_async_api())
             .map(|(h, _)| *h)
             .collect()
     }
 
-    /// Whether any listener is a forward listener.
+    /// Whether any listener is served through the tokio API (forward,
+    /// echo-async).
     pub fn has_forward(&self) -> bool {
         self.listeners
             .iter()
-            .any(|(_, s)| matches!(s.service, super::config::Service::Forward(_)))
+            .any(|(_, s)| s.service.on_async_api())
     }
 
     pub fn specs(&self) -> Vec<ListenSpec> {

@@ -45,13 +45,14 @@ pub enum Session {
 
 impl Session {
     /// A fresh session of `service`; `body` is the http body size. `None`
-    /// for `forward`, which the forward thread serves, not a worker.
+    /// for `forward` and `echo-async`, which the forward thread serves
+    /// through the tokio API, not a worker.
     pub fn new(service: Service, body: usize) -> Option<Session> {
         Some(match service {
             Service::Echo => Session::Echo,
             Service::Discard => Session::Discard,
             Service::Http => Session::Http(Box::new(Http::new(body))),
-            Service::Forward(_) => return None,
+            Service::Forward(_) | Service::EchoAsync => return None,
         })
     }
 
