@@ -21,7 +21,9 @@ pub const EXIT_USAGE: i32 = 2;
 const LONG_ABOUT: &str = "\
 smrnetd runs the smrnet TCP/IP stack on a Linux TUN device (IFF_MULTI_QUEUE: one queue \
 and one packet thread per worker) and serves echo (RFC 862), discard (RFC 863) and a \
-small HTTP/1.1 responder on it, with Prometheus metrics on 127.0.0.1:9464.
+small HTTP/1.1 responder on it, or forwards connections to a loopback upstream \
+(--listen ADDR:PORT=forward:127.0.0.1:8080: only established connections reach it), \
+with Prometheus metrics on 127.0.0.1:9464.
 
 The kernel side of the device gets --tun-ipv4/--tun-ipv6; the stack answers for \
 --address (by default 198.18.0.2 and fd00:5eed::2, reached through the device). \
@@ -81,7 +83,8 @@ pub struct Args {
 
     /// Open the device inside this existing network namespace
     /// (/run/netns/NAME); the daemon and its metrics listener stay where they
-    /// were started.
+    /// were started (the forward thread enters it: a forward upstream is
+    /// the namespace's loopback).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
 
