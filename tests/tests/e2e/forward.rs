@@ -355,3 +355,51 @@ pub fn sigint_closes_both_sides_of_every_splice() -> Outcome {
     lab.down().expect("lab down");
     Outcome::Passed
 }
+
+pub fn forward_to_a_silent_upstream_resets_the_client_after_the_connect_timeout() -> Outcome {
+    use rustix::net::{AddressFamily, SocketType, bind, listen, socket};
+    let lab = forward_lab(UPSTREAM_PORT);
+    // An upstream whose accept queue is full: the kernel drops further
+    // SYNs, so the forward's connect gets no answer at all.
+    let upstream = lab
+        .in_netns(|| {
+            let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+            let at = SocketAddr::from(([127, 0, 0, 1], UPSTREAM_PORT));
+            bind(&fd, &at)?;
+            listen(&fd, 0)?;
+            let fillers: Vec<_> = (0..3)
+                .filter_map(|_| TcpStream::connect_timeout(&at, Duration::from_millis(200)).ok())
+                .collect();
+            Ok::<_, std::io::Error>((fd, fillers))
+        })
+        .expect("enter the lab")
+        .expect("a full upstream");
+    let t0 = Instant::now();
+    let outcome = lab
+        .in_netns(|| {
+            connect(front()).and_then(|mut s| {
+                let mut buf = [0u8; 16];
+                s.read(&mut buf)
+            })
+        })
+        .expect("enter the lab");
+    let took = t0.elapsed();
+    match outcome {
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("expected an RST after the connect timeout, got {other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(10),
+        "reset after {took:?}, not after the 3 s connect timeout"
+    );
+    let m = scrape(&lab);
+    assert_eq!(
+        m.sum_where(
+            "smrnet_forward_upstream_failures_total",
+            "reason=\"timed_out\""
+        ),
+        1.0
+    );
+    drop(upstream);
+    Outcome::Passed
+}

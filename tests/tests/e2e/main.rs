@@ -64,6 +64,7 @@ fn main() {
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
         forward::forward_splices_both_ways_and_carries_the_half_close,
         forward::forward_to_a_down_upstream_resets_the_client_and_logs_once,
+        forward::forward_to_a_silent_upstream_resets_the_client_after_the_connect_timeout,
         forward::forward_under_a_syn_flood_reaches_the_upstream_only_for_legit_clients,
         forward::sigint_closes_both_sides_of_every_splice,
     ]);
