@@ -53,14 +53,7 @@ impl Driver {
             Arc::new(move || now(epoch)),
             Arc::new(move |w| k.kick(w)),
         );
-        Ok((
-            net.clone(),
-            Driver {
-                net,
-                kicker,
-                epoch,
-            },
-        ))
+        Ok((net.clone(), Driver { net, kicker, epoch }))
     }
 
     /// Runs worker `index` on `frames` until `stop` is set (checked at

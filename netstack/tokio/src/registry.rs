@@ -71,10 +71,13 @@ impl ListenSlot {
     }
 }
 
+/// Open streams by connection, one shard of them.
+type Shard = Mutex<HashMap<ConnHandle, Arc<ConnSlot>>>;
+
 /// Every waiter of one [`crate::Net`].
 #[derive(Debug)]
 pub(crate) struct Registry {
-    shards: Box<[Mutex<HashMap<ConnHandle, Arc<ConnSlot>>>]>,
+    shards: Box<[Shard]>,
     listeners: Mutex<Vec<Arc<ListenSlot>>>,
 }
 

@@ -26,8 +26,7 @@ async fn a_reader_that_does_not_read_stalls_the_writer_until_it_reads() {
     let mut lab = Lab::new(NetConfig::default());
     let tcp = TcpConfig::default();
     let listener = TcpListener::bind(&lab.b, server_addr(6000)).unwrap();
-    let accepted =
-        tokio::spawn(async move { listener.accept().await.map(|(s, _)| (s, listener)) });
+    let accepted = tokio::spawn(async move { listener.accept().await.map(|(s, _)| (s, listener)) });
     let a = lab.a.clone();
     let written = Arc::new(AtomicUsize::new(0));
     let w2 = Arc::clone(&written);
@@ -37,7 +36,10 @@ async fn a_reader_that_does_not_read_stalls_the_writer_until_it_reads() {
         let mut s = TcpStream::connect(&a, server_addr(6000)).await.unwrap();
         let mut off = 0;
         while off < sent.len() {
-            let n = s.write(&sent[off..(off + 4096).min(sent.len())]).await.unwrap();
+            let n = s
+                .write(&sent[off..(off + 4096).min(sent.len())])
+                .await
+                .unwrap();
             off += n;
             // Relaxed: a progress gauge the test reads between steps.
             w2.store(off, Ordering::Relaxed);
@@ -52,7 +54,10 @@ async fn a_reader_that_does_not_read_stalls_the_writer_until_it_reads() {
     lab.steps(20_000).await;
     // Relaxed: see above.
     let stalled_at = written.load(Ordering::Relaxed);
-    assert!(!writer.is_finished(), "the writer finished without a reader");
+    assert!(
+        !writer.is_finished(),
+        "the writer finished without a reader"
+    );
     assert!(stalled_at > 0, "nothing was written at all");
     assert!(
         stalled_at <= tcp.send_buffer + tcp.recv_buffer,
@@ -71,7 +76,11 @@ async fn a_reader_that_does_not_read_stalls_the_writer_until_it_reads() {
             got
         })
         .await;
-    assert!(got == data, "received {} bytes, not the 1 MB sent", got.len());
+    assert!(
+        got == data,
+        "received {} bytes, not the 1 MB sent",
+        got.len()
+    );
     lab.run(async move { drop(writer.await.unwrap()) }).await;
 }
 
@@ -82,7 +91,7 @@ async fn a_dropped_accept_future_leaves_the_connection_for_the_next_accept() {
     // An accept polled once (Pending: nobody has connected), then dropped
     // after the connection that would have woken it arrived.
     let mut cx = Context::from_waker(Waker::noop());
-    {
+    let client = {
         let mut accept = pin!(listener.accept());
         assert!(accept.as_mut().poll(&mut cx).is_pending());
         let a = lab.a.clone();
@@ -96,12 +105,13 @@ async fn a_dropped_accept_future_leaves_the_connection_for_the_next_accept() {
             1,
             "the connection waits in the queue"
         );
-        drop(accept);
-        std::mem::forget(client);
-    }
+        // The accept future is dropped here, at the end of its block.
+        client
+    };
     let l = Arc::clone(&listener);
     let (s, peer) = lab.run(async move { l.accept().await.unwrap() }).await;
     assert_eq!(peer.ip(), support::A4);
+    assert_eq!(Some(peer), client.local_addr().ok());
     drop(s);
 }
 
@@ -157,8 +167,15 @@ async fn dropped_read_and_write_futures_lose_no_byte() {
         })
         .await;
     lab.run(async move { drop(writer.await.unwrap()) }).await;
-    assert!(got == data, "received {} bytes, not the {TOTAL} sent", got.len());
-    assert!(cancelled_reads > 0, "no read was ever dropped while pending");
+    assert!(
+        got == data,
+        "received {} bytes, not the {TOTAL} sent",
+        got.len()
+    );
+    assert!(
+        cancelled_reads > 0,
+        "no read was ever dropped while pending"
+    );
     assert!(
         cancelled_writes.load(Ordering::Relaxed) > 0,
         "no write was ever dropped while pending"

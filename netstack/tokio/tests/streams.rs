@@ -60,8 +60,16 @@ async fn one_megabyte_each_way_arrives_byte_exact() {
     };
     let client_got = lab.run(client).await;
     let server_got = lab.run(async move { server.await.unwrap() }).await;
-    assert!(client_got == down, "client received {} bytes, not the server's 1 MB", client_got.len());
-    assert!(server_got == up, "server received {} bytes, not the client's 1 MB", server_got.len());
+    assert!(
+        client_got == down,
+        "client received {} bytes, not the server's 1 MB",
+        client_got.len()
+    );
+    assert!(
+        server_got == up,
+        "server received {} bytes, not the client's 1 MB",
+        server_got.len()
+    );
     assert!(lab.net.lost > 0, "the loss the test asked for happened");
     assert!(lab.kicks.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
@@ -94,7 +102,10 @@ async fn client_closes_first_and_still_reads_the_reply() {
         })
         .await;
     assert_eq!(reply, b"reply to request");
-    assert_eq!(lab.run(async move { server.await.unwrap() }).await, b"request");
+    assert_eq!(
+        lab.run(async move { server.await.unwrap() }).await,
+        b"request"
+    );
 }
 
 /// Server closes first (sends and drops); the client reads everything,
@@ -123,7 +134,10 @@ async fn server_closes_first_and_still_reads_the_last_words() {
         })
         .await;
     assert_eq!(got, b"bye");
-    assert_eq!(lab.run(async move { server.await.unwrap() }).await, b"ok, bye");
+    assert_eq!(
+        lab.run(async move { server.await.unwrap() }).await,
+        b"ok, bye"
+    );
     // Both sides closed: the connections leave the tables (TIME-WAIT aside).
     lab.steps(100).await;
     assert_eq!(lab.a.counters().streams + lab.b.counters().streams, 0);

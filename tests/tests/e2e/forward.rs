@@ -109,8 +109,10 @@ impl Drop for Upstream {
 
 fn serve(mut s: TcpStream, mode: Mode, ended: &Mutex<Vec<Ended>>) {
     s.set_nonblocking(false).expect("blocking");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    s.set_write_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.set_write_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let mut buf = vec![0u8; 64 * 1024];
     match mode {
         Mode::ReplyAfterEof => {
@@ -224,7 +226,10 @@ pub fn forward_to_a_down_upstream_resets_the_client_and_logs_once() -> Outcome {
         TRIES as f64
     );
     let log = std::fs::read_to_string(lab.log()).expect("read the daemon log");
-    let lines = log.lines().filter(|l| l.contains("upstream refused")).count();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("upstream refused"))
+        .count();
     assert!(
         (1..=3).contains(&lines),
         "{lines} 'upstream refused' log lines for {TRIES} quick failures: not rate-limited"
@@ -322,7 +327,11 @@ pub fn sigint_closes_both_sides_of_every_splice() -> Outcome {
     while upstream.accepts() < OPEN as u64 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(upstream.accepts(), OPEN as u64, "every splice reached the upstream");
+    assert_eq!(
+        upstream.accepts(),
+        OPEN as u64,
+        "every splice reached the upstream"
+    );
     lab.daemon_mut()
         .signal(rustix::process::Signal::INT)
         .expect("send SIGINT");
@@ -333,7 +342,8 @@ pub fn sigint_closes_both_sides_of_every_splice() -> Outcome {
         .expect("still running 2 s after SIGINT");
     assert!(status.success(), "exit status {status} after SIGINT");
     for (i, s) in clients.iter_mut().enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(1)))
+            .expect("timeout");
         let mut buf = [0u8; 16];
         match s.read(&mut buf) {
             Ok(0) => {}

@@ -56,6 +56,9 @@ fn read(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
+/// A counter family for the exposition: name, help, `(labels, value)`.
+type Family<'a> = (&'a str, &'a str, &'a [(&'a str, &'a AtomicU64)]);
+
 /// What the forward service has done (every field a statistic).
 #[derive(Debug)]
 pub struct ForwardCounters {
@@ -121,7 +124,7 @@ impl ForwardCounters {
 
     /// Appends the Prometheus exposition of these counters.
     pub fn render(&self, text: &mut String) {
-        let counters: [(&str, &str, &[(&str, &AtomicU64)]); 5] = [
+        let counters: [Family<'_>; 5] = [
             (
                 "smrnet_forward_accepted_total",
                 "Connections the forward service accepted from the stack.",
@@ -319,8 +322,7 @@ async fn plane(shared: Arc<Shared>) {
     let log = Arc::new(LogLimit::default());
     // Keyed by listener and service: a reload that swaps a listener's
     // service ends its loop here (the workers serve it from then on).
-    let mut loops: HashMap<(ListenerHandle, Service), tokio::task::JoinHandle<()>> =
-        HashMap::new();
+    let mut loops: HashMap<(ListenerHandle, Service), tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         // Acquire: pairs with the control plane's Release store.
         if shared.stop.load(Ordering::Acquire) {

@@ -59,9 +59,7 @@ impl ServiceSet {
     /// Whether any listener is served through the tokio API (forward,
     /// echo-async).
     pub fn has_forward(&self) -> bool {
-        self.listeners
-            .iter()
-            .any(|(_, s)| s.service.on_async_api())
+        self.listeners.iter().any(|(_, s)| s.service.on_async_api())
     }
 
     pub fn specs(&self) -> Vec<ListenSpec> {
