@@ -79,6 +79,23 @@ pub fn user_nobody_still_serves() -> Outcome {
         uids.iter().all(|u| *u != "0"),
         "the daemon still has uid 0 somewhere (real, effective, saved, fs): {uids:?}"
     );
+    // Credentials are per thread (raw syscalls): every thread dropped its
+    // own, the forward thread (which entered the namespace first) included.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", lab.pid())).expect("list threads");
+    for task in tasks {
+        let task = task.expect("a thread");
+        let status = std::fs::read_to_string(task.path().join("status")).expect("thread status");
+        let name = status.lines().next().unwrap_or("").to_owned();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .expect("Uid line")
+            .to_owned();
+        assert!(
+            uid.split_whitespace().all(|u| u != "0"),
+            "thread {name} still has uid 0: {uid}"
+        );
+    }
     // It serves new connections and its metrics after the drop (the lab's
     // own readiness check already connected once).
     let addr = SocketAddr::new(IpAddr::V4(DAEMON_V4), HTTP_PORT);

@@ -10,6 +10,7 @@ mod bench;
 mod clients;
 mod demo;
 mod faults;
+mod forward;
 mod hostile;
 mod lifecycle;
 mod load;
@@ -66,5 +67,10 @@ fn main() {
         steering::steering_off_runs_on_the_kernels_default_and_says_so,
         syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
+        forward::forward_splices_both_ways_and_carries_the_half_close,
+        forward::forward_to_a_down_upstream_resets_the_client_and_logs_once,
+        forward::forward_to_a_silent_upstream_resets_the_client_after_the_connect_timeout,
+        forward::forward_under_a_syn_flood_reaches_the_upstream_only_for_legit_clients,
+        forward::sigint_closes_both_sides_of_every_splice,
     ]);
 }

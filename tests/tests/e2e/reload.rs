@@ -212,6 +212,7 @@ fn syn_flood(lab: &Lab, n: u64) -> syn::SynReport {
         no_probe: true,
         allow_network: Vec::new(),
         json: false,
+        compare_kernel: false,
     };
     syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"))
 }

@@ -21,7 +21,9 @@ pub const EXIT_USAGE: i32 = 2;
 const LONG_ABOUT: &str = "\
 smrnetd runs the smrnet TCP/IP stack on a Linux TUN device (IFF_MULTI_QUEUE: one queue \
 and one packet thread per worker) and serves echo (RFC 862), discard (RFC 863) and a \
-small HTTP/1.1 responder on it, with Prometheus metrics on 127.0.0.1:9464.
+small HTTP/1.1 responder on it, or forwards connections to a loopback upstream \
+(--listen ADDR:PORT=forward:127.0.0.1:8080: only established connections reach it), \
+with Prometheus metrics on 127.0.0.1:9464.
 
 The kernel side of the device gets --tun-ipv4/--tun-ipv6; the stack answers for \
 --address (by default 198.18.0.2 and fd00:5eed::2, reached through the device). \
@@ -82,7 +84,8 @@ pub struct Args {
 
     /// Open the device inside this existing network namespace
     /// (/run/netns/NAME); the daemon and its metrics listener stay where they
-    /// were started.
+    /// were started (the forward thread enters it: a forward upstream is
+    /// the namespace's loopback).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
 
@@ -95,7 +98,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
-    /// A listener and its service: `ADDR:PORT=echo|discard|http` (repeat for
+    /// A listener and its service: `ADDR:PORT=echo|discard|http|echo-async`
+    /// (echo-async: echo through the tokio API, to measure it), or
+    /// `ADDR:PORT=forward:UPSTREAM` to splice each connection to a new
+    /// kernel TCP connection to UPSTREAM (a loopback ADDR:PORT, inside
+    /// --netns when given), half-close carried, an RST to the client when
+    /// the upstream refuses or does not answer within 3 s (repeat for
     /// more). An unspecified address (0.0.0.0 or [::]) listens on every
     /// address of the stack, both families.
     /// [default: 0.0.0.0:7=echo 0.0.0.0:9=discard 0.0.0.0:80=http]
@@ -185,7 +193,7 @@ pub struct Args {
 }
 
 /// What a listener serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Service {
     /// RFC 862: send back what arrives.
     Echo,
@@ -193,6 +201,20 @@ pub enum Service {
     Discard,
     /// A small HTTP/1.1 responder.
     Http,
+    /// Splices each connection to a kernel TCP connection to this
+    /// upstream (loopback only; see `forward`).
+    Forward(SocketAddr),
+    /// Echo served through the tokio API (`smrnet_tokio`) on the forward
+    /// thread instead of by the workers: the API's cost beside `echo`.
+    EchoAsync,
+}
+
+impl Service {
+    /// Served through the tokio API by the forward thread, not by the
+    /// packet workers' sessions.
+    pub fn on_async_api(self) -> bool {
+        matches!(self, Service::Forward(_) | Service::EchoAsync)
+    }
 }
 
 impl Service {
@@ -202,6 +224,8 @@ impl Service {
             Service::Echo => "echo",
             Service::Discard => "discard",
             Service::Http => "http",
+            Service::Forward(_) => "forward",
+            Service::EchoAsync => "echo-async",
         }
     }
 }
@@ -660,14 +684,49 @@ pub fn parse_listen(s: &str) -> Result<ListenSpec, ConfigError> {
         "echo" => Service::Echo,
         "discard" => Service::Discard,
         "http" => Service::Http,
-        other => {
-            return Err(bad(
-                "listen",
-                format!("service `{other}` is not one of echo, discard, http"),
-            ));
-        }
+        "echo-async" => Service::EchoAsync,
+        other => match other.strip_prefix("forward:") {
+            Some(up) => Service::Forward(parse_upstream(up)?),
+            None => {
+                return Err(bad(
+                    "listen",
+                    format!(
+                        "service `{other}` is not one of echo, discard, http, echo-async, \
+                         forward:UPSTREAM"
+                    ),
+                ));
+            }
+        },
     };
     Ok(ListenSpec { addr, service })
+}
+
+/// The upstream of `forward:UPSTREAM`: a loopback `ADDR:PORT` (the
+/// daemon's own namespace, or --netns's), so the daemon never opens
+/// connections to anywhere else.
+fn parse_upstream(up: &str) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = up.parse().map_err(|_| {
+        bad(
+            "listen",
+            format!("forward upstream `{up}` is not ADDR:PORT (e.g. forward:127.0.0.1:8080)"),
+        )
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(bad(
+            "listen",
+            format!(
+                "forward upstream `{up}` is not a loopback address: use 127.0.0.1 or [::1] \
+                 (inside --netns when given)"
+            ),
+        ));
+    }
+    if addr.port() == 0 {
+        return Err(bad(
+            "listen",
+            format!("forward upstream `{up}`: port 0 is not a port to connect to"),
+        ));
+    }
+    Ok(addr)
 }
 
 #[cfg(test)]

@@ -827,6 +827,7 @@ impl Metrics {
         let _ = writeln!(text, "{HANDSHAKE}_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(text, "{HANDSHAKE}_sum {}", hs.sum_ns as f64 / 1e9);
         let _ = writeln!(text, "{HANDSHAKE}_count {cumulative}");
+        self.shared.forward.counters.render(text);
     }
 }
 

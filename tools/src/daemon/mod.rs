@@ -23,6 +23,7 @@
 pub mod config;
 pub mod device;
 pub mod faults;
+pub mod forward;
 pub mod metrics;
 pub mod metrics_http;
 pub mod netns;
@@ -110,6 +111,7 @@ fn on_sighup(running: &mut Config, shared: &Shared, set_log: &SetLog) {
         return refuse(e);
     }
     faults::bump(&shared.faults.reloads_applied);
+    shared.forward.wake.notify_one();
     for spec in plan.add.iter().chain(&plan.swap) {
         tracing::info!(addr = %spec.addr, service = spec.service.name(), "SIGHUP: listening");
     }
@@ -209,11 +211,19 @@ pub fn run(cfg: Config) -> Result<(), String> {
         bound.map_err(|e| (addr, e))
     });
 
-    if let Some(name) = &cfg.user {
-        // Still single-threaded here: the namespace helper has ended and
-        // neither workers nor the runtime exist yet.
-        let user = privs::lookup(name).map_err(|e| e.to_string())?;
-        privs::drop_to(&user).map_err(|e| e.to_string())?;
+    let user = match &cfg.user {
+        Some(name) => Some(privs::lookup(name).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    // The forward thread enters --netns (its upstream sockets live there)
+    // and drops its own privileges before it reports ready.
+    let (forward_thread, forward_shared) = forward::spawn(cfg.netns.clone(), user.clone())
+        .map_err(|e| format!("cannot start the forward service: {e}"))?;
+    if let Some(user) = &user {
+        // Credentials are per thread (raw syscalls): the namespace helper
+        // has ended, the forward thread has dropped its own, and neither
+        // workers nor the runtime exist yet.
+        privs::drop_to(user).map_err(|e| e.to_string())?;
         tracing::info!(user = %user.name, uid = user.uid, gid = user.gid, "dropped privileges");
     }
 
@@ -246,19 +256,31 @@ pub fn run(cfg: Config) -> Result<(), String> {
         listeners.push((l, *spec));
     }
 
+    let epoch = std::time::Instant::now();
+    let kicking = Arc::clone(&wakers);
+    let forward = forward::Plane::new(
+        Arc::clone(&stack),
+        epoch,
+        Arc::new(move |w| kicking.wake(w)),
+    );
     let shared = Arc::new(Shared {
+        forward,
         stack: Arc::clone(&stack),
         services: reload::Services::new(reload::ServiceSet { listeners }),
         http_body_bytes: cfg.http_body_bytes,
         stats: (0..cfg.workers).map(|_| WorkerStats::default()).collect(),
         pcap,
         stop: AtomicBool::new(false),
-        epoch: std::time::Instant::now(),
+        epoch,
         mtu: cfg.mtu as usize,
         faults: faults::Faults::default(),
         wakers,
         steering,
     });
+
+    // The forward thread serves the forward listeners from now on.
+    let _ = forward_shared.send(Arc::clone(&shared));
+    drop(forward_thread);
 
     // Anything outside the workers that must stop the daemon says why here.
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<String>();
@@ -379,6 +401,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         // in the device thread's).
         shared.stop.store(true, Ordering::Release);
         shared.wakers.wake_all();
+        shared.forward.wake.notify_one();
         device_stop.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + STOP_DEADLINE;
         let mut remaining = handles.len() - usize::from(failure.is_some());

@@ -46,6 +46,20 @@ pub fn run_in<T: Send + 'static>(
         .map_err(|_| io::Error::other("the namespace helper thread panicked"))?
 }
 
+/// Moves the calling thread into namespace `name`, for good (the forward
+/// thread, whose upstream sockets must be created there).
+pub fn enter(name: &str) -> io::Result<()> {
+    let path = path_of(name);
+    let ns = File::open(&path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open network namespace {}: {e}", path.display()),
+        )
+    })?;
+    move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(|e| io::Error::other(format!("setns into network namespace {name} failed: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,23 @@ impl ServiceSet {
         self.listeners.iter().map(|(h, _)| *h).collect()
     }
 
+    /// The listeners whose connections the workers serve themselves
+    /// (every one but those served through the tokio API, which the
+    /// forward thread accepts from).
+    pub fn served_handles(&self) -> Vec<ListenerHandle> {
+        self.listeners
+            .iter()
+            .filter(|(_, s)| !s.service.on_async_api())
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// Whether any listener is served through the tokio API (forward,
+    /// echo-async).
+    pub fn has_forward(&self) -> bool {
+        self.listeners.iter().any(|(_, s)| s.service.on_async_api())
+    }
+
     pub fn specs(&self) -> Vec<ListenSpec> {
         self.listeners.iter().map(|(_, s)| *s).collect()
     }

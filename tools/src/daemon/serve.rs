@@ -71,6 +71,9 @@ pub struct Server {
     /// [`SPARE_OUTPUTS`]).
     spare: Vec<Vec<u8>>,
     stopping: bool,
+    /// The tokio API, once a forward listener exists: events of
+    /// connections no session here serves go to it.
+    forward: Option<smrnet_tokio::Net>,
 }
 
 impl Server {
@@ -86,6 +89,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             spare: Vec::new(),
             stopping: false,
+            forward: None,
         }
     }
 
@@ -101,6 +105,12 @@ impl Server {
                 self.retired.push(spec);
             }
         }
+    }
+
+    /// From now on, hands the events of connections no session serves
+    /// to `net` (the forward service's streams and listeners).
+    pub fn set_forward(&mut self, net: smrnet_tokio::Net) {
+        self.forward = Some(net);
     }
 
     /// Connections being served.
@@ -140,6 +150,11 @@ impl Server {
         let conn = turn.handle();
         let mut started = 0;
         if let Entry::Vacant(slot) = self.served.entry(conn) {
+            if let Some(net) = &self.forward
+                && net.on_event(self.index, conn, events)
+            {
+                return 0;
+            }
             if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
                 return 0;
             }
@@ -155,9 +170,14 @@ impl Server {
             else {
                 return 0;
             };
+            // A forward connection the forward thread has not accepted
+            // yet: its accept finds it in the queue.
+            let Some(session) = Session::new(spec.service, self.http_body_bytes) else {
+                return 0;
+            };
             started = 1;
             slot.insert(Served {
-                session: Session::new(spec.service, self.http_body_bytes),
+                session,
                 out: Vec::new(),
                 off: 0,
                 close_after_flush: self.stopping,

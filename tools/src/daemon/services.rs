@@ -44,13 +44,16 @@ pub enum Session {
 }
 
 impl Session {
-    /// A fresh session of `service`; `body` is the http body size.
-    pub fn new(service: Service, body: usize) -> Session {
-        match service {
+    /// A fresh session of `service`; `body` is the http body size. `None`
+    /// for `forward` and `echo-async`, which the forward thread serves
+    /// through the tokio API, not a worker.
+    pub fn new(service: Service, body: usize) -> Option<Session> {
+        Some(match service {
             Service::Echo => Session::Echo,
             Service::Discard => Session::Discard,
             Service::Http => Session::Http(Box::new(Http::new(body))),
-        }
+            Service::Forward(_) | Service::EchoAsync => return None,
+        })
     }
 
     /// Feeds `input`; appends the reply to `out`.

@@ -105,6 +105,8 @@ pub struct Shared {
     pub wakers: Arc<Wakers>,
     /// Whether the eBPF steering program runs.
     pub steering: super::steering::Status,
+    /// The forward service's side: the tokio API, kicks, counters.
+    pub forward: super::forward::Plane,
 }
 
 impl Shared {
@@ -165,8 +167,12 @@ pub fn run(index: usize, shared: Arc<Shared>, device: impl FrameQueue) -> io::Re
     let mut out = vec![0u8; shared.mtu.max(1500) + 64];
     let mut services = shared.services.current();
     let mut generation = 0;
-    let mut listeners = services.handles();
+    let mut listeners = services.served_handles();
     let mut server = Server::new(index, services.specs(), shared.http_body_bytes);
+    let forward = &shared.forward;
+    if services.has_forward() {
+        server.set_forward(forward.net.clone());
+    }
     let mut stop_deadline: Option<std::time::Instant> = None;
     let mut last_reclaim = std::time::Instant::now();
     tracing::debug!(worker = index, "worker started");
@@ -209,16 +215,21 @@ pub fn run(index: usize, shared: Arc<Shared>, device: impl FrameQueue) -> io::Re
 
         if let Some(next) = shared.services.changed(&mut generation) {
             services = next;
-            listeners = services.handles();
+            listeners = services.served_handles();
             server.set_specs(services.specs());
+            if services.has_forward() {
+                server.set_forward(forward.net.clone());
+            }
         }
         let (started_sessions, more) = server.serve(&w, &listeners);
         add(&stats.sessions, started_sessions);
 
         // Past the graceful period: reset what is left, then leave once the
-        // resets are written.
+        // resets are written. The forward thread closes its own streams.
         let finishing = stop_deadline.is_some_and(|d| started >= d)
-            || (stop_deadline.is_some() && server.is_empty());
+            || (stop_deadline.is_some()
+                && server.is_empty()
+                && forward.net.counters().streams == 0);
         if finishing {
             server.abort_all(stack);
         }

@@ -488,6 +488,11 @@ impl Tcb {
             self.error = error;
             self.recv_buf = RecvBuffer::default();
             self.events |= Events::RESET;
+            match error {
+                Some(ConnError::Refused) => self.events |= Events::REFUSED,
+                Some(ConnError::TimedOut) => self.events |= Events::TIMED_OUT,
+                _ => {}
+            }
         }
         self.events |= Events::CLOSED | Events::READABLE | Events::WRITABLE;
     }

@@ -114,6 +114,11 @@ fn syn_retransmits_then_attempt_fails() {
     s.expect_nothing();
     assert_eq!(s.tcb.error(), Some(ConnError::TimedOut));
     assert_eq!(s.mib.snapshot().attempt_fails, 1);
+    // The events say why, for an application that reads them after the
+    // connection (and its error) left the table.
+    let ev = s.tcb.take_events();
+    assert!(ev.contains(Events::RESET | Events::TIMED_OUT), "{ev:?}");
+    assert!(!ev.contains(Events::REFUSED), "{ev:?}");
 }
 
 #[test]

@@ -51,6 +51,9 @@ fn syn_sent_rst_with_acceptable_ack_refuses() {
     assert_eq!(s.tcb.recv(&mut [0; 4]), Err(ConnError::Refused));
     assert_eq!(s.mib.snapshot().attempt_fails, 1);
     s.expect_nothing();
+    let ev = s.tcb.take_events();
+    assert!(ev.contains(Events::RESET | Events::REFUSED), "{ev:?}");
+    assert!(!ev.contains(Events::TIMED_OUT), "{ev:?}");
 }
 
 #[test]

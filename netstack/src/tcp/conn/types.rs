@@ -65,6 +65,13 @@ impl Events {
     pub const CLOSED: Events = Events(0x10);
     /// The connection was reset, timed out or refused; see `error()`.
     pub const RESET: Events = Events(0x20);
+    /// With `RESET`: the peer refused our SYN ([`ConnError::Refused`]). The
+    /// event says why, because the connection may be gone from the table
+    /// (and `error()` with it) before the application reads its events.
+    pub const REFUSED: Events = Events(0x40);
+    /// With `RESET`: retransmissions or keepalives went unanswered
+    /// ([`ConnError::TimedOut`]).
+    pub const TIMED_OUT: Events = Events(0x80);
 
     /// Every bit of `other` is set.
     pub const fn contains(self, other: Events) -> bool {
@@ -97,13 +104,15 @@ impl BitOrAssign for Events {
 
 impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 6] = [
+        const NAMES: [&str; 8] = [
             "READABLE",
             "WRITABLE",
             "CONNECTED",
             "PEER_CLOSED",
             "CLOSED",
             "RESET",
+            "REFUSED",
+            "TIMED_OUT",
         ];
         let names: Vec<&str> = NAMES
             .iter()

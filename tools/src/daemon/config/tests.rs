@@ -254,3 +254,36 @@ fn help_does_not_offer_the_refused_seed_flag() {
     assert!(!help.contains("--seed "), "{help}");
     assert!(help.contains("INSECURE"));
 }
+
+#[test]
+fn forward_takes_a_loopback_upstream_from_flags_and_toml() {
+    let c = flags(&["--listen", "0.0.0.0:80=forward:127.0.0.1:8080"]).unwrap();
+    assert_eq!(
+        c.listeners[0].service,
+        Service::Forward("127.0.0.1:8080".parse().unwrap())
+    );
+    assert_eq!(c.listeners[0].service.name(), "forward");
+    let file = Args::from_toml("listen = [\"[::]:81=forward:[::1]:9000\"]\n").unwrap();
+    let c = file.resolve().unwrap();
+    assert_eq!(
+        c.listeners[0].service,
+        Service::Forward("[::1]:9000".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_bad_forward_upstream_is_a_one_line_error_naming_listen() {
+    for bad in [
+        "0.0.0.0:80=forward:8.8.8.8:80",
+        "0.0.0.0:80=forward:localhost:80",
+        "0.0.0.0:80=forward:127.0.0.1",
+        "0.0.0.0:80=forward:127.0.0.1:0",
+        "0.0.0.0:80=forward:",
+    ] {
+        let e = flags(&["--listen", bad]).unwrap_err();
+        assert_eq!(e.field, "listen", "{bad}: {e}");
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(line.contains("forward"), "{bad}: {line}");
+    }
+}

@@ -7,8 +7,11 @@ pub(super) fn shared() -> Arc<Shared> {
     cfg.insecure_deterministic_seed = Some(1);
     cfg.table_capacity = 64;
     cfg.pool_cap = 256;
+    let stack = Arc::new(netstack::Stack::new(cfg));
+    let epoch = std::time::Instant::now();
     Arc::new(Shared {
-        stack: Arc::new(netstack::Stack::new(cfg)),
+        forward: super::super::forward::Plane::new(Arc::clone(&stack), epoch, Arc::new(|_| {})),
+        stack,
         services: Default::default(),
         http_body_bytes: 0,
         stats: (0..2)
@@ -16,7 +19,7 @@ pub(super) fn shared() -> Arc<Shared> {
             .collect(),
         pcap: None,
         stop: AtomicBool::new(false),
-        epoch: std::time::Instant::now(),
+        epoch,
         mtu: 1500,
         faults: Default::default(),
         wakers: Default::default(),

@@ -1,7 +1,7 @@
 use super::*;
 
 fn http(body: usize) -> Session {
-    Session::new(Service::Http, body)
+    Session::new(Service::Http, body).unwrap()
 }
 
 fn feed(s: &mut Session, input: &[u8]) -> (String, Next) {
@@ -14,13 +14,17 @@ fn feed(s: &mut Session, input: &[u8]) -> (String, Next) {
 fn echo_returns_every_byte_and_discard_none() {
     let mut out = Vec::new();
     assert_eq!(
-        Session::new(Service::Echo, 0).on_data(b"abc\0\xff", &mut out),
+        Session::new(Service::Echo, 0)
+            .unwrap()
+            .on_data(b"abc\0\xff", &mut out),
         Next::Continue
     );
     assert_eq!(out, b"abc\0\xff");
     out.clear();
     assert_eq!(
-        Session::new(Service::Discard, 0).on_data(b"abc", &mut out),
+        Session::new(Service::Discard, 0)
+            .unwrap()
+            .on_data(b"abc", &mut out),
         Next::Continue
     );
     assert!(out.is_empty());

@@ -47,7 +47,14 @@ fn daemon(
         addr,
         service: Service::Echo,
     };
+    let epoch = std::time::Instant::now();
+    let kicking = Arc::clone(&wakers);
     let shared = Arc::new(Shared {
+        forward: crate::daemon::forward::Plane::new(
+            Arc::clone(&stack),
+            epoch,
+            Arc::new(move |i| kicking.wake(i)),
+        ),
         stack,
         services: Services::new(ServiceSet {
             listeners: vec![(l, spec)],
@@ -56,7 +63,7 @@ fn daemon(
         stats: (0..2).map(|_| WorkerStats::default()).collect(),
         pcap: None,
         stop: AtomicBool::new(false),
-        epoch: std::time::Instant::now(),
+        epoch,
         mtu: 1500,
         faults: Default::default(),
         wakers,

@@ -1,0 +1,50 @@
+//! A tokio API over the sans-IO smrnet stack: [`TcpListener`], [`TcpStream`]
+//! (`AsyncRead` + `AsyncWrite`), the way quinn wraps quinn-proto.
+//!
+//! The engine ([`netstack::Stack`]) stays runtime-free. Something else drives
+//! its packet workers (the daemon's worker threads in production, a fake
+//! network in tests); this crate only adds the application half:
+//!
+//! - **Readiness comes from the stack's events.** Whoever drives worker `w`
+//!   hands every event it pops (`Stack::poll_events(w)`) to
+//!   [`Net::on_event`] (or lets [`Net::dispatch`] pop them), which wakes the
+//!   task waiting on that connection or, for a connection nobody has
+//!   accepted yet, on its listener. No polling loop, no thread or channel
+//!   per connection: one registry entry (two `Waker`s) per open stream.
+//! - **Work the application queues reaches the wire through a kick.** A
+//!   write, read (window update), shutdown, abort or connect puts the
+//!   connection on its home worker's ready list; [`Net`] then calls the
+//!   driver's kick for that worker, so a worker asleep in poll(2) wakes
+//!   ([`Kicker`] is an eventfd per worker for that, coalesced).
+//! - **Backpressure is the stack's.** `poll_read` takes only what the task
+//!   asks for, so a task that does not read leaves the receive buffer full
+//!   and the advertised window shrinks; `poll_write` returns `Pending` while
+//!   the send buffer is full, and the peer's ACKs (a `WRITABLE` event) wake it.
+//!
+//! Invariant (no lost wake-up): **a task returns `Pending` only after it
+//! stored its waker under the connection's registry lock and then retried
+//! the operation and saw it still blocked.** An event is queued by the stack
+//! after the state change it reports and is looked up under the same lock,
+//! so either the retry sees the change or the dispatch finds the waker.
+//!
+//! Outside the daemon, [`Driver`] is a ready-made packet worker for any
+//! non-blocking frame queue ([`Frames`], e.g. a TUN device; see
+//! `examples/tun_echo.rs`).
+//!
+//! Every future here is cancel-safe: `accept`, `read` and `write` finish
+//! their effect in the same poll that returns `Ready`, so a future dropped
+//! while `Pending` has taken no connection and moved no byte.
+
+mod driver;
+mod error;
+mod kick;
+mod listener;
+mod net;
+mod registry;
+mod stream;
+
+pub use self::driver::{Driver, Frames};
+pub use self::kick::Kicker;
+pub use self::listener::TcpListener;
+pub use self::net::{Clock, Kick, Net, NetCounters};
+pub use self::stream::TcpStream;

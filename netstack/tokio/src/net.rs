@@ -1,0 +1,160 @@
+//! [`Net`]: a stack as the async API sees it — the stack, the clock, the
+//! driver's kick, and the registry of waiting tasks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use netstack::{ConnHandle, Events, Instant, Stack};
+
+use crate::registry::Registry;
+
+/// The stack's clock (what its driver passes as `now`).
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// Tells the driver of worker `w` that the application queued work for it
+/// (see [`crate::Kicker`]).
+pub type Kick = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// A stack shared with its packet workers, for [`crate::TcpListener`] and
+/// [`crate::TcpStream`]. Cheap to clone.
+///
+/// The contract with the driver of worker `w`: every event it pops from
+/// `Stack::poll_events(w)` goes to [`on_event`](Self::on_event) (or it calls
+/// [`dispatch`](Self::dispatch), which pops them), and a kick for `w` makes
+/// it drain `Worker::poll_transmit` soon.
+#[derive(Clone)]
+pub struct Net {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) stack: Arc<Stack>,
+    clock: Clock,
+    kick: Kick,
+    pub(crate) registry: Registry,
+    next_worker: AtomicUsize,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    events: AtomicU64,
+    foreign_events: AtomicU64,
+    kicks: AtomicU64,
+}
+
+/// What the API has done, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    /// Events handed to the registry.
+    pub events: u64,
+    /// Of those, events for connections no stream or listener of this `Net`
+    /// holds (returned `false` from `on_event`).
+    pub foreign_events: u64,
+    /// Kicks sent to the driver.
+    pub kicks: u64,
+    /// Streams open now.
+    pub streams: usize,
+}
+
+impl core::fmt::Debug for Net {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Net")
+            .field("stack", &self.inner.stack)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Net {
+    /// The async API over `stack`, whose driver reads `clock` and answers
+    /// `kick`.
+    pub fn new(stack: Arc<Stack>, clock: Clock, kick: Kick) -> Net {
+        Net {
+            inner: Arc::new(Inner {
+                stack,
+                clock,
+                kick,
+                registry: Registry::new(),
+                next_worker: AtomicUsize::new(0),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The stack.
+    pub fn stack(&self) -> &Arc<Stack> {
+        &self.inner.stack
+    }
+
+    /// Hands an event popped from worker `worker`'s list to the waiting
+    /// task. Returns whether a stream or listener of this `Net` owns the
+    /// connection (else the caller may serve it itself).
+    pub fn on_event(&self, worker: usize, conn: ConnHandle, events: Events) -> bool {
+        let c = &self.inner.counters;
+        // Relaxed: statistics only.
+        c.events.fetch_add(1, Ordering::Relaxed);
+        let ours = self.inner.registry.on_event(worker, &conn, events);
+        if !ours {
+            // Relaxed: statistics only.
+            c.foreign_events.fetch_add(1, Ordering::Relaxed);
+        }
+        ours
+    }
+
+    /// Pops at most `budget` events from worker `worker`'s list and hands
+    /// each to [`on_event`](Self::on_event); returns how many it popped. For
+    /// a driver whose every connection belongs to this API.
+    pub fn dispatch(&self, worker: usize, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some((conn, events)) = self.inner.stack.poll_events(worker) else {
+                break;
+            };
+            self.on_event(worker, conn, events);
+            n += 1;
+        }
+        n
+    }
+
+    /// The API's counters.
+    pub fn counters(&self) -> NetCounters {
+        let c = &self.inner.counters;
+        // Relaxed: statistics only.
+        NetCounters {
+            events: c.events.load(Ordering::Relaxed),
+            foreign_events: c.foreign_events.load(Ordering::Relaxed),
+            kicks: c.kicks.load(Ordering::Relaxed),
+            streams: self.inner.registry.streams(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        (self.inner.clock)()
+    }
+
+    /// The worker a new active open is homed on (round robin).
+    pub(crate) fn pick_worker(&self) -> usize {
+        let n = self.inner.stack.config().workers.max(1);
+        // Relaxed: only spreads connections; no data is published.
+        self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n
+    }
+
+    /// Kicks `home`, or every worker when the home is not known yet.
+    pub(crate) fn kick(&self, home: Option<usize>) {
+        let c = &self.inner.counters;
+        match home {
+            Some(w) => {
+                // Relaxed: statistics only.
+                c.kicks.fetch_add(1, Ordering::Relaxed);
+                (self.inner.kick)(w);
+            }
+            None => {
+                for w in 0..self.inner.stack.config().workers {
+                    // Relaxed: statistics only.
+                    c.kicks.fetch_add(1, Ordering::Relaxed);
+                    (self.inner.kick)(w);
+                }
+            }
+        }
+    }
+}
