@@ -79,7 +79,9 @@ pub struct StackConfig {
     pub addresses: Vec<IpAddr>,
     /// TCP settings for every connection.
     pub tcp: TcpConfig,
-    /// Connections expected at once (sizes the table's buckets).
+    /// Connections expected at first: the table starts with this many
+    /// buckets (rounded up) and grows online with the load, shrinking back
+    /// to it, never below.
     pub table_capacity: usize,
     /// The cap on PCBs (live + waiting for their grace period).
     pub pool_cap: usize,
@@ -205,6 +207,10 @@ impl Stack {
                         ..PoolConfig::default()
                     },
                     hash: Some(hash_for(cfg.insecure_deterministic_seed, 1)),
+                    // Grows with the load from `table_capacity`, and shrinks
+                    // back to it, never below.
+                    auto_resize: true,
+                    min_buckets: None,
                 },
             )),
             baseline => ConnTable::Slots(SlotTable::new(
