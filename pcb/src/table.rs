@@ -14,7 +14,7 @@
 //!  main ──► Array { mask, link, heads[hash & mask] }      (readers)
 //!             heads[i] ─► Pcb ──links[link]──► Pcb ──► null
 //!  shadow ─► Array (only while a resize builds it; writers only)
-//!  stripes[hash & (S-1)]: { lock, count }   (S = 256, fixed)
+//!  stripes[hash & (S-1)]: { lock, count }   (S = 256 by default, fixed)
 //! ```
 //!
 //! Layout, and why (issue 16 item 1). A lookup that hits pays for the
@@ -68,18 +68,14 @@ mod array;
 mod resize;
 
 pub(crate) use array::Array;
-pub use resize::{ResizeStats, ResizeStep};
 use resize::Resizer;
+pub use resize::{ResizeStats, ResizeStep};
 
-/// Lock stripes (a power of two), chosen by the low hash bits: every bucket
-/// array has at least this many buckets, so a stripe covers the same keys in
-/// every array size. Under loom one, so that a model's table can be one
-/// bucket (every PCB in one chain).
-#[cfg(not(loom))]
+/// Lock stripes of a table made by [`TableConfig::new`] (a power of two),
+/// chosen by the low hash bits: every bucket array has at least as many
+/// buckets as the table has stripes, so a stripe covers the same keys in
+/// every array size.
 pub const STRIPES: usize = 256;
-/// Lock stripes (loom: one).
-#[cfg(loom)]
-pub const STRIPES: usize = 1;
 
 /// Why an insert was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,9 +110,8 @@ impl std::error::Error for InsertError {}
 #[derive(Clone, Debug)]
 pub struct TableConfig {
     /// Connections expected at first: the initial bucket count is the next
-    /// power of two at or above it (at least [`STRIPES`]). The table grows
-    /// and shrinks from there (see `auto_resize`), never below that
-    /// initial size... unless `min_buckets` says otherwise.
+    /// power of two at or above it (at least `stripes`). The table grows
+    /// and shrinks from there (see `auto_resize` and `min_buckets`).
     pub expected: usize,
     /// The PCB pool's sizes and cap.
     pub pool: PoolConfig,
@@ -127,14 +122,18 @@ pub struct TableConfig {
     /// only through [`Table::resize_to`] and [`Table::resize_step`].
     pub auto_resize: bool,
     /// The fewest buckets a shrink may leave (rounded up to a power of two,
-    /// at least [`STRIPES`]); `None`: the initial size.
+    /// at least `stripes`); `None`: the initial size.
     pub min_buckets: Option<usize>,
+    /// Lock stripes (rounded up to a power of two, at least one): the
+    /// fewest buckets the table can have. [`STRIPES`] by default; tests and
+    /// models use one to put every PCB in one chain.
+    pub stripes: usize,
 }
 
 impl TableConfig {
     /// Defaults for `expected` connections: a pool capped at four times that
     /// (at least the pool's default cap), a random hash key, online resize
-    /// on, shrinking no lower than [`STRIPES`] buckets.
+    /// on, [`STRIPES`] stripes, shrinking no lower than that many buckets.
     pub fn new(expected: usize) -> TableConfig {
         let mut pool = PoolConfig::default();
         pool.max_objects = pool.max_objects.max(expected.saturating_mul(4));
@@ -144,6 +143,7 @@ impl TableConfig {
             hash: None,
             auto_resize: true,
             min_buckets: Some(STRIPES),
+            stripes: STRIPES,
         }
     }
 }
@@ -162,6 +162,8 @@ pub struct Table<T: Send + 'static> {
     shadow: AtomicPtr<Array<T>>,
     hash: FlowHash,
     stripes: Box<[CachePadded<Stripe>]>,
+    /// `stripes.len() - 1`.
+    stripe_mask: usize,
     pool: PoolCache<Pcb<T>>,
     domain: Arc<Domain>,
     resizer: Resizer<T>,
@@ -206,14 +208,18 @@ impl<T: Send + 'static> Table<T> {
         cfg: TableConfig,
         protection: Protection,
     ) -> Table<T> {
-        let n = resize::clamp_buckets(cfg.expected);
-        let min = cfg.min_buckets.map_or(n, resize::clamp_buckets);
+        let stripes = cfg.stripes.clamp(1, 1 << 16).next_power_of_two();
+        let n = resize::clamp_buckets(cfg.expected, stripes);
+        let min = cfg
+            .min_buckets
+            .map_or(n, |m| resize::clamp_buckets(m, stripes));
         let pool = PoolCache::with_poison_hook(protection, cfg.pool, Pcb::new, Pcb::<T>::poison);
         Table {
             main: AtomicPtr::new(Array::alloc(n, 0)),
             shadow: AtomicPtr::new(ptr::null_mut()),
             hash: cfg.hash.unwrap_or_else(FlowHash::random),
-            stripes: (0..STRIPES)
+            stripe_mask: stripes - 1,
+            stripes: (0..stripes)
                 .map(|_| {
                     CachePadded(Stripe {
                         lock: Mutex::new(()),
@@ -301,7 +307,7 @@ impl<T: Send + 'static> Table<T> {
     /// Lock the stripe of hash `h`: the right to change its chains in both
     /// arrays.
     fn chain(&self, h: usize) -> ChainLock<'_, T> {
-        let stripe = &self.stripes[h & (STRIPES - 1)];
+        let stripe = &self.stripes[h & self.stripe_mask];
         let held = lock(&stripe.lock);
         // Relaxed: `main` and `shadow` change only while every stripe lock
         // is held, so taking ours ordered the last change before us.
@@ -502,12 +508,13 @@ impl<T: Send + 'static> Table<T> {
     }
 
     /// Start a resize to `buckets` (rounded up to a power of two, at least
-    /// [`STRIPES`]) unless one is already under way or the table has that
-    /// size; whether one was started. The work is done by later calls to
+    /// the table's stripe count, at most 2^28) unless one is already under
+    /// way or the table has that size; whether one was started. The work is done by later calls to
     /// [`resize_step`](Self::resize_step) (and by inserts and removes when
     /// `auto_resize` is on). Never waits for readers.
     pub fn resize_to(&self, buckets: usize) -> bool {
-        self.resizer.start(self, resize::clamp_buckets(buckets))
+        self.resizer
+            .start(self, resize::clamp_buckets(buckets, self.stripes.len()))
     }
 
     /// One bounded step of the resizer (one stripe moved, the swap, or a

@@ -211,6 +211,7 @@ impl Stack {
                     // back to it, never below.
                     auto_resize: true,
                     min_buckets: None,
+                    stripes: pcb::STRIPES,
                 },
             )),
             baseline => ConnTable::Slots(SlotTable::new(

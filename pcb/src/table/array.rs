@@ -2,7 +2,7 @@
 //! heads, and which of the PCB's two links its chains use.
 //!
 //! Invariant: **an array's chains are changed only under the stripe lock of
-//! the bucket (`index & (STRIPES-1)`), and only through the link `link`.**
+//! the bucket (`index & (stripes-1)`), and only through the link `link`.**
 //! Two arrays with different `link` can therefore hold the same PCB at once
 //! (the readers' array and the one a resize is building) without one's
 //! writes disturbing the other's readers.
@@ -16,7 +16,6 @@
 //!   still read it then is a reclamation bug that loom reports as a race.
 //! - `link`: constant.
 
-use super::STRIPES;
 use crate::pcb::Pcb;
 use crate::primitive::{AtomicPtr, TupleCell};
 use crate::tuple::Key;
@@ -35,10 +34,11 @@ pub(crate) struct Array<T> {
 }
 
 impl<T> Array<T> {
-    /// A new empty array of `n` buckets (a power of two, ≥ `STRIPES`) whose
-    /// chains use link `link`, owned by the caller as a raw pointer.
+    /// A new empty array of `n` buckets (a power of two, at least the
+    /// table's stripes) whose chains use link `link`, owned by the caller as
+    /// a raw pointer.
     pub(crate) fn alloc(n: usize, link: usize) -> *mut Array<T> {
-        debug_assert!(n.is_power_of_two() && n >= STRIPES && link < 2);
+        debug_assert!(n.is_power_of_two() && link < 2);
         Box::into_raw(Box::new(Array {
             mask: TupleCell::new(n - 1),
             link,
@@ -223,8 +223,8 @@ impl<T> Array<T> {
     /// # Safety
     /// The caller holds the stripe lock of `s`, and the array is not
     /// published to readers.
-    pub(crate) unsafe fn clear_stripe_locked(&self, s: usize) {
-        for i in (s..self.len()).step_by(STRIPES) {
+    pub(crate) unsafe fn clear_stripe_locked(&self, s: usize, stripes: usize) {
+        for i in (s..self.len()).step_by(stripes) {
             // Relaxed: unpublished; the swap's Release store publishes it.
             self.heads[i].store(ptr::null_mut(), Relaxed);
         }

@@ -19,8 +19,8 @@
 //! 2. **Copy, one stripe per step.** Under stripe `s`'s lock, empty the new
 //!    array's buckets of stripe `s` and push into them every PCB of the
 //!    readers' buckets of stripe `s`. Afterwards the stripe is kept equal in
-//!    both by the writers (step 1). Both arrays have at least `STRIPES`
-//!    buckets, so a stripe's buckets in either array hold exactly the keys
+//!    both by the writers (step 1). Both arrays have at least as many
+//!    buckets as there are stripes, so a stripe's buckets in either array hold exactly the keys
 //!    whose low hash bits are `s`. Bounded: one stripe (about len/256 PCBs).
 //! 3. **Swap.** With every stripe lock held, `main` ← the new array (Release)
 //!    and `shadow` ← null, then take a grace-period goal (`Domain::advance`,
@@ -54,7 +54,7 @@
 //!   as hints (a stale value costs one skipped or one extra `try_lock`).
 //! - counters: Relaxed, statistics only.
 
-use super::{Array, STRIPES, Table};
+use super::{Array, Table};
 use crate::pcb::Pcb;
 use crate::primitive::{Mutex, MutexGuard, lock, try_lock};
 use smr::Goal;
@@ -66,9 +66,9 @@ use std::time::Instant;
 /// The largest bucket array a resize makes (2^28 heads, 2 GiB).
 const MAX_BUCKETS: usize = 1 << 28;
 
-/// A bucket count: a power of two in [`STRIPES`, `MAX_BUCKETS`].
-pub(crate) fn clamp_buckets(n: usize) -> usize {
-    n.clamp(STRIPES, MAX_BUCKETS).next_power_of_two()
+/// A bucket count: a power of two in [`stripes`, `MAX_BUCKETS`].
+pub(crate) fn clamp_buckets(n: usize, stripes: usize) -> usize {
+    n.clamp(stripes, MAX_BUCKETS).next_power_of_two()
 }
 
 /// What one [`Table::resize_step`] did.
@@ -177,7 +177,7 @@ impl<T: Send + 'static> Resizer<T> {
             self.step(table, false);
             return;
         }
-        let share = self.buckets.load(Relaxed) / STRIPES;
+        let share = self.buckets.load(Relaxed) / table.stripes.len();
         if count > share + share / 8 + 2 {
             self.step(table, true);
         }
@@ -196,7 +196,7 @@ impl<T: Send + 'static> Resizer<T> {
             return;
         }
         let buckets = self.buckets.load(Relaxed);
-        if buckets > self.min && count.saturating_mul(8 * STRIPES) < buckets {
+        if buckets > self.min && count.saturating_mul(8 * table.stripes.len()) < buckets {
             self.step(table, true);
         }
     }
@@ -204,16 +204,17 @@ impl<T: Send + 'static> Resizer<T> {
     /// The bucket count the load calls for, if not the current one.
     fn wanted(&self, table: &Table<T>) -> Option<usize> {
         let len = table.len();
+        let stripes = table.stripes.len();
         // Relaxed: written only under the state lock, which the caller holds.
         let buckets = self.buckets.load(Relaxed);
         let target = if len > buckets {
-            clamp_buckets(len).max(buckets.saturating_mul(2))
+            clamp_buckets(len, stripes).max(buckets.saturating_mul(2))
         } else if buckets > self.min && len.saturating_mul(8) < buckets {
-            clamp_buckets(len.saturating_mul(2)).max(self.min)
+            clamp_buckets(len.saturating_mul(2), stripes).max(self.min)
         } else {
             return None;
         };
-        let target = clamp_buckets(target);
+        let target = clamp_buckets(target, stripes);
         (target != buckets).then_some(target)
     }
 
@@ -265,7 +266,11 @@ impl<T: Send + 'static> Resizer<T> {
                 }
                 ResizeStep::Idle
             }
-            Phase::Copying { next, started, grow } if next < STRIPES => {
+            Phase::Copying {
+                next,
+                started,
+                grow,
+            } if next < table.stripes.len() => {
                 self.copy_stripe(table, next);
                 st.phase = Phase::Copying {
                     next: next + 1,
@@ -336,8 +341,9 @@ impl<T: Send + 'static> Resizer<T> {
         let mut copied = 0u64;
         // SAFETY: we hold stripe `s`'s lock; the shadow is not published.
         unsafe {
-            shadow.clear_stripe_locked(s);
-            for i in (s..main.len()).step_by(STRIPES) {
+            let stripes = table.stripes.len();
+            shadow.clear_stripe_locked(s, stripes);
+            for i in (s..main.len()).step_by(stripes) {
                 main.for_each_locked(i, |nn: std::ptr::NonNull<Pcb<T>>| {
                     // SAFETY: linked, and we hold its stripe lock.
                     let h = table.hash_of(&nn.as_ref().key());

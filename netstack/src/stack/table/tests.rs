@@ -37,6 +37,7 @@ fn table(backend: Backend, cap: usize) -> ConnTable {
                 hash: Some(FlowHash::with_seed(1)),
                 auto_resize: true,
                 min_buckets: None,
+                stripes: pcb::STRIPES,
             },
         )),
         b => ConnTable::Slots(pcb::SlotTable::new(b, 64, cap, FlowHash::with_seed(1))),
