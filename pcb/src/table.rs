@@ -529,9 +529,9 @@ impl<T: Send + 'static> Table<T> {
 
 impl<T: Send + 'static> Drop for Table<T> {
     fn drop(&mut self) {
-        // `&mut self`: no reader or writer is left.
-        let main = *self.main.get_mut();
-        let shadow = *self.shadow.get_mut();
+        // Relaxed: `&mut self`, so no reader or writer is left.
+        let main = self.main.load(Relaxed);
+        let shadow = self.shadow.load(Relaxed);
         // SAFETY: both were made by `Array::alloc` and are owned by the
         // table; nothing can reach them any more.
         unsafe {
