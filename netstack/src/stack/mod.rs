@@ -343,6 +343,23 @@ impl Stack {
         let ConnTable::Smr(table) = &self.table else {
             return smr::Reclaimed::default();
         };
+        let reclaimed = Self::reclaim_pool_idle(table);
+        // Finish (or start) a table resize: the last insert or remove of a
+        // busy period may have left one under way, and the old bucket array
+        // is freed only by a step after its grace period. Bounded: at most
+        // one full resize of steps, none of which waits.
+        for _ in 0..pcb::STRIPES + 4 {
+            match table.resize_step() {
+                pcb::ResizeStep::Idle | pcb::ResizeStep::Busy | pcb::ResizeStep::Waiting => {
+                    break;
+                }
+                _ => {}
+            }
+        }
+        reclaimed
+    }
+
+    fn reclaim_pool_idle(table: &Table<self::conn::Conn>) -> smr::Reclaimed {
         let first = table.pool_reclaim_idle();
         let domain = table.domain();
         if domain.mode() == Mode::Default || table.pool_stats().pending == 0 {
@@ -358,6 +375,15 @@ impl Stack {
         smr::Reclaimed {
             passed: first.passed + second.passed,
             chunks_freed: first.chunks_freed + second.chunks_freed,
+        }
+    }
+
+    /// The connection table's resizer counters (buckets, load factor,
+    /// resizes, time spent): cheap, no walk. `None` for a baseline backend.
+    pub fn resize_stats(&self) -> Option<pcb::ResizeStats> {
+        match &self.table {
+            ConnTable::Smr(t) => Some(t.resize_stats()),
+            ConnTable::Slots(_) => None,
         }
     }
 
