@@ -79,10 +79,14 @@ fn reader_finds_both_across_a_resize(mode: Mode, from: usize, to: usize) {
             let table = table.clone();
             loom::thread::spawn(move || {
                 let section = table.domain().enter();
-                let a = table.lookup(&section, &t(1)).expect("A was present throughout");
+                let a = table
+                    .lookup(&section, &t(1))
+                    .expect("A was present throughout");
                 assert_eq!(a.tuple(), t(1));
                 loom::thread::yield_now();
-                let b = table.lookup(&section, &t(2)).expect("B was present throughout");
+                let b = table
+                    .lookup(&section, &t(2))
+                    .expect("B was present throughout");
                 assert_eq!(b.tuple(), t(2));
             })
         };

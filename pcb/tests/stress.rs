@@ -241,7 +241,10 @@ fn lookups_during_continuous_grow_and_shrink_never_miss_a_present_key() {
         resizes.load(Relaxed),
         stats
     );
-    assert!(resizes.load(Relaxed) >= 4, "too few resizes to mean anything");
+    assert!(
+        resizes.load(Relaxed) >= 4,
+        "too few resizes to mean anything"
+    );
     assert_eq!(stats.grows + stats.shrinks, resizes.load(Relaxed));
     assert!(churns.load(Relaxed) > 1000 && lookups.load(Relaxed) > 1000);
 }

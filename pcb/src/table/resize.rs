@@ -257,12 +257,12 @@ impl<T: Send + 'static> Resizer<T> {
         };
         match st.phase {
             Phase::Idle => {
-                if check && self.auto {
-                    if let Some(n) = self.wanted(table) {
-                        if self.start_locked(table, &mut st, n) {
-                            return ResizeStep::Started(n);
-                        }
-                    }
+                if check
+                    && self.auto
+                    && let Some(n) = self.wanted(table)
+                    && self.start_locked(table, &mut st, n)
+                {
+                    return ResizeStep::Started(n);
                 }
                 ResizeStep::Idle
             }
