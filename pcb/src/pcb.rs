@@ -25,16 +25,20 @@
 //!   found it has ended, and a live PCB is never reused (invariant above).
 //! - `incarnation` (k): as `key`: bumped by `Table::prepare` while the PCB
 //!   is ours alone, before its publication; read by lookups beside the key.
-//! - `next` (b): written under the lock of the bucket the PCB is linked in;
-//!   loaded by readers with Acquire, pairing with the Release stores in
-//!   `table.rs` that publish a PCB or splice one out.
+//! - `links[i]` (s): the chain link this PCB uses in a bucket array whose
+//!   `link` is `i` (two, so that during a resize the PCB is in the readers'
+//!   array and in the array being built at once; see `table/resize.rs`).
+//!   Written under the lock of the PCB's stripe; loaded by readers with
+//!   Acquire, pairing with the Release stores in `table.rs` that publish a
+//!   PCB or splice one out.
 //! - `state` (l): the PCB's own lock. It protects the stack's per-connection
 //!   state `T` and the liveness (`conn.is_some()`), and it is type-stable:
 //!   constructed once by the pool's `init`, never re-created on reuse.
 //!
-//! Lock order: PCB lock, then bucket lock (as in FreeBSD: inp lock before the
-//! hash lock). Nothing takes a PCB lock while holding a bucket lock, except
-//! `insert` on a PCB no one else can reach yet.
+//! Lock order: PCB lock, then stripe lock (as in FreeBSD: inp lock before the
+//! hash lock), then (resizer only) every stripe lock in index order. Nothing
+//! takes a PCB lock while holding a stripe lock, except `insert` on a PCB no
+//! one else can reach yet.
 
 use crate::primitive::{AtomicPtr, Mutex, MutexGuard, TupleCell, lock};
 use crate::table::Table;
@@ -47,6 +51,12 @@ use std::ptr::{self, NonNull};
 /// A connection's control block, as the pool holds it. Only the table
 /// creates and links PCBs; users see them through [`PcbRef`] and
 /// [`PcbGuard`].
+///
+/// `repr(C)`, in the order a lookup reads: the key (48 bytes), the
+/// incarnation (read on a hit) and the first link (read on a miss) fill the
+/// first 64 bytes, so a lookup that stops at this PCB reads one contiguous
+/// run instead of fields the compiler may have spread over the object.
+#[repr(C)]
 pub struct Pcb<T> {
     pub(crate) key: TupleCell<Key>,
     /// Which use of this memory the PCB is (1 for the first): a `PcbRef`
@@ -54,7 +64,7 @@ pub struct Pcb<T> {
     /// later one on the same tuple in the same memory (FreeBSD's
     /// `inp_gencnt`).
     pub(crate) incarnation: TupleCell<u64>,
-    pub(crate) next: AtomicPtr<Pcb<T>>,
+    pub(crate) links: [AtomicPtr<Pcb<T>>; 2],
     pub(crate) state: Mutex<State<T>>,
 }
 
@@ -81,7 +91,10 @@ impl<T> Pcb<T> {
         Pcb {
             key: TupleCell::new(Key::EMPTY),
             incarnation: TupleCell::new(0),
-            next: AtomicPtr::new(ptr::null_mut()),
+            links: [
+                AtomicPtr::new(ptr::null_mut()),
+                AtomicPtr::new(ptr::null_mut()),
+            ],
             state: Mutex::new(State {
                 conn: None,
                 pins: 0,
@@ -102,7 +115,7 @@ impl<T> Pcb<T> {
     ///
     /// # Safety
     /// The caller found the PCB in a chain inside a read section that is
-    /// still open, holds its bucket lock while it is linked, holds its live
+    /// still open, holds its stripe lock while it is linked, holds its live
     /// lock, or owns it (fresh from the pool, unpublished).
     #[inline(always)]
     pub(crate) unsafe fn key(&self) -> Key {

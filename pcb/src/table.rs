@@ -1,29 +1,56 @@
 //! The exact table: connections by 4-tuple, read without locks inside SMR
-//! read sections (FreeBSD's `ipi_hash_exact` under `ipi_smr`).
+//! read sections (FreeBSD's `ipi_hash_exact` under `ipi_smr`), resized
+//! online by writers (`table/resize.rs`).
 //!
-//! Invariant: **every PCB reachable from a bucket is live or is being
-//! removed by the holder of its lock, and a PCB goes back to the pool only
-//! after it is unreachable.** Readers therefore only ever see constructed
-//! PCBs with a stable key, and a PCB that was in a chain for a reader's whole
-//! section is found by it (a remove splices a PCB out by pointing its
-//! predecessor at its successor, so a reader standing on a removed PCB still
-//! walks on through the rest of the chain).
+//! Invariant: **every PCB reachable from the readers' bucket array is live
+//! or is being removed by the holder of its lock, and a PCB goes back to the
+//! pool only after it is unreachable.** Readers therefore only ever see
+//! constructed PCBs with a stable key, and a PCB that was in a chain for a
+//! reader's whole section is found by it (a remove splices a PCB out by
+//! pointing its predecessor at its successor, so a reader standing on a
+//! removed PCB still walks on through the rest of the chain).
 //!
 //! ```text
-//!  buckets[hash(tuple) & mask]          (power of two, sized at creation)
-//!   ┌──────┬─────────────┐
-//!   │ head ─┼─► Pcb ──next──► Pcb ──next──► null
-//!   │ lock  │   (readers: Acquire loads, no stores; writers: bucket lock)
-//!   └──────┴─────────────┘
+//!  main ──► Array { mask, link, heads[hash & mask] }      (readers)
+//!             heads[i] ─► Pcb ──links[link]──► Pcb ──► null
+//!  shadow ─► Array (only while a resize builds it; writers only)
+//!  stripes[hash & (S-1)]: { lock, count }   (S = 256 by default, fixed)
 //! ```
 //!
+//! Layout, and why (issue 16 item 1). A lookup that hits pays for the
+//! bucket word and the PCB's first line; one that misses pays for the
+//! bucket word and each PCB in the chain. What made the old table lose to
+//! hashbrown was the size of what the first miss lands in: each bucket
+//! carried its own mutex beside the head (16 bytes a bucket, 2 MiB of
+//! buckets at 100k connections, twice this machine's 1 MiB L2). The locks
+//! now live in a fixed array of [`STRIPES`] cache-padded stripes chosen by
+//! the low hash bits, so a bucket is one 8-byte head (1 MiB at 100k) and the
+//! load factor is held at or below one by resizing, so the mean hit walks
+//! about 1.5 PCBs. The PCB is `repr(C)` with key, incarnation and the first
+//! link first, so a lookup that stops at a PCB reads its first 64 bytes.
+//! Slot buckets (a cache line of (tag, pointer) pairs) were the other
+//! candidate: they save the PCB read on a miss in a long chain but cost a
+//! full line per bucket (8x the footprint at load 1) and need a copy-based
+//! resize; at the load factors the resizer holds chains are short, so the
+//! smaller array is what wins in the cache. A stripe lock is taken by the
+//! same low hash bits in every array size (all arrays have at least `S`
+//! buckets), which is what lets the resizer move one stripe at a time.
+//!
 //! Locking key for [`Table`]:
-//! - `buckets[i].head` and every `next` in chain `i`: written only under
-//!   `buckets[i].lock` (the [`ChainLock`] token); read by lookups inside a
-//!   read section with Acquire.
-//! - `counts[s]`: changed only under a bucket lock of stripe `s`, Relaxed
-//!   (statistics only); never touched by lookups.
-//! - `pool`, `hash`, `mask`, `domain`: constant after creation.
+//! - `main`: the readers' array. Changed only by the resizer holding every
+//!   stripe lock (Release; readers load it with Acquire); the array it
+//!   replaced is freed only after a grace period (`resize.rs`).
+//! - `shadow`: null, or the array a resize is building. Changed only with
+//!   every stripe lock held; read by writers under their stripe lock.
+//! - In each array, `heads[i]` and every `links[array.link]` in chain `i`:
+//!   written only under `stripes[i & (S-1)].lock` (the [`ChainLock`]
+//!   token); read by lookups inside a read section with Acquire.
+//! - `stripes[s].count`: changed only under that stripe's lock, Relaxed
+//!   (statistics and resize decisions); never touched by lookups.
+//! - `pool`, `hash`, `domain`, `stripes`: constant after creation.
+//! - `resizer`: the resize state machine, behind its own mutex (lock order:
+//!   resizer, then stripes in index order; writers step it only after
+//!   releasing their stripe and PCB locks).
 
 use crate::hash::FlowHash;
 use crate::pcb::{Pcb, PcbGuard, PcbRef};
@@ -35,11 +62,20 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
-/// Entry-count stripes (a power of two): spreads the inserts' and removes'
-/// count updates over separate cache lines.
-const STRIPES: usize = 64;
+mod array;
+mod resize;
+
+pub(crate) use array::Array;
+use resize::Resizer;
+pub use resize::{ResizeStats, ResizeStep};
+
+/// Lock stripes of a table made by [`TableConfig::new`] (a power of two),
+/// chosen by the low hash bits: every bucket array has at least as many
+/// buckets as the table has stripes, so a stripe covers the same keys in
+/// every array size.
+pub const STRIPES: usize = 256;
 
 /// Why an insert was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,18 +109,31 @@ impl std::error::Error for InsertError {}
 /// How to build a [`Table`].
 #[derive(Clone, Debug)]
 pub struct TableConfig {
-    /// Connections expected at once: the bucket count is the next power of
-    /// two at or above it (mean chain ≤ 1 at that load).
+    /// Connections expected at first: the initial bucket count is the next
+    /// power of two at or above it (at least `stripes`). The table grows
+    /// and shrinks from there (see `auto_resize` and `min_buckets`).
     pub expected: usize,
     /// The PCB pool's sizes and cap.
     pub pool: PoolConfig,
     /// The keyed hash; `None` draws a random key.
     pub hash: Option<FlowHash>,
+    /// Whether inserts and removes resize the table when its load factor
+    /// leaves [1/8, 1] (each doing one bounded step). Off: the table resizes
+    /// only through [`Table::resize_to`] and [`Table::resize_step`].
+    pub auto_resize: bool,
+    /// The fewest buckets a shrink may leave (rounded up to a power of two,
+    /// at least `stripes`); `None`: the initial size.
+    pub min_buckets: Option<usize>,
+    /// Lock stripes (rounded up to a power of two, at least one): the
+    /// fewest buckets the table can have. [`STRIPES`] by default; tests and
+    /// models use one to put every PCB in one chain.
+    pub stripes: usize,
 }
 
 impl TableConfig {
     /// Defaults for `expected` connections: a pool capped at four times that
-    /// (at least the pool's default cap), a random hash key.
+    /// (at least the pool's default cap), a random hash key, online resize
+    /// on, [`STRIPES`] stripes, shrinking no lower than that many buckets.
     pub fn new(expected: usize) -> TableConfig {
         let mut pool = PoolConfig::default();
         pool.max_objects = pool.max_objects.max(expected.saturating_mul(4));
@@ -92,32 +141,48 @@ impl TableConfig {
             expected,
             pool,
             hash: None,
+            auto_resize: true,
+            min_buckets: Some(STRIPES),
+            stripes: STRIPES,
         }
     }
 }
 
-pub(crate) struct Bucket<T> {
-    head: AtomicPtr<Pcb<T>>,
+/// One lock stripe: the lock every writer of the stripe's chains holds, and
+/// the stripe's entry count (changed only under the lock).
+pub(crate) struct Stripe {
     lock: Mutex<()>,
+    count: AtomicUsize,
 }
 
 /// The connection table. See the module docs for the protocol and the
 /// locking key.
 pub struct Table<T: Send + 'static> {
-    buckets: Box<[Bucket<T>]>,
-    mask: usize,
+    main: AtomicPtr<Array<T>>,
+    shadow: AtomicPtr<Array<T>>,
     hash: FlowHash,
-    counts: Box<[CachePadded<AtomicUsize>]>,
+    stripes: Box<[CachePadded<Stripe>]>,
+    /// `stripes.len() - 1`.
+    stripe_mask: usize,
     pool: PoolCache<Pcb<T>>,
     domain: Arc<Domain>,
+    resizer: Resizer<T>,
     #[cfg(feature = "poison")]
     poison_hits: std::sync::atomic::AtomicU64,
 }
 
+// SAFETY: the raw array pointers are owned by the table (freed in `Drop` or
+// after a grace period by the resizer) and only shared through atomics;
+// `Array<T>` holds atomics and `Pcb<T>` pointers, which are Send + Sync for
+// `T: Send` (`pcb.rs`).
+unsafe impl<T: Send + 'static> Send for Table<T> {}
+// SAFETY: as above; every shared field is an atomic, a mutex, or constant.
+unsafe impl<T: Send + 'static> Sync for Table<T> {}
+
 impl<T: Send + 'static> fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Table")
-            .field("buckets", &self.buckets.len())
+            .field("buckets", &self.buckets())
             .field("len", &self.len())
             .finish()
     }
@@ -143,23 +208,28 @@ impl<T: Send + 'static> Table<T> {
         cfg: TableConfig,
         protection: Protection,
     ) -> Table<T> {
-        let n = cfg.expected.max(1).next_power_of_two();
-        let buckets = (0..n)
-            .map(|_| Bucket {
-                head: AtomicPtr::new(ptr::null_mut()),
-                lock: Mutex::new(()),
-            })
-            .collect();
+        let stripes = cfg.stripes.clamp(1, 1 << 16).next_power_of_two();
+        let n = resize::clamp_buckets(cfg.expected, stripes);
+        let min = cfg
+            .min_buckets
+            .map_or(n, |m| resize::clamp_buckets(m, stripes));
         let pool = PoolCache::with_poison_hook(protection, cfg.pool, Pcb::new, Pcb::<T>::poison);
         Table {
-            buckets,
-            mask: n - 1,
+            main: AtomicPtr::new(Array::alloc(n, 0)),
+            shadow: AtomicPtr::new(ptr::null_mut()),
             hash: cfg.hash.unwrap_or_else(FlowHash::random),
-            counts: (0..STRIPES)
-                .map(|_| CachePadded(AtomicUsize::new(0)))
+            stripe_mask: stripes - 1,
+            stripes: (0..stripes)
+                .map(|_| {
+                    CachePadded(Stripe {
+                        lock: Mutex::new(()),
+                        count: AtomicUsize::new(0),
+                    })
+                })
                 .collect(),
             pool,
             domain,
+            resizer: Resizer::new(cfg.auto_resize, min, n),
             #[cfg(feature = "poison")]
             poison_hits: std::sync::atomic::AtomicU64::new(0),
         }
@@ -175,16 +245,35 @@ impl<T: Send + 'static> Table<T> {
         &self.hash
     }
 
-    /// Number of buckets.
+    /// The readers' array. Valid while the caller is inside a read section
+    /// of the domain or holds a stripe lock (the resizer frees a replaced
+    /// array only after a grace period, and replaces it only with every
+    /// stripe lock held), or holds the resizer's lock.
+    #[inline(always)]
+    fn main(&self) -> &Array<T> {
+        // Acquire: pairs with the Release store in `Resizer::swap`, so the
+        // heads and links written into the new array before it was
+        // published are visible.
+        let arr = self.main.load(Acquire);
+        // SAFETY: never null; freed only after a grace period that covers
+        // every section (and every stripe-lock holder, who took the lock
+        // before the swap released it) that could have loaded it.
+        unsafe { &*arr }
+    }
+
+    /// Number of buckets in the readers' array.
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        let _section = self.domain.enter();
+        self.main().len()
     }
 
     /// Bytes the table spends per entry beyond the PCB body: the bucket
-    /// array spread over `entries`, plus the chain link in each PCB.
+    /// array and the stripes spread over `entries`, plus the two chain links
+    /// in each PCB.
     pub fn overhead_per_entry(&self, entries: usize) -> f64 {
-        let array = std::mem::size_of_val(&*self.buckets) + std::mem::size_of_val(&*self.counts);
-        array as f64 / entries.max(1) as f64 + std::mem::size_of::<AtomicPtr<Pcb<T>>>() as f64
+        let array = self.buckets() * std::mem::size_of::<AtomicPtr<Pcb<T>>>()
+            + std::mem::size_of_val(&*self.stripes);
+        array as f64 / entries.max(1) as f64 + 2.0 * std::mem::size_of::<AtomicPtr<Pcb<T>>>() as f64
     }
 
     /// The PCB pool's counters.
@@ -201,8 +290,9 @@ impl<T: Send + 'static> Table<T> {
         self.pool.reclaim()
     }
 
-    /// Lookups that walked over a PCB the pool had poisoned (feature
-    /// `poison`): any non-zero value is a reclamation bug.
+    /// Lookups that walked over a PCB the pool had poisoned, or through a
+    /// bucket array the resizer had retired (feature `poison`): any non-zero
+    /// value is a reclamation bug.
     #[cfg(feature = "poison")]
     pub fn poison_hits(&self) -> u64 {
         // Relaxed: statistics only.
@@ -210,16 +300,29 @@ impl<T: Send + 'static> Table<T> {
     }
 
     #[inline(always)]
-    fn bucket_of(&self, key: &Key) -> usize {
-        self.hash.key(key) as usize & self.mask
+    fn hash_of(&self, key: &Key) -> usize {
+        self.hash.key(key) as usize
     }
 
-    fn chain(&self, idx: usize) -> ChainLock<'_, T> {
-        let bucket = &self.buckets[idx];
+    /// Lock the stripe of hash `h`: the right to change its chains in both
+    /// arrays.
+    fn chain(&self, h: usize) -> ChainLock<'_, T> {
+        let stripe = &self.stripes[h & self.stripe_mask];
+        let held = lock(&stripe.lock);
+        // Relaxed: `main` and `shadow` change only while every stripe lock
+        // is held, so taking ours ordered the last change before us.
+        let main = self.main.load(Relaxed);
+        let shadow = self.shadow.load(Relaxed);
         ChainLock {
-            _held: lock(&bucket.lock),
-            bucket,
-            count: &self.counts[idx & (STRIPES - 1)],
+            // SAFETY: never null; an array is freed only after it stopped
+            // being `main` or `shadow`, which needs our stripe lock.
+            main: unsafe { &*main },
+            // SAFETY: as above: null or an array under construction, freed
+            // only with every stripe lock held.
+            shadow: unsafe { shadow.as_ref() },
+            h,
+            count: &stripe.count,
+            _held: held,
         }
     }
 
@@ -245,11 +348,14 @@ impl<T: Send + 'static> Table<T> {
     ) -> Option<PcbRef<'t, 'g, T>> {
         self.check_section(section);
         let key = Key::from(tuple);
-        let bucket = &self.buckets[self.bucket_of(&key)];
-        // Acquire: pairs with the Release store in `ChainLock::push` /
-        // `unlink` that made this pointer current, so the PCB's key and link
-        // written before publication are visible.
-        let mut p = bucket.head.load(Acquire);
+        let arr = self.main();
+        let (mut p, link) = arr.head(self.hash_of(&key));
+        #[cfg(all(feature = "poison", not(loom)))]
+        if arr.is_retired() {
+            // Relaxed: statistics only (test builds).
+            self.poison_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         while let Some(nn) = NonNull::new(p) {
             // SAFETY: loaded from a chain inside `section`; the pool reuses a
             // PCB only after every section that could have loaded it ended,
@@ -274,8 +380,9 @@ impl<T: Send + 'static> Table<T> {
                     _section: PhantomData,
                 });
             }
-            // Acquire: as for the head.
-            p = pcb.next.load(Acquire);
+            // Acquire: as for the head (`Array::head`): pairs with the
+            // Release store that linked the successor.
+            p = pcb.links[link].load(Acquire);
         }
         None
     }
@@ -332,12 +439,15 @@ impl<T: Send + 'static> Table<T> {
     ) -> Result<(), Unpublished<'t, T>> {
         // SAFETY: `new` is unpublished: no reader or writer can reach it.
         unsafe { new.ptr.as_ref().key.set(key) };
-        let mut chain = self.chain(self.bucket_of(&key));
+        let mut chain = self.chain(self.hash_of(&key));
         if chain.find(&key).is_some() {
             return Err(new);
         }
         chain.push(new.ptr);
         std::mem::forget(new);
+        let count = chain.count();
+        drop(chain);
+        self.resizer.after_insert(self, count);
         Ok(())
     }
 
@@ -351,8 +461,9 @@ impl<T: Send + 'static> Table<T> {
         mut f: impl FnMut(PcbRef<'t, 'g, T>),
     ) {
         self.check_section(section);
-        for bucket in self.buckets.iter() {
-            walk(bucket, |nn, key| {
+        let arr = self.main();
+        for i in 0..arr.len() {
+            arr.walk(i, |nn, key| {
                 f(PcbRef {
                     table: self,
                     pcb: nn,
@@ -369,7 +480,7 @@ impl<T: Send + 'static> Table<T> {
     /// (lookups do not touch them). Exact when the table is quiescent.
     pub fn len(&self) -> usize {
         // Relaxed: statistics only.
-        self.counts.iter().map(|c| c.load(Relaxed)).sum()
+        self.stripes.iter().map(|s| s.count.load(Relaxed)).sum()
     }
 
     /// Whether the table is empty (see [`len`](Self::len)).
@@ -381,30 +492,55 @@ impl<T: Send + 'static> Table<T> {
     /// under concurrent changes).
     pub fn chain_stats(&self) -> ChainStats {
         let _section = self.domain.enter();
+        let arr = self.main();
         let mut stats = ChainStats::default();
-        for bucket in self.buckets.iter() {
+        for i in 0..arr.len() {
             let mut len = 0;
-            walk(bucket, |_, _| len += 1);
+            arr.walk(i, |_, _| len += 1);
             stats.add_chain(len);
         }
         stats
     }
+
+    /// The resizer's counters: resizes, current buckets, load factor, time
+    /// spent. Cheap (no walk): for metrics scrapes.
+    pub fn resize_stats(&self) -> ResizeStats {
+        self.resizer.stats(self)
+    }
+
+    /// Start a resize to `buckets` (rounded up to a power of two, at least
+    /// the table's stripe count, at most 2^28) unless one is already under
+    /// way or the table has that size; whether one was started. The work is done by later calls to
+    /// [`resize_step`](Self::resize_step) (and by inserts and removes when
+    /// `auto_resize` is on). Never waits for readers.
+    pub fn resize_to(&self, buckets: usize) -> bool {
+        self.resizer
+            .start(self, resize::clamp_buckets(buckets, self.stripes.len()))
+    }
+
+    /// One bounded step of the resizer (one stripe moved, the swap, or a
+    /// poll for the old array's grace period), or with none under way and
+    /// `auto_resize` on, a check of the load factor. For a maintenance
+    /// thread; never waits for readers, so it may be called from inside a
+    /// read section.
+    pub fn resize_step(&self) -> ResizeStep {
+        self.resizer.step(self, true)
+    }
 }
 
-/// Walk one chain, calling `f` with each PCB and its key.
-///
-/// Only called with a read section of the table's domain open (for_each,
-/// chain_stats), which is what makes the dereferences sound.
-fn walk<T>(bucket: &Bucket<T>, mut f: impl FnMut(NonNull<Pcb<T>>, Key)) {
-    // Acquire: as in `lookup`.
-    let mut p = bucket.head.load(Acquire);
-    while let Some(nn) = NonNull::new(p) {
-        // SAFETY: the caller holds a read section (see above): as in `lookup`.
-        let pcb = unsafe { nn.as_ref() };
-        // SAFETY: as above.
-        f(nn, unsafe { pcb.key() });
-        // Acquire: as in `lookup`.
-        p = pcb.next.load(Acquire);
+impl<T: Send + 'static> Drop for Table<T> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self`, so no reader or writer is left.
+        let main = self.main.load(Relaxed);
+        let shadow = self.shadow.load(Relaxed);
+        // SAFETY: both were made by `Array::alloc` and are owned by the
+        // table; nothing can reach them any more.
+        unsafe {
+            Array::free(main);
+            if !shadow.is_null() {
+                Array::free(shadow);
+            }
+        }
     }
 }
 
@@ -426,87 +562,78 @@ impl<T: Send + 'static> Drop for Unpublished<'_, T> {
     }
 }
 
-/// The lock of one bucket, and with it the right to change that chain: the
-/// type-level form of "writers hold the bucket lock".
+/// The lock of one stripe, and with it the right to change that stripe's
+/// chains in the readers' array and in the array a resize is building: the
+/// type-level form of "writers hold the stripe lock".
 struct ChainLock<'a, T> {
-    bucket: &'a Bucket<T>,
+    main: &'a Array<T>,
+    shadow: Option<&'a Array<T>>,
+    /// The hash of the key this lock was taken for.
+    h: usize,
     count: &'a AtomicUsize,
     _held: MutexGuard<'a, ()>,
 }
 
 impl<T> ChainLock<'_, T> {
-    /// The linked PCB with this key.
+    /// The linked PCB with this key (the readers' array is complete).
     fn find(&self, key: &Key) -> Option<NonNull<Pcb<T>>> {
-        // Relaxed loads: every store to this chain happens under the bucket
-        // lock we hold, whose acquisition orders them before us.
-        let mut p = self.bucket.head.load(Relaxed);
-        while let Some(nn) = NonNull::new(p) {
-            // SAFETY: linked PCBs are not retired while linked (module
-            // invariant), and we hold the bucket lock.
-            let pcb = unsafe { nn.as_ref() };
-            // SAFETY: linked, and we hold its bucket lock.
-            if unsafe { pcb.key() } == *key {
-                return Some(nn);
-            }
-            p = pcb.next.load(Relaxed);
-        }
-        None
+        self.main.find_locked(self.h, key)
     }
 
-    /// Link `new` at the head.
+    /// Link `new` at the head of its chain in the readers' array and, while
+    /// a resize builds one, in the new array.
     fn push(&mut self, new: NonNull<Pcb<T>>) {
-        // SAFETY: `new` is constructed and not yet reachable.
-        let pcb = unsafe { new.as_ref() };
-        // Relaxed: under the bucket lock (see `find`).
-        let head = self.bucket.head.load(Relaxed);
-        // Relaxed: published by the Release store below.
-        pcb.next.store(head, Relaxed);
-        // Release: pairs with the Acquire loads in `lookup`/`walk`, so a
-        // reader that sees `new` sees its key, its link and its state.
-        self.bucket.head.store(new.as_ptr(), Release);
-        // Relaxed: statistics only.
+        // SAFETY: we hold the stripe lock of `h` (this token), and `new` is
+        // constructed and not yet reachable.
+        unsafe { self.main.push_locked(self.h, new) };
+        if let Some(shadow) = self.shadow {
+            // SAFETY: as above; a PCB's links in the two arrays are
+            // separate fields (`Array::link` differs).
+            unsafe { shadow.push_locked(self.h, new) };
+        }
+        // Relaxed: under the stripe lock (statistics and resize decisions).
         self.count.fetch_add(1, Relaxed);
     }
 
-    /// Splice `victim` out; whether it was linked here. Its own `next` is
-    /// left intact, so a reader standing on it walks on.
+    /// Splice `victim` out of both arrays; whether it was linked in the
+    /// readers' one. Its own links are left intact, so a reader standing on
+    /// it walks on.
     fn unlink(&mut self, victim: NonNull<Pcb<T>>) -> bool {
-        let mut link: &AtomicPtr<Pcb<T>> = &self.bucket.head;
-        loop {
-            // Relaxed: under the bucket lock.
-            let p = link.load(Relaxed);
-            let Some(nn) = NonNull::new(p) else {
-                return false;
-            };
-            // SAFETY: linked, so not retired.
-            let pcb = unsafe { nn.as_ref() };
-            if nn == victim {
-                // Release: the successor was published by an earlier Release
-                // store; this one carries that to readers that load the new
-                // pointer from `link` with Acquire.
-                link.store(pcb.next.load(Relaxed), Release);
-                // Relaxed: statistics only.
-                self.count.fetch_sub(1, Relaxed);
-                return true;
-            }
-            link = &pcb.next;
+        // SAFETY: we hold the stripe lock of `h`.
+        let found = unsafe { self.main.unlink_locked(self.h, victim) };
+        if let Some(shadow) = self.shadow {
+            // SAFETY: as above. Absent from the shadow when its stripe has
+            // not been copied yet and it was linked before the resize began.
+            unsafe { shadow.unlink_locked(self.h, victim) };
         }
+        if found {
+            // Relaxed: as in `push`.
+            self.count.fetch_sub(1, Relaxed);
+        }
+        found
+    }
+
+    /// The stripe's entries.
+    fn count(&self) -> usize {
+        // Relaxed: under the stripe lock.
+        self.count.load(Relaxed)
     }
 }
 
 impl<T: Send + 'static> PcbGuard<'_, T> {
     /// Remove the connection from the table and return its state. The PCB
     /// is marked dead under its lock (which we hold), unlinked under its
-    /// bucket lock (lock order: PCB, then bucket), and retired to the pool
+    /// stripe lock (lock order: PCB, then stripe), and retired to the pool
     /// after both are released; readers still holding it find it dead.
     pub fn remove(mut self) -> T {
         let table = self.table;
         let ptr = NonNull::from(self.pcb);
         // SAFETY: we hold the lock of a live PCB.
         let key = unsafe { self.pcb.key() };
-        let mut chain = table.chain(table.bucket_of(&key));
+        let mut chain = table.chain(table.hash_of(&key));
         let unlinked = chain.unlink(ptr);
         assert!(unlinked, "pcb::Table: a live PCB was not in its chain");
+        let count = chain.count();
         drop(chain);
         let conn = self
             .state
@@ -517,14 +644,16 @@ impl<T: Send + 'static> PcbGuard<'_, T> {
         let retire = self.state.pins == 0;
         drop(self);
         if retire {
-            // SAFETY: unlinked above, so new readers cannot find it; marked
-            // dead under its lock, so no `PcbRef::lock` can validate it and
-            // no guard to it remains (we consumed the only one); no pin is
-            // outstanding (none can be taken on a dead PCB); readers that
-            // still hold a pointer are inside sections entered before the
-            // unlink.
+            // SAFETY: unlinked above from every array a new reader can load
+            // (`main`; an array replaced earlier is frozen and only sections
+            // older than this retire can still hold it); marked dead under
+            // its lock, so no `PcbRef::lock` can validate it and no guard to
+            // it remains (we consumed the only one); no pin is outstanding
+            // (none can be taken on a dead PCB); readers that still hold a
+            // pointer are inside sections entered before the unlink.
             unsafe { table.pool.retire_raw(ptr) };
         }
+        table.resizer.after_remove(table, count);
         conn
     }
 }

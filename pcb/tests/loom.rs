@@ -43,6 +43,9 @@ fn table(mode: Mode, cap: usize) -> Arc<Table<u8>> {
             latency_sample_every: 1 << 30,
         },
         hash: Some(FlowHash::with_seed(1)),
+        auto_resize: false,
+        min_buckets: None,
+        stripes: 1,
     };
     // A zero lazy interval: a barrier on every poll that needs one, so the
     // lazy models do not depend on how much real time an execution takes.

@@ -91,7 +91,9 @@ pub struct StackConfig {
     pub addresses: Vec<IpAddr>,
     /// TCP settings for every connection.
     pub tcp: TcpConfig,
-    /// Connections expected at once (sizes the table's buckets).
+    /// Connections expected at first: the table starts with this many
+    /// buckets (rounded up) and grows online with the load, shrinking back
+    /// to it, never below.
     pub table_capacity: usize,
     /// The cap on PCBs (live + waiting for their grace period).
     pub pool_cap: usize,
@@ -230,6 +232,11 @@ impl Stack {
                         ..PoolConfig::default()
                     },
                     hash: Some(hash_for(cfg.insecure_deterministic_seed, 1)),
+                    // Grows with the load from `table_capacity`, and shrinks
+                    // back to it, never below.
+                    auto_resize: true,
+                    min_buckets: None,
+                    stripes: pcb::STRIPES,
                 },
             )),
             baseline => ConnTable::Slots(SlotTable::new(
@@ -450,6 +457,23 @@ impl Stack {
         let ConnTable::Smr(table) = &self.table else {
             return smr::Reclaimed::default();
         };
+        let reclaimed = Self::reclaim_pool_idle(table);
+        // Finish (or start) a table resize: the last insert or remove of a
+        // busy period may have left one under way, and the old bucket array
+        // is freed only by a step after its grace period. Bounded: at most
+        // one full resize of steps, none of which waits.
+        for _ in 0..pcb::STRIPES + 4 {
+            match table.resize_step() {
+                pcb::ResizeStep::Idle | pcb::ResizeStep::Busy | pcb::ResizeStep::Waiting => {
+                    break;
+                }
+                _ => {}
+            }
+        }
+        reclaimed
+    }
+
+    fn reclaim_pool_idle(table: &Table<self::conn::Conn>) -> smr::Reclaimed {
         let first = table.pool_reclaim_idle();
         let domain = table.domain();
         if domain.mode() == Mode::Default || table.pool_stats().pending == 0 {
@@ -465,6 +489,15 @@ impl Stack {
         smr::Reclaimed {
             passed: first.passed + second.passed,
             chunks_freed: first.chunks_freed + second.chunks_freed,
+        }
+    }
+
+    /// The connection table's resizer counters (buckets, load factor,
+    /// resizes, time spent): cheap, no walk. `None` for a baseline backend.
+    pub fn resize_stats(&self) -> Option<pcb::ResizeStats> {
+        match &self.table {
+            ConnTable::Smr(t) => Some(t.resize_stats()),
+            ConnTable::Slots(_) => None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! `smrnet load` against a lab: churn counts agree with the daemon's, a
-//! hold of thousands of connections drains after close, and the kernel
-//! comparison cleans up its namespaces.
+//! hold of thousands of connections drains after close (and grows a table
+//! started small, which shrinks back), and the kernel comparison cleans up
+//! its namespaces.
 
-use crate::names::PASSIVE_OPENS;
+use crate::names::{PASSIVE_OPENS, POOL_PENDING, TABLE_BUCKETS, TABLE_GROWS, TABLE_SHRINKS};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
@@ -100,6 +101,75 @@ pub fn hold_3000_over_17_sources_and_2_processes_drains_after_close() -> Outcome
     // The daemon reports its own memory too.
     let rss = scrape(&lab).sum("smrnet_process_resident_memory_bytes");
     assert!(rss > 1e6, "resident memory gauge {rss}");
+    Outcome::Passed
+}
+
+/// The scaled-down form of issue 16's million-connection hold: a daemon
+/// whose table starts at its smallest (`--table-size 64`, rounded up to the
+/// 256 lock stripes) holds 5000 verified connections, so the table grows
+/// online several times; after the close it shrinks back to 256 buckets and
+/// the pool drains (idle workers finish the last resize).
+pub fn hold_5000_grows_a_table_sized_for_64_and_shrinks_it_back() -> Outcome {
+    let lab = tests::lab_with(2, &["--table-size", "64"]);
+    let start = scrape(&lab);
+    assert_eq!(
+        start.sum(TABLE_BUCKETS),
+        256.0,
+        "the table did not start small"
+    );
+    assert_eq!(start.sum(TABLE_GROWS), 0.0);
+    let (r, _) = smrnet_load(
+        &lab,
+        &[
+            "hold",
+            "--connections",
+            "5000",
+            "--duration",
+            "1s",
+            "--keepalive-interval",
+            "400ms",
+            "--drain-timeout",
+            "30s",
+            "--processes",
+            "2",
+        ],
+    );
+    assert_eq!(r["established"], 5000, "{r:#}");
+    assert_eq!(r["keepalive_failures"], 0, "{r:#}");
+    assert_eq!(r["open_at_end"], 5000, "{r:#}");
+    let d = &r["daemon"];
+    assert!(
+        d["table_entries_held"].as_u64().unwrap() >= 5000,
+        "the daemon's table did not hold the connections: {r:#}"
+    );
+    assert_eq!(d["drained"], true, "{r:#}");
+    // The shrink back finishes on idle workers' steps: give them a bounded
+    // while (polled every 100 ms, at most 10 s).
+    let t0 = std::time::Instant::now();
+    let m = loop {
+        let m = scrape(&lab);
+        if m.sum(TABLE_BUCKETS) == 256.0 && m.sum(POOL_PENDING) == 0.0 {
+            break m;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the table did not shrink back to 256 buckets or the pool did not drain: \
+             buckets {} pending {} grows {} shrinks {}",
+            m.sum(TABLE_BUCKETS),
+            m.sum(POOL_PENDING),
+            m.sum(TABLE_GROWS),
+            m.sum(TABLE_SHRINKS)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // 256 → 8192 for 5000 connections is five doublings (or fewer, larger
+    // steps); at least two grows and one shrink whatever the timing.
+    assert!(m.sum(TABLE_GROWS) >= 2.0, "grows {}", m.sum(TABLE_GROWS));
+    assert!(
+        m.sum(TABLE_SHRINKS) >= 1.0,
+        "shrinks {}",
+        m.sum(TABLE_SHRINKS)
+    );
     Outcome::Passed
 }
 

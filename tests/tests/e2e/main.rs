@@ -61,6 +61,7 @@ fn main() {
         operability::failed_lab_up_removes_everything_it_created,
         load::churn_3s_has_no_errors_and_the_daemon_counts_every_connection,
         load::hold_3000_over_17_sources_and_2_processes_drains_after_close,
+        load::hold_5000_grows_a_table_sized_for_64_and_shrinks_it_back,
         load::compare_kernel_prints_both_rates_and_removes_its_namespaces,
         load::syn_compare_kernel_floods_both_with_one_seed_and_removes_its_namespaces,
         steering::ebpf_steering_keeps_every_segment_on_its_home_worker,

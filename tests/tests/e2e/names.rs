@@ -4,6 +4,8 @@
 pub const PASSIVE_OPENS: &str = "smrnet_tcp_passive_opens_total";
 pub const TABLE_ENTRIES: &str = "smrnet_table_entries";
 pub const TABLE_BUCKETS: &str = "smrnet_table_buckets";
+pub const TABLE_GROWS: &str = "smrnet_table_grows_total";
+pub const TABLE_SHRINKS: &str = "smrnet_table_shrinks_total";
 pub const POOL_PENDING: &str = "smrnet_pool_pending_objects";
 pub const DROPS: &str = "smrnet_ip_drops_total";
 pub const BAD_TCP_CHECKSUM: &str = "reason=\"bad_tcp_checksum\"";

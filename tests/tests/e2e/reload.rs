@@ -120,7 +120,7 @@ pub fn sighup_with_a_bad_file_changes_nothing_and_says_why() -> Outcome {
     let lab = lab_with_config_file(&file.0);
     // A change that needs a restart, beside one that could be live: neither
     // is applied.
-    file.rewrite("table-size = 1024\nlisten = [\"0.0.0.0:80=http\"]\n");
+    file.rewrite("table-size = 4096\nlisten = [\"0.0.0.0:80=http\"]\n");
     hup(&lab);
     wait_reloads(&lab, "refused", 1.0);
     // A file that does not parse.

@@ -31,6 +31,9 @@ use std::time::Duration;
 
 /// Lookup throughput of connection tables, read-only and under churn.
 ///
+/// `smr-resizing`: the SMR table's reader while the churner thread resizes
+/// the table without pause (its churn ops/s are resize steps/s).
+///
 /// Reports lookups/s summed over reader threads and churn ops/s (one insert
 /// or one remove is one op) for smr, dashmap, rwlock (std RwLock<HashMap>),
 /// papaya, and hashmap-unsync (std HashMap without any synchronisation,
@@ -70,6 +73,9 @@ enum Impl {
     RwLock,
     Papaya,
     Unsync,
+    /// The SMR table while a churner thread resizes it without pause
+    /// (between its start size and four times that, one step per call).
+    SmrResizing,
 }
 
 impl Impl {
@@ -80,12 +86,13 @@ impl Impl {
             Impl::RwLock => "rwlock",
             Impl::Papaya => "papaya",
             Impl::Unsync => "hashmap-unsync",
+            Impl::SmrResizing => "smr-resizing",
         }
     }
 }
 
 /// (impl, readers, churners)
-const CONFIGS: [(Impl, usize, usize); 14] = [
+const CONFIGS: [(Impl, usize, usize); 15] = [
     (Impl::Smr, 1, 0),
     (Impl::DashMap, 1, 0),
     (Impl::RwLock, 1, 0),
@@ -100,6 +107,7 @@ const CONFIGS: [(Impl, usize, usize); 14] = [
     (Impl::DashMap, 1, 1),
     (Impl::RwLock, 1, 1),
     (Impl::Papaya, 1, 1),
+    (Impl::SmrResizing, 1, 1),
 ];
 
 struct Subjects {
@@ -152,6 +160,27 @@ impl Subjects {
             Impl::DashMap => self.run(&self.dashmap, readers, churners, budget, base),
             Impl::RwLock => self.run(&self.rwlock, readers, churners, budget, base),
             Impl::Papaya => self.run(&self.papaya, readers, churners, budget, base),
+            Impl::SmrResizing => {
+                let (table, small) = (&self.smr, self.smr.buckets());
+                let mut grow = true;
+                let sample = timed(
+                    readers,
+                    churners,
+                    budget,
+                    &self.tuples,
+                    |t| table.contains(t),
+                    |_: u32| match table.resize_step() {
+                        pcb::ResizeStep::Idle => {
+                            table.resize_to(if grow { small * 4 } else { small });
+                            grow = !grow;
+                        }
+                        pcb::ResizeStep::Waiting => thread::yield_now(),
+                        _ => {}
+                    },
+                );
+                self.settle(small);
+                sample
+            }
             Impl::Unsync => {
                 assert_eq!(churners, 0, "hashmap-unsync is read-only");
                 let map = &self.unsync;
@@ -193,6 +222,24 @@ impl Subjects {
         )
     }
 
+    /// Bring the SMR table back to `buckets` with no resize under way, so
+    /// the other arms measure the table they always do. Bounded (2 s).
+    fn settle(&self, buckets: usize) {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(2) {
+            match self.smr.resize_step() {
+                pcb::ResizeStep::Idle if self.smr.buckets() == buckets => return,
+                pcb::ResizeStep::Idle => {
+                    self.smr.resize_to(buckets);
+                }
+                pcb::ResizeStep::Waiting | pcb::ResizeStep::Busy => {
+                    thread::sleep(Duration::from_millis(1))
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Remove what a churn run left behind.
     fn cleanup(&self, base: u32, inserted: u32) {
         for k in inserted.saturating_sub(CHURN_WINDOW)..inserted {
@@ -232,6 +279,9 @@ struct Report {
     /// The SMR domain's mode in effect (lazy falls back to default when the
     /// kernel refuses membarrier).
     smr_mode: &'static str,
+    /// Resizes the SMR table completed over the whole bench (the
+    /// `smr-resizing` arm's, and any the load triggered).
+    smr_resizes: u64,
     results: Vec<Row>,
     memory: Memory,
     ratios: Ratios,
@@ -268,6 +318,9 @@ struct Ratios {
     read_smr_over_unsync_1: f64,
     /// Read-only, 2 readers.
     read_smr_over_unsync_2: f64,
+    /// 1 reader while the table resizes without pause, over the same reader
+    /// on the steady table (target ≥ 0.8).
+    resizing_lookups_over_steady: f64,
 }
 
 pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
@@ -329,6 +382,10 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
             find(Impl::Smr, 2, 0).lookups_per_s,
             find(Impl::Unsync, 2, 0).lookups_per_s,
         ),
+        resizing_lookups_over_steady: ratio(
+            find(Impl::SmrResizing, 1, 1).lookups_per_s,
+            find(Impl::Smr, 1, 0).lookups_per_s,
+        ),
     };
     let report = Report {
         bench: "pcb",
@@ -337,6 +394,10 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
         millis_per_run: args.millis_per_run,
         machine: Machine::this(),
         smr_mode: subjects.smr.domain().mode().name(),
+        smr_resizes: {
+            let r = subjects.smr.resize_stats();
+            r.grows + r.shrinks
+        },
         memory: Memory {
             smr_table_bytes_per_entry: (subjects.smr.overhead_per_entry(args.entries as usize)
                 * 100.0)

@@ -116,8 +116,9 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub http_body_bytes: Option<usize>,
 
-    /// Connections expected at once (sizes the table's hash buckets).
-    /// [default: 65536]
+    /// Connections expected at first: the table's initial (and smallest)
+    /// bucket count; it grows online with the load and shrinks back.
+    /// [default: 1024]
     #[arg(long, value_name = "N")]
     pub table_size: Option<usize>,
 
@@ -517,7 +518,7 @@ impl Args {
             Some(n) => Ok(n),
             None => Ok(default),
         };
-        let table_size = positive("table-size", self.table_size, 65536)?;
+        let table_size = positive("table-size", self.table_size, 1024)?;
         let pool_cap = positive("pool-cap", self.pool_cap, 262_144)?;
         let syncache_limit = positive("syncache-limit", self.syncache_limit, 16384)?;
         let syncache_per_listener =

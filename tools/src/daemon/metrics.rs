@@ -370,6 +370,16 @@ const GAUGES: &[(&str, Unit, &str)] = &[
         Unit::Count,
         "The longest hash chain of the connection table.",
     ),
+    (
+        "smrnet_table_load_factor",
+        Unit::Count,
+        "Connections per hash bucket (the table grows past 1 and shrinks under 1/8).",
+    ),
+    (
+        "smrnet_table_resize_seconds",
+        Unit::Seconds,
+        "Time the connection table spent in online resizes, start to swap, summed.",
+    ),
     ("smrnet_workers", Unit::Count, "Packet worker threads."),
     (
         "smrnet_steering_ebpf_loaded",
@@ -555,6 +565,16 @@ const COUNTERS: &[(&str, Unit, &str)] = &[
         "Allocations refused with Exhausted.",
     ),
     (
+        "smrnet_table_grows_total",
+        Unit::Count,
+        "Online resizes that grew the connection table.",
+    ),
+    (
+        "smrnet_table_shrinks_total",
+        Unit::Count,
+        "Online resizes that shrank the connection table.",
+    ),
+    (
         "smrnet_pool_chunks_grown_total",
         Unit::Count,
         "Slab chunks created.",
@@ -736,6 +756,12 @@ impl Metrics {
         gauge!("smrnet_table_entries").set(stack.connections() as f64);
         gauge!("smrnet_table_buckets").set(chains.buckets as f64);
         gauge!("smrnet_table_max_chain_length").set(chains.max_chain as f64);
+        if let Some(rs) = stack.resize_stats() {
+            gauge!("smrnet_table_load_factor").set(rs.load_factor);
+            gauge!("smrnet_table_resize_seconds").set(rs.resize_ns as f64 / 1e9);
+            counter!("smrnet_table_grows_total").absolute(rs.grows);
+            counter!("smrnet_table_shrinks_total").absolute(rs.shrinks);
+        }
 
         gauge!("smrnet_workers").set(self.shared.stats.len() as f64);
         let steering = self.shared.steering;

@@ -35,6 +35,9 @@ fn table(backend: Backend, cap: usize) -> ConnTable {
                     ..smr::PoolConfig::default()
                 },
                 hash: Some(FlowHash::with_seed(1)),
+                auto_resize: true,
+                min_buckets: None,
+                stripes: pcb::STRIPES,
             },
         )),
         b => ConnTable::Slots(pcb::SlotTable::new(b, 64, cap, FlowHash::with_seed(1))),
