@@ -21,6 +21,9 @@ const SLOTS: usize = 64;
 const READERS: usize = 2;
 const WRITERS: usize = 2;
 const POISON: u64 = 0x5050_5050_5050_5050;
+/// How much longer than the planned run a stress may go on waiting for its
+/// first reuse.
+const REUSE_WAIT: Duration = Duration::from_secs(20);
 
 struct Node {
     key: AtomicU64,
@@ -148,6 +151,18 @@ fn stress(protection: Protection, reader: Reader) -> (Outcome, PoolStats) {
             });
         }
         std::thread::sleep(duration());
+        // The test means something only once memory was reused; on a loaded
+        // machine (or in lazy mode, whose read hand moves with the clock)
+        // that can take longer than the planned run, so go on until it has
+        // happened, within a bound (the check below fails past it).
+        let deadline = std::time::Instant::now() + REUSE_WAIT;
+        while std::time::Instant::now() < deadline {
+            let st = pool.stats();
+            if st.allocated < st.allocs {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         stop.store(true, Relaxed);
         readers
             .into_iter()
