@@ -80,6 +80,12 @@ pub struct StackArgs {
     #[arg(long, value_name = "MS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     millis_per_run: u64,
+
+    /// Leave out the smoltcp rows (and so the ratios): for profiling
+    /// smrnet's own rows with `perf`, where the baseline would take most of
+    /// the samples.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 /// A server under test: frames in, frames out, at time `now`.
@@ -306,7 +312,9 @@ pub(crate) fn run(args: &StackArgs) -> io::Result<()> {
                 configs.push(Config::new(Impl::Smrnet(backend), t, open, &mut source)?);
             }
         }
-        configs.push(Config::new(Impl::Smoltcp, 1, open, &mut source)?);
+        if !args.no_baseline {
+            configs.push(Config::new(Impl::Smoltcp, 1, open, &mut source)?);
+        }
     }
     let budget = Duration::from_millis(args.millis_per_run);
     let mut samples = vec![Vec::new(); configs.len()];
