@@ -257,12 +257,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
 
     let epoch = std::time::Instant::now();
-    let kicking = Arc::clone(&wakers);
-    let forward = forward::Plane::new(
-        Arc::clone(&stack),
-        epoch,
-        Arc::new(move |w| kicking.wake(w)),
-    );
+    // No kick of its own: every call the forward plane makes on the stack
+    // ends in the stack's after-touch step, which already wakes the
+    // connection's home worker through `scfg.waker` if it is parked (once
+    // per park); an eventfd write here too would be a second system call
+    // per application call.
+    let forward = forward::Plane::new(Arc::clone(&stack), epoch, Arc::new(|_| {}));
     let shared = Arc::new(Shared {
         forward,
         stack: Arc::clone(&stack),
