@@ -6,8 +6,9 @@
 //! It runs on the tokio API (`smrnet_tokio`) in a control-plane runtime
 //! of its own: one thread, `smrnet-fwd`, which enters `--netns` (so the
 //! upstream's loopback is the namespace's) and drops privileges itself.
-//! The packet workers hand it the events of its connections and wake on
-//! its kicks; they never wait for it.
+//! The packet workers hand it the events of its connections and are woken
+//! by the stack's own waker when its calls queue work; they never wait for
+//! it.
 //!
 //! Per connection: connect to the upstream within [`CONNECT_TIMEOUT`]
 //! (refused or timed out: RST to the client, a counter, a log line at
@@ -199,8 +200,7 @@ impl ForwardCounters {
 
 /// What the packet workers, the control plane and the forward thread
 /// share: the tokio API over the stack (always built: a worker hands it
-/// events only once a forward listener exists), the workers' kicks, the
-/// counters, and the forward thread's wake-up (a reload or the stop).
+/// events only once a forward listener exists), the counters, and the forward thread's wake-up (a reload or the stop).
 pub struct Plane {
     pub net: smrnet_tokio::Net,
     pub counters: ForwardCounters,

@@ -105,7 +105,7 @@ pub struct Shared {
     pub wakers: Arc<Wakers>,
     /// Whether the eBPF steering program runs.
     pub steering: super::steering::Status,
-    /// The forward service's side: the tokio API, kicks, counters.
+    /// The forward service's side: the tokio API and its counters.
     pub forward: super::forward::Plane,
 }
 
