@@ -200,7 +200,8 @@ impl ForwardCounters {
 
 /// What the packet workers, the control plane and the forward thread
 /// share: the tokio API over the stack (always built: a worker hands it
-/// events only once a forward listener exists), the counters, and the forward thread's wake-up (a reload or the stop).
+/// events only once a forward listener exists), the counters, and the
+/// forward thread's wake-up (a reload or the stop).
 pub struct Plane {
     pub net: smrnet_tokio::Net,
     pub counters: ForwardCounters,
