@@ -21,6 +21,9 @@
 //! reader's slot, or the reader's loads see the unlink. Leaving a section is a
 //! Release store of `INVALID`; a scan that observed it ends with an Acquire
 //! fence, so the reader's last accesses happen before the writer reuses memory.
+//! Publishing a sequence is a Release store too: a reader that leaves and
+//! enters again may overwrite its exit before a scan reads the slot, and then
+//! the new sequence is what must carry the earlier section's accesses.
 //!
 //! Modes (chosen at creation):
 //! - `Default`: fenced enter, one shared increment per `advance`.
@@ -36,7 +39,7 @@
 use crate::backoff::Backoff;
 use crate::membarrier;
 use crate::primitive::{
-    AtomicU64, CachePadded, Mutex, bump, fence, light_fence, lock, publish_fenced, writer_fence,
+    AtomicU64, CachePadded, Mutex, bump, fence, lock, publish_fenced, publish_light, writer_fence,
 };
 use crate::registry::{self, LocalSlot, Registry};
 use crate::seq::{Goal, INVALID, Seq, SeqParams, delta, leq, lt, min};
@@ -271,8 +274,7 @@ impl Domain {
             let seq = self.wr.load(Acquire);
             if self.mode == Mode::Lazy {
                 // No StoreLoad here: the writer's membarrier supplies it.
-                slot.value.store(seq, Relaxed);
-                light_fence();
+                publish_light(&slot.value, seq);
             } else {
                 // StoreLoad: pairs with the SeqCst fence at the top of `scan`.
                 publish_fenced(&slot.value, seq);

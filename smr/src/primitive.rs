@@ -26,7 +26,7 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 /// Lock a mutex, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent before anything in it can panic.
@@ -41,8 +41,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// costs less than `mfence`; FreeBSD's amd64 `smr_enter` relies on the same
 /// property. The `compiler_fence` keeps the compiler from hoisting the
 /// protected loads above the exchange. Everywhere else (and under loom) it is
-/// a relaxed store followed by `fence(SeqCst)`, the portable form whose
+/// a Release store followed by `fence(SeqCst)`, the portable form whose
 /// argument the loom models check.
+///
+/// Why Release and not Relaxed: a thread that leaves a section (a Release
+/// store of `INVALID`) and enters the next one at once overwrites its exit
+/// before a scan may read it. The scan then reads only the new sequence, and
+/// under the language's memory model a later Relaxed store does not carry
+/// the exit's release (release sequences are made of read-modify-writes
+/// only), so nothing would order the first section's loads before the
+/// writer's free. The Release store carries it. It costs nothing on x86
+/// (every store is a release there) and is the same `stlr` an exit already
+/// pays on arm64. `--cfg smr_weakened="enter_relaxed"` restores the Relaxed
+/// store under loom: the back-to-back models must catch it.
 #[inline(always)]
 pub(crate) fn publish_fenced<A: Publish>(slot: &A, value: A::Value) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
@@ -55,24 +66,32 @@ pub(crate) fn publish_fenced<A: Publish>(slot: &A, value: A::Value) {
         not(smr_weakened = "reader")
     ))]
     {
-        slot.store_relaxed(value);
+        slot.store_release(value);
         fence(SeqCst);
     }
     // Negative control for the loom suite: an acquire fence does not order
     // the slot store before later loads (FreeBSD's arm64 bug, PR 265974).
     #[cfg(all(loom, smr_weakened = "reader"))]
     {
-        slot.store_relaxed(value);
+        slot.store_release(value);
         fence(std::sync::atomic::Ordering::Acquire);
     }
+}
+
+/// Store `value` into a reader slot with no StoreLoad fence (the lazy
+/// domain's enter: the writer's membarrier supplies it). Release for the
+/// reason given at [`publish_fenced`]; then the reader's decision point.
+#[inline(always)]
+pub(crate) fn publish_light<A: Publish>(slot: &A, value: A::Value) {
+    slot.store_release(value);
+    light_fence();
 }
 
 /// The atomics `publish_fenced` stores into: reader slots (`AtomicU64`) and
 /// the pool's per-thread `busy` words (`AtomicU32`).
 pub(crate) trait Publish {
     type Value;
-    #[cfg_attr(all(target_arch = "x86_64", not(loom)), allow(dead_code))]
-    fn store_relaxed(&self, value: Self::Value);
+    fn store_release(&self, value: Self::Value);
     #[cfg_attr(not(all(target_arch = "x86_64", not(loom))), allow(dead_code))]
     fn swap_seqcst(&self, value: Self::Value);
 }
@@ -82,7 +101,12 @@ macro_rules! publish_for {
         impl Publish for $atomic {
             type Value = $value;
             #[inline(always)]
-            fn store_relaxed(&self, value: $value) {
+            fn store_release(&self, value: $value) {
+                // Release: see `publish_fenced`. The negative control
+                // `enter_relaxed` weakens it under loom.
+                #[cfg(not(all(loom, smr_weakened = "enter_relaxed")))]
+                self.store(value, Release);
+                #[cfg(all(loom, smr_weakened = "enter_relaxed"))]
                 self.store(value, Relaxed);
             }
             #[inline(always)]

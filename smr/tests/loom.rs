@@ -8,6 +8,8 @@
 //! StoreLoad fence becomes a release fence), every model of the fenced modes
 //! (default, deferred) must fail with a loom causality violation, while the
 //! lazy and pserialize models, which do not use those fences, still pass.
+//! With `--cfg smr_weakened="enter_relaxed"` (the slot's publishing store
+//! Relaxed instead of Release) the back-to-back models must fail.
 //! Loom aborts the process after reporting (it panics again while unwinding
 //! its own objects), so each control runs as its own test process.
 //!
@@ -123,6 +125,42 @@ fn lazy_wait_returns_after_reader() {
 #[test]
 fn deferred_wait_returns_after_reader() {
     wait_returns_after_reader(Mode::Deferred);
+}
+
+/// A reader that leaves and enters again at once: the scan may see the
+/// second section's published sequence (newer than the goal) instead of the
+/// first one's exit, and must still order the first section's loads before
+/// the free. In the fenced modes the enter's StoreLoad fence carries that
+/// order; in the lazy mode only the publishing store itself can (a later
+/// Relaxed store does not continue the exit's release sequence).
+fn back_to_back_sections_order_the_first_before_the_free(mode: Mode) {
+    model(move || {
+        let d = domain(mode);
+        let s = Shared::new();
+        let (d2, s2) = (d.clone(), s.clone());
+        let reader = thread::spawn(move || {
+            for _ in 0..2 {
+                let _section = d2.enter();
+                s2.read();
+            }
+        });
+        s.unlink();
+        let goal = d.advance();
+        if d.poll(goal) {
+            s.poison();
+        }
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn default_back_to_back_sections_order_the_first_before_the_free() {
+    back_to_back_sections_order_the_first_before_the_free(Mode::Default);
+}
+
+#[test]
+fn lazy_back_to_back_sections_order_the_first_before_the_free() {
+    back_to_back_sections_order_the_first_before_the_free(Mode::Lazy);
 }
 
 /// Two grace periods in a row, with the reader's published sequence possibly
