@@ -14,7 +14,6 @@ mod reclaim;
 mod report;
 mod stack;
 mod syn;
-mod tunio;
 
 pub use e2e::E2eArgs;
 pub use path::PathArgs;
@@ -25,7 +24,6 @@ pub use reclaim::ReclaimArgs;
 pub use report::RunArgs;
 pub use stack::StackArgs;
 pub use syn::SynBenchArgs;
-pub use tunio::TunioArgs;
 
 use std::io;
 
@@ -54,10 +52,6 @@ pub enum BenchCommand {
     /// client, same run: one stream to discard and echo, SYN floods with a
     /// legitimate probe, churn, wrk keep-alive (root).
     Path(PathArgs),
-    /// TUN frames per second and CPU per frame: one read/write system call
-    /// per frame against batched io_uring submission, rx and tx, by queue
-    /// count, in a namespace of its own (root).
-    Tunio(TunioArgs),
 }
 
 impl BenchCommand {
@@ -73,7 +67,6 @@ impl BenchCommand {
             BenchCommand::Syn(args) => syn::run(args),
             BenchCommand::E2e(args) => e2e::run(args),
             BenchCommand::Path(args) => path::run(args),
-            BenchCommand::Tunio(args) => tunio::run(args),
         }
     }
 }
