@@ -430,8 +430,8 @@ fn print_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<16} {:>16} {:>16} {:>7}  {}",
-        "row", "kernel", "smrnetd", "ratio", "unit"
+        "{:<16} {:>16} {:>16} {:>7}  unit",
+        "row", "kernel", "smrnetd", "ratio"
     )?;
     for row in &r.rows {
         writeln!(
