@@ -61,3 +61,107 @@ pub fn bench_e2e_reports_every_backend_and_mode_with_matching_daemon_counts() ->
     assert!(start.elapsed() < BUDGET, "took {:?}", start.elapsed());
     Outcome::Passed
 }
+
+/// A tiny `bench path`: every row on both sides with a nonzero figure,
+/// valid JSON, and every namespace it announced gone afterwards.
+pub fn bench_path_tiny_run_reports_every_row_on_both_sides_and_removes_its_namespaces() -> Outcome {
+    let start = Instant::now();
+    let out = Command::new(smrnet_binary())
+        .args(["bench", "path", "--json", "--runs", "1"])
+        .args([
+            "--bytes",
+            "64MiB",
+            "--echo-bytes",
+            "32MiB",
+            "--stream-timeout",
+            "30",
+        ])
+        .args([
+            "--syn-rates",
+            "2000,unlimited",
+            "--syn-seconds",
+            "1",
+            "--seed",
+            "15",
+        ])
+        .args(["--churn-seconds", "1", "--churn-concurrency", "8"])
+        .args(["--wrk-seconds", "1", "--daemon"])
+        .arg(daemon_binary())
+        .output()
+        .expect("run smrnet bench path");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "bench path failed: {}\n{stderr}",
+        out.status
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("bench path --json prints one JSON object");
+    let rows = r["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().filter_map(|x| x["row"].as_str()).collect();
+    let wrk_skipped = r["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .any(|s| s["row"] == "wrk");
+    let mut want = vec![
+        "stream-discard",
+        "stream-echo",
+        "syn-2000",
+        "syn-unlimited",
+        "churn",
+    ];
+    if !wrk_skipped {
+        want.push("wrk");
+    }
+    assert_eq!(names, want, "every row, in order: {r:#}");
+    for row in rows {
+        let name = &row["row"];
+        for side in ["kernel", "smrnetd"] {
+            assert!(
+                row[side].as_f64().is_some_and(|v| v > 0.0),
+                "{name} {side}: no figure: {row:#}"
+            );
+        }
+        assert!(row["ratio"].as_f64().is_some_and(|v| v > 0.0), "{row:#}");
+    }
+    let figure = |row: usize, side: &str, name: &str| {
+        rows[row][format!("{side}_figures")][name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{side} {name} missing: {:#}", rows[row]))
+    };
+    for i in 0..2 {
+        assert!(figure(i, "smrnetd", "daemon_cpu_s_per_gb") > 0.0);
+        assert!(figure(i, "kernel", "machine_cpu_s_per_gb") > 0.0);
+    }
+    for i in 2..4 {
+        for side in ["kernel", "smrnetd"] {
+            assert!(figure(i, side, "flood_syn_per_sec") > 0.0);
+            assert!(figure(i, side, "success_pct") > 0.0);
+        }
+        assert!(figure(i, "smrnetd", "syn_acks_sent") > 0.0);
+    }
+    assert_eq!(figure(4, "kernel", "errors"), 0.0);
+    assert_eq!(figure(4, "smrnetd", "errors"), 0.0);
+    // Every namespace the bench announced (labs and kernel pairs) is gone.
+    let announced: Vec<&str> = stderr
+        .split_whitespace()
+        .filter(|w| w.starts_with("smrnet-kc-") || w.starts_with("smrnet-lab-"))
+        .map(|w| w.trim_end_matches([')', ',', ':']))
+        .collect();
+    assert!(
+        announced.iter().any(|n| n.starts_with("smrnet-lab-"))
+            && announced.iter().any(|n| n.starts_with("smrnet-kc-")),
+        "no namespaces named on stderr:\n{stderr}"
+    );
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for ns in announced {
+        assert!(!list.contains(ns), "{ns} left behind:\n{list}");
+    }
+    assert!(start.elapsed() < PATH_BUDGET, "took {:?}", start.elapsed());
+    Outcome::Passed
+}
+
+/// About 20 s of measurement and 12 lab or pair start-ups.
+const PATH_BUDGET: Duration = Duration::from_secs(180);

@@ -38,6 +38,7 @@ fn main() {
         traffic::echo_round_trips_1mib_on_100_parallel_connections,
         backends::every_pcb_backend_serves_parallel_and_sequential_echo_and_drains,
         bench::bench_e2e_reports_every_backend_and_mode_with_matching_daemon_counts,
+        bench::bench_path_tiny_run_reports_every_row_on_both_sides_and_removes_its_namespaces,
         traffic::ping_v4_and_v6_are_answered,
         traffic::http_body_reaches_curl_and_a_std_client,
         traffic::port_without_listener_refuses_with_rst,

@@ -15,6 +15,7 @@
 //! daemon, so conns/s is the whole system's; CPU per connection is the
 //! daemon's alone and is the steadier figure.
 
+use super::cpu::process_cpu;
 use super::harness::Summary;
 use crate::lab::{DAEMON_V4, ECHO_PORT, Lab, LabConfig, LabError};
 use crate::load::churn::{self, ChurnOpts};
@@ -318,36 +319,6 @@ fn print_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     Ok(())
 }
 
-/// User + system CPU time of every thread of `pid` so far.
-fn process_cpu(pid: u32) -> io::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_cpu(&stat, clock_ticks()).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("/proc/{pid}/stat: no utime/stime fields"),
-        )
-    })
-}
-
-/// Fields 14 and 15 (utime, stime, in clock ticks) of `/proc/PID/stat`,
-/// counted after the command name, which is in parentheses and may itself
-/// contain spaces and parentheses.
-fn parse_cpu(stat: &str, ticks_per_sec: u64) -> Option<Duration> {
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_comm.split_ascii_whitespace();
-    // After the name: state is field 3, so utime (14) is the 12th here.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = utime.checked_add(stime)?;
-    Some(Duration::from_secs_f64(
-        ticks as f64 / ticks_per_sec.max(1) as f64,
-    ))
-}
-
-fn clock_ticks() -> u64 {
-    rustix::param::clock_ticks_per_second()
-}
-
 fn lab_err(e: LabError) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -355,16 +326,6 @@ fn lab_err(e: LabError) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_fields_are_read_after_a_name_with_spaces_and_parens() {
-        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
-        // majflt cmajflt utime stime ...
-        let stat = "4242 (smr netd (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0";
-        assert_eq!(parse_cpu(stat, 100), Some(Duration::from_secs(3)));
-        assert_eq!(parse_cpu("4242 (x) S 1 2", 100), None);
-        assert_eq!(parse_cpu("garbage", 100), None);
-    }
 
     #[test]
     fn unknown_configurations_are_refused_by_name_and_repeats_dropped() {

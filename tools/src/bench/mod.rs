@@ -3,8 +3,10 @@
 //! is a command anyone can rerun, not an anecdote.
 
 mod churn;
+mod cpu;
 mod e2e;
 mod harness;
+mod path;
 mod pcb;
 mod pool;
 mod read;
@@ -14,6 +16,7 @@ mod stack;
 mod syn;
 
 pub use e2e::E2eArgs;
+pub use path::PathArgs;
 pub use pcb::PcbArgs;
 pub use pool::PoolArgs;
 pub use read::ReadArgs;
@@ -45,6 +48,10 @@ pub enum BenchCommand {
     /// The same kernel-socket churn through smrnetd on a TUN device, once per
     /// connection-table backend and SMR mode, each in its own lab (root).
     E2e(E2eArgs),
+    /// The daemon's data path against the kernel's TCP over a veth, same
+    /// client, same run: one stream to discard and echo, SYN floods with a
+    /// legitimate probe, churn, wrk keep-alive (root).
+    Path(PathArgs),
 }
 
 impl BenchCommand {
@@ -59,6 +66,7 @@ impl BenchCommand {
             BenchCommand::Stack(args) => stack::run(args),
             BenchCommand::Syn(args) => syn::run(args),
             BenchCommand::E2e(args) => e2e::run(args),
+            BenchCommand::Path(args) => path::run(args),
         }
     }
 }

@@ -6,8 +6,12 @@
 //! (server): inside RFC 2544's 198.18.0.0/15 like the lab, but a different
 //! /24, and nothing in the root namespace (the veth is created inside the
 //! client namespace with its peer placed straight into the server's). A
-//! tokio echo server runs on a thread moved into the server namespace; the
-//! churn runs from the client namespace.
+//! tokio server runs on a thread moved into the server namespace with the
+//! lab daemon's three services on their ports: echo (7), discard (9) and
+//! http (80), the last two answered by the daemon's own sans-IO service
+//! code ([`crate::daemon::services::Session`], same body size as a lab's
+//! daemon) so both sides speak byte-for-byte the same protocol. The load
+//! runs from the client namespace.
 //!
 //! Invariant: [`KernelPair`] owns both namespaces and the server thread;
 //! dropping it (on any path, including a Ctrl-C that stops the churn)
@@ -15,6 +19,8 @@
 
 use super::churn::{self, ChurnOpts, ChurnReport};
 use super::netns::NetnsFd;
+use crate::daemon::config::Service;
+use crate::daemon::services::{Next, Session};
 use crate::lab::{self, LabError, Netns};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,11 +36,25 @@ pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 const EXTRA_FIRST: u8 = 16;
 const EXTRA_COUNT: u8 = 16;
-const ECHO_PORT: u16 = 7;
+const ECHO_PORT: u16 = crate::lab::ECHO_PORT;
+const DISCARD_PORT: u16 = crate::lab::DISCARD_PORT;
+const HTTP_PORT: u16 = crate::lab::HTTP_PORT;
+/// The http body the kernel side serves: the daemon's default, as in a lab.
+pub const HTTP_BODY_BYTES: usize = 1024;
 
 /// The kernel's echo service on the far end of the veth.
 pub fn server_addr() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(SERVER_V4), ECHO_PORT)
+}
+
+/// The kernel's discard service on the far end of the veth.
+pub fn discard_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(SERVER_V4), DISCARD_PORT)
+}
+
+/// The kernel's http service on the far end of the veth.
+pub fn http_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(SERVER_V4), HTTP_PORT)
 }
 
 /// The client namespace's addresses: 198.19.0.1, then 198.19.0.16-31.
@@ -45,7 +65,7 @@ pub fn client_addrs() -> Vec<IpAddr> {
         .collect()
 }
 
-/// Two namespaces, a veth between them, and a kernel-socket echo server.
+/// Two namespaces, a veth between them, and a kernel-socket server.
 #[derive(Debug)]
 pub struct KernelPair {
     stop: Arc<AtomicBool>,
@@ -134,6 +154,10 @@ impl KernelPair {
         self.client.name()
     }
 
+    pub fn server_netns(&self) -> &str {
+        self._server_ns.name()
+    }
+
     /// Routes `prefix` (a SYN flood's spoofed sources) from the server back
     /// through the client namespace, which owns none of those addresses and
     /// does not forward, so it drops the SYN-ACKs, as a lab namespace does
@@ -171,7 +195,7 @@ impl KernelPair {
     }
 
     fn stop_server(&mut self) -> io::Result<()> {
-        // Relaxed: polled by the server's accept loop every 100 ms.
+        // Relaxed: polled by the server's wait loop every 100 ms.
         self.stop.store(true, Ordering::Relaxed);
         match self.server.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
@@ -190,7 +214,8 @@ impl Drop for KernelPair {
     }
 }
 
-/// Echo on 198.19.0.2:7 until `stop`; tells `ready` once listening.
+/// Echo on 198.19.0.2:7, discard on :9 and http on :80 until `stop`;
+/// tells `ready` once all three listen.
 fn echo_server(
     threads: usize,
     stop: &AtomicBool,
@@ -202,45 +227,101 @@ fn echo_server(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listen = || -> io::Result<tokio::net::TcpListener> {
+        let listen = |addr: SocketAddr| -> io::Result<tokio::net::TcpListener> {
             let sock = tokio::net::TcpSocket::new_v4()?;
             sock.set_reuseaddr(true)?;
-            sock.bind(server_addr())?;
+            sock.bind(addr)?;
             sock.listen(4096)
         };
-        let listener = match listen() {
-            Ok(l) => l,
-            Err(e) => {
-                let msg = format!("kernel echo server: listen on {}: {e}", server_addr());
-                let _ = ready.send(Err(io::Error::new(e.kind(), msg.clone())));
-                return Err(io::Error::new(e.kind(), msg));
-            }
-        };
-        let _ = ready.send(Ok(()));
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let accepted =
-                tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-            let Ok(Ok((mut sock, _))) = accepted else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 << 10];
-                loop {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if sock.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
+        let mut listeners = Vec::new();
+        for (addr, service) in [
+            (server_addr(), None),
+            (discard_addr(), Some(Service::Discard)),
+            (http_addr(), Some(Service::Http)),
+        ] {
+            match listen(addr) {
+                Ok(l) => listeners.push((l, service)),
+                Err(e) => {
+                    let msg = format!("kernel server: listen on {addr}: {e}");
+                    let _ = ready.send(Err(io::Error::new(e.kind(), msg.clone())));
+                    return Err(io::Error::new(e.kind(), msg));
                 }
-            });
+            }
         }
+        let _ = ready.send(Ok(()));
+        let mut acceptors = Vec::new();
+        for (listener, service) in listeners {
+            acceptors.push(tokio::spawn(accept_loop(listener, service)));
+        }
+        // Relaxed: a flag polled every 100 ms.
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for a in acceptors {
+            a.abort();
+        }
+        Ok(())
     })
+}
+
+/// Accepts until aborted; `None` is the plain echo loop the churn
+/// comparison has always used, `Some` a daemon service session.
+async fn accept_loop(listener: tokio::net::TcpListener, service: Option<Service>) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            // Out of descriptors, say: back off rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        match service {
+            None => tokio::spawn(echo(sock)),
+            Some(s) => tokio::spawn(serve_session(sock, s)),
+        };
+    }
+}
+
+async fn echo(mut sock: tokio::net::TcpStream) {
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if sock.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One connection through the daemon's own service code: read, feed, write
+/// what it answers, close when it says so or the peer does.
+async fn serve_session(mut sock: tokio::net::TcpStream, service: Service) {
+    let Some(mut session) = Session::new(service, HTTP_BODY_BYTES) else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let mut out = Vec::new();
+    loop {
+        let n = match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut next = session.on_data(&buf[..n], &mut out);
+        loop {
+            if !out.is_empty() && sock.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+            if next == Next::Close || !session.has_backlog() {
+                break;
+            }
+            next = session.resume(&mut out);
+        }
+        if next == Next::Close {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

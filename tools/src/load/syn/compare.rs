@@ -42,6 +42,18 @@ fn kernel_args(args: &SynArgs, pair: &KernelPair) -> SynArgs {
 
 /// Runs both sides and prints the comparison (text or JSON).
 pub fn run_cli(args: &SynArgs, stop: &AtomicBool) -> io::Result<()> {
+    let cmp = run(args, stop)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&cmp)?);
+    } else {
+        print!("{cmp}");
+    }
+    Ok(())
+}
+
+/// Runs the kernel side (in namespaces of its own, removed before the
+/// daemon's run starts), then the target daemon, and compares them.
+pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynComparison> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     let pair = KernelPair::up(2)?;
     pair.route_back(&args.spoof_prefix.to_string())?;
@@ -63,17 +75,11 @@ pub fn run_cli(args: &SynArgs, stop: &AtomicBool) -> io::Result<()> {
         (Some(k), Some(s)) if k.conns_per_sec > 0.0 => Some(s.conns_per_sec / k.conns_per_sec),
         _ => None,
     };
-    let cmp = SynComparison {
+    Ok(SynComparison {
         kernel,
         smrnetd,
         legit_under_flood_ratio,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&cmp)?);
-    } else {
-        print!("{cmp}");
-    }
-    Ok(())
+    })
 }
 
 impl fmt::Display for SynComparison {

@@ -35,7 +35,7 @@ mod scrape;
 #[cfg(test)]
 mod tests;
 
-pub use compare::SynComparison;
+pub use compare::{SynComparison, run as compare_kernel};
 pub use flood::{FloodOpts, FloodReport, enter_netns};
 pub use packet::{MAX_SYN_LEN, OptionsMode, Syn, SynOptions, write_syn};
 pub use prefix::Ipv4Prefix;
