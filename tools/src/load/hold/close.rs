@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn the_orphan_count_is_read_from_sockstat() {
-        let s = "sockets: used 5\nTCP: inuse 3 orphan 17 tw 2 alloc 9 mem 169\nUDP: inuse 0 mem 0\n";
+        let s =
+            "sockets: used 5\nTCP: inuse 3 orphan 17 tw 2 alloc 9 mem 169\nUDP: inuse 0 mem 0\n";
         assert_eq!(parse_orphans(s), Some(17));
         assert_eq!(parse_orphans("sockets: used 5\n"), None);
         assert!(orphan_limit() >= 1);

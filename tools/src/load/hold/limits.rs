@@ -85,7 +85,10 @@ pub(super) fn local_port_range() -> io::Result<(u32, u32)> {
 /// `(allocated, max)` from `fs.file-nr`.
 pub(super) fn file_nr() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/sys/fs/file-nr").ok()?;
-    let v: Vec<u64> = s.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let v: Vec<u64> = s
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     Some((*v.first()?, *v.get(2)?))
 }
 
@@ -105,7 +108,10 @@ mod tests {
         let e = check_four_tuples(1_100_000, &addrs(16), lab_ports).unwrap_err();
         let msg = e.to_string();
         assert!(!msg.contains('\n'), "one line: {msg}");
-        assert!(msg.contains("16 source address(es)") && msg.contains("1024-65535"), "{msg}");
+        assert!(
+            msg.contains("16 source address(es)") && msg.contains("1024-65535"),
+            "{msg}"
+        );
         assert!(msg.contains("--source-addrs"), "{msg}");
     }
 

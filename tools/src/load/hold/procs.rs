@@ -183,7 +183,10 @@ pub(super) fn run(
             let _ = s.write_all(b"close\n");
         }
     }
-    let closed = inbox.collect("closed", super::close::CLOSE_BOUND + Duration::from_secs(30))?;
+    let closed = inbox.collect(
+        "closed",
+        super::close::CLOSE_BOUND + Duration::from_secs(30),
+    )?;
     for (i, c) in children.procs.iter_mut().enumerate() {
         let status = c.wait()?;
         if !status.success() {
