@@ -5,7 +5,7 @@
 //! - Four-tuples: every connection to one target needs its own (source
 //!   address, local port) pair, so `n` must fit in the source addresses
 //!   times the namespace's `net.ipv4.ip_local_port_range` (a lab sets
-//!   1024-65535 and has 17 client addresses: 1,096,687 pairs per target).
+//!   1024-65535 and has 17 client addresses: 1,096,704 pairs per target).
 //! - Descriptors machine-wide: `fs.file-max` less those open now (the
 //!   per-process limit is met by spreading the hold over processes).
 //! - The daemon's connection pool: `n` more than its `--pool-cap` allows
