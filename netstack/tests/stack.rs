@@ -248,11 +248,21 @@ fn client_closes_first() {
     assert!(net.run_until(10_000, |n| {
         n.a().state_of(&client) == Some(State::TimeWait) && n.b().state_of(&server).is_none()
     }));
+    assert_time_wait_gauge(net.a(), 1);
+    assert_time_wait_gauge(net.b(), 0);
     // TIME-WAIT is compact and ends after 2 MSL.
     net.run_for(Duration::from_secs(61));
     assert_eq!(net.a().state_of(&client), None);
+    assert_time_wait_gauge(net.a(), 0);
     assert_eq!(net.a().connections(), 0);
     assert_eq!(net.b().connections(), 0);
+}
+
+/// The TIME-WAIT gauge (kept by counters, read without a walk) agrees
+/// with a walk of the table.
+fn assert_time_wait_gauge(stack: &netstack::Stack, expected: usize) {
+    assert_eq!(stack.time_wait_connections_walked(), expected, "walked");
+    assert_eq!(stack.time_wait_connections(), expected, "gauge");
 }
 
 #[test]
@@ -373,6 +383,7 @@ fn time_wait_reuse(backend: netstack::PcbBackend) {
     assert!(net.run_until(10_000, |n| {
         n.b().state_of(&server) == Some(State::TimeWait) && n.a().state_of(&client).is_none()
     }));
+    assert_time_wait_gauge(net.b(), 1);
     // The client reconnects from the same port at once: its new SYN (newer
     // timestamps) reopens the tuple in TIME-WAIT.
     let again = net
@@ -387,6 +398,7 @@ fn time_wait_reuse(backend: netstack::PcbBackend) {
         accepted.is_some() && n.a().state_of(&again) == Some(State::Established)
     }));
     assert_eq!(net.b().mib().time_wait_reopens, 1, "{backend}");
+    assert_time_wait_gauge(net.b(), 0);
     transfer(&mut net, (0, again), (1, accepted.unwrap()), 1000);
 }
 

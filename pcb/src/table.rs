@@ -491,15 +491,24 @@ impl<T: Send + 'static> Table<T> {
     /// Chain-length statistics, walked inside one section (an estimate
     /// under concurrent changes).
     pub fn chain_stats(&self) -> ChainStats {
+        self.chain_stats_walk(usize::MAX, 0)
+    }
+
+    /// Chain-length statistics of at most [`SAMPLE_BUCKETS`](crate::SAMPLE_BUCKETS)
+    /// evenly spaced chains, the spacing's offset chosen by `round` (see
+    /// `stats.rs`): bounded work, for metrics scrapes.
+    pub fn chain_stats_sample(&self, round: usize) -> ChainStats {
+        self.chain_stats_walk(crate::stats::SAMPLE_BUCKETS, round)
+    }
+
+    fn chain_stats_walk(&self, budget: usize, round: usize) -> ChainStats {
         let _section = self.domain.enter();
         let arr = self.main();
-        let mut stats = ChainStats::default();
-        for i in 0..arr.len() {
+        ChainStats::sample(arr.len(), budget, round, |i| {
             let mut len = 0;
             arr.walk(i, |_, _| len += 1);
-            stats.add_chain(len);
-        }
-        stats
+            len
+        })
     }
 
     /// The resizer's counters: resizes, current buckets, load factor, time

@@ -21,7 +21,7 @@ use pcb::{Found, FourTuple, InFlight, InsertError};
 
 use super::conn::{Conn, ConnState};
 use super::table::{ConnGuard, ConnTable};
-use super::worker::{Reply, Worker, bump};
+use super::worker::{Reply, Worker, bump, count};
 use super::{ConnHandle, Stack};
 use crate::tcp::conn::{Tcb, TimeWaitDisposition, rst_for};
 use crate::tcp::syncache::{HandshakeDisposition, SynDisposition};
@@ -105,6 +105,7 @@ impl Worker<'_> {
             // RFC 6191: a SYN may reuse a tuple in TIME-WAIT. The TIME-WAIT is
             // gone; hand the SYN to the listener as if it had never existed.
             drop(guard.remove());
+            count(&self.stack_counters().time_wait_left);
             target = self.stack.find(&tuple, true);
         }
         match target {

@@ -501,17 +501,36 @@ impl Stack {
         }
     }
 
-    /// The connection table's chain lengths. Walks every bucket: for
-    /// metrics and diagnostics, not the packet path. A baseline backend
+    /// The connection table's chain lengths. Walks every bucket: for tests
+    /// and diagnostics (metrics use [`chain_stats_sample`](Self::chain_stats_sample)). A baseline backend
     /// reports its entries only (zero buckets and chain lengths).
     pub fn chain_stats(&self) -> pcb::ChainStats {
         self.table.chain_stats()
     }
 
-    /// Connections in TIME-WAIT now. Walks the table and counts only entries
-    /// whose lock it gets without waiting (a busy one is being worked on and
-    /// is skipped), so it is an estimate under load, exact when quiescent.
+    /// The connection table's chain lengths from a sample of at most
+    /// `pcb::SAMPLE_BUCKETS` evenly spaced buckets, rotating with `round`
+    /// (`buckets / SAMPLE_BUCKETS` consecutive rounds cover the table):
+    /// bounded work whatever the table's size, for metrics scrapes. A
+    /// baseline backend reports its entries only.
+    pub fn chain_stats_sample(&self, round: usize) -> pcb::ChainStats {
+        self.table.chain_stats_sample(round)
+    }
+
+    /// Connections in TIME-WAIT now: entries into TIME-WAIT less the
+    /// entries that expired or were reopened, summed over the workers. No
+    /// walk (a metrics scrape calls it at any table size); exact when
+    /// quiescent, a close estimate while connections move.
     pub fn time_wait_connections(&self) -> usize {
+        let c = self.stack_counters();
+        c.time_wait_entered.saturating_sub(c.time_wait_left) as usize
+    }
+
+    /// Connections in TIME-WAIT found by walking the table, counting only
+    /// entries whose lock it gets without waiting: O(entries), for tests
+    /// that check [`time_wait_connections`](Self::time_wait_connections).
+    #[doc(hidden)]
+    pub fn time_wait_connections_walked(&self) -> usize {
         self.table
             .count_unlocked(|c| matches!(c.state, conn::ConnState::TimeWait(_)))
     }

@@ -159,9 +159,20 @@ impl ConnTable {
     /// Chain lengths. A baseline map has no chains we can see: it reports
     /// its entries only (zero buckets, zero chain lengths).
     pub(crate) fn chain_stats(&self) -> pcb::ChainStats {
-        match self {
-            ConnTable::Smr(t) => t.chain_stats(),
-            ConnTable::Slots(t) => pcb::ChainStats {
+        self.chain_stats_of(None)
+    }
+
+    /// As [`chain_stats`](Self::chain_stats), walking at most
+    /// `pcb::SAMPLE_BUCKETS` chains (round `round` of the rotating sample).
+    pub(crate) fn chain_stats_sample(&self, round: usize) -> pcb::ChainStats {
+        self.chain_stats_of(Some(round))
+    }
+
+    fn chain_stats_of(&self, sample: Option<usize>) -> pcb::ChainStats {
+        match (self, sample) {
+            (ConnTable::Smr(t), None) => t.chain_stats(),
+            (ConnTable::Smr(t), Some(round)) => t.chain_stats_sample(round),
+            (ConnTable::Slots(t), _) => pcb::ChainStats {
                 entries: t.len(),
                 ..pcb::ChainStats::default()
             },

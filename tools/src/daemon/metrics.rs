@@ -23,6 +23,8 @@ use super::worker::Shared;
 pub struct Metrics {
     recorder: PrometheusRecorder,
     shared: Arc<Shared>,
+    /// Scrapes so far: the round of the table's rotating chain sample.
+    scrapes: std::sync::atomic::AtomicUsize,
 }
 
 /// `(field, help)` of every counter of the TCP MIB snapshot we export, by
@@ -368,7 +370,12 @@ const GAUGES: &[(&str, Unit, &str)] = &[
     (
         "smrnet_table_max_chain_length",
         Unit::Count,
-        "The longest hash chain of the connection table.",
+        "The longest hash chain among the buckets this scrape sampled (see smrnet_table_sampled_buckets; every bucket is sampled once in buckets/4096 consecutive scrapes).",
+    ),
+    (
+        "smrnet_table_sampled_buckets",
+        Unit::Count,
+        "Hash buckets whose chains this scrape walked for the chain-length gauge: all of them up to 4096, else 4096 evenly spaced ones, rotating from scrape to scrape, so a scrape costs the same at any table size.",
     ),
     (
         "smrnet_table_load_factor",
@@ -653,7 +660,11 @@ impl Metrics {
             }
             super::faults::Faults::describe();
         });
-        Metrics { recorder, shared }
+        Metrics {
+            recorder,
+            shared,
+            scrapes: Default::default(),
+        }
     }
 
     /// Refreshes every value from the stack and renders the exposition.
@@ -752,10 +763,15 @@ impl Metrics {
         counter!("smrnet_pool_chunks_grown_total").absolute(pool.chunks_grown);
         counter!("smrnet_pool_chunks_freed_total").absolute(pool.chunks_freed);
 
-        let chains = stack.chain_stats();
+        // Relaxed: a round number; any value gives a valid sample.
+        let round = self
+            .scrapes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let chains = stack.chain_stats_sample(round);
         gauge!("smrnet_table_entries").set(stack.connections() as f64);
         gauge!("smrnet_table_buckets").set(chains.buckets as f64);
         gauge!("smrnet_table_max_chain_length").set(chains.max_chain as f64);
+        gauge!("smrnet_table_sampled_buckets").set(chains.walked as f64);
         if let Some(rs) = stack.resize_stats() {
             gauge!("smrnet_table_load_factor").set(rs.load_factor);
             gauge!("smrnet_table_resize_seconds").set(rs.resize_ns as f64 / 1e9);

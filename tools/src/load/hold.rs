@@ -34,6 +34,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};
 
+mod close;
+mod limits;
 mod procs;
 
 /// Descriptors kept free for everything else the process opens.
@@ -155,6 +157,15 @@ pub struct HoldStats {
     pub keepalive_failures: u64,
     /// Connections still open when the hold ended.
     pub open_at_end: u64,
+    /// The paced close (`hold/close.rs`): how long it took, how often it
+    /// waited for the kernel's orphan count to fall, and how many
+    /// connections it closed unpaced after its bound.
+    #[serde(default)]
+    pub close_secs: f64,
+    #[serde(default)]
+    pub close_waits: u64,
+    #[serde(default)]
+    pub close_unpaced: u64,
 }
 
 /// Open connections and the runtime that owns them.
@@ -218,14 +229,27 @@ impl Holder {
         self.stats.open_at_end = self.open_count();
     }
 
-    /// Close every connection (FIN) and return the client's statistics.
+    /// Close every connection (FIN), paced so that the kernel never has
+    /// too many unacknowledged closes to abort (`hold/close.rs`), and
+    /// return the client's statistics.
     pub fn close(self) -> HoldStats {
         let Holder {
-            rt, groups, stats, ..
+            rt,
+            groups,
+            mut stats,
+            ..
         } = self;
         // Dropping the streams inside the runtime closes them.
-        rt.block_on(async move { drop(groups) });
+        let closed = rt.block_on(close::paced(
+            groups,
+            close::orphan_limit(),
+            close::CLOSE_BOUND,
+            close::orphans,
+        ));
         drop(rt);
+        stats.close_secs = closed.secs;
+        stats.close_waits = closed.waits;
+        stats.close_unpaced = closed.unpaced;
         stats
     }
 }
@@ -468,6 +492,9 @@ pub struct HoldDaemon {
     pub rss_per_conn_bytes: Option<f64>,
     pub table_entries_before: Option<u64>,
     pub table_entries_held: Option<u64>,
+    /// Wall time of each of [`SCRAPE_SAMPLES`] metrics scrapes taken while
+    /// every connection was held (request to parsed exposition).
+    pub scrape_secs_held: Vec<f64>,
     pub table_entries_after: Option<u64>,
     pub pool_pending_after: Option<u64>,
     /// Table back to its size before the hold and no pool object pending,
@@ -510,6 +537,11 @@ impl fmt::Display for HoldReport {
             "  held {:.1} s, {} keepalive round(s), {} lost, {} open at the end",
             c.held_secs, c.keepalive_rounds, c.keepalive_failures, c.open_at_end
         )?;
+        writeln!(
+            f,
+            "  closed in {:.2} s, {} wait(s) for the kernel's orphans, {} closed unpaced",
+            c.close_secs, c.close_waits, c.close_unpaced
+        )?;
         let d = &self.daemon;
         let mib =
             |b: Option<u64>| b.map_or("?".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
@@ -523,6 +555,16 @@ impl fmt::Display for HoldReport {
             d.rss_per_conn_bytes
                 .map_or("?".into(), |b| format!("{b:.0} bytes"))
         )?;
+        if let Some(max) = d.scrape_secs_held.iter().copied().reduce(f64::max) {
+            let min = d.scrape_secs_held.iter().copied().fold(f64::MAX, f64::min);
+            write!(
+                f,
+                "\n  metrics scrape while held: {:.1}-{:.1} ms over {} scrapes",
+                min * 1e3,
+                max * 1e3,
+                d.scrape_secs_held.len()
+            )?;
+        }
         write!(
             f,
             "\n  daemon table {} before, {} held, {} after; pool pending {} after; {}",
@@ -540,7 +582,11 @@ impl fmt::Display for HoldReport {
 }
 
 const TABLE_ENTRIES: &str = "smrnet_table_entries";
+/// Metrics scrapes timed while the connections are held.
+const SCRAPE_SAMPLES: usize = 5;
 const POOL_PENDING: &str = "smrnet_pool_pending_objects";
+const POOL_LIVE: &str = "smrnet_pool_live_objects";
+const POOL_MAX: &str = "smrnet_pool_max_objects";
 
 /// `smrnet load hold`.
 pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
@@ -549,6 +595,20 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
     }
     let opts = args.opts();
     opts.validate()?;
+    let ports = netns::run_in(args.common.netns.as_deref(), limits::local_port_range)??;
+    limits::check_four_tuples(opts.connections, &opts.source_addrs, ports)?;
+    if let Some((allocated, max)) = limits::file_nr() {
+        limits::check_file_max(opts.connections, allocated, max, SPARE_FDS)?;
+    }
+    let link = args.common.daemon()?;
+    let scraper = link.scraper.as_ref();
+    if let (Some(live), Some(max)) = (
+        counter(scraper, POOL_LIVE).map(|v| v as u64),
+        counter(scraper, POOL_MAX).map(|v| v as u64),
+    ) && max > 0
+    {
+        limits::check_pool(opts.connections, live, max)?;
+    }
     // One process if it may open them all; else as many processes as the
     // fixed per-process limit requires.
     let (nofile_limit, procs) = match (args.processes, raise_nofile(opts.connections)) {
@@ -578,8 +638,6 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
             (per_proc + SPARE_FDS, procs)
         }
     };
-    let link = args.common.daemon()?;
-    let scraper = link.scraper.as_ref();
     let stop = stop_on_signal()?;
     let rss = |pid: Option<u32>| pid.and_then(|p| rss_bytes(p).ok());
     let mut d = HoldDaemon {
@@ -591,6 +649,15 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
     let on_ready = |d: &mut HoldDaemon| {
         d.rss_held_bytes = rss(link.pid);
         d.table_entries_held = counter(scraper, TABLE_ENTRIES).map(|v| v as u64);
+        if let Some(s) = scraper {
+            for _ in 0..SCRAPE_SAMPLES {
+                let t0 = std::time::Instant::now();
+                if s.scrape().is_ok() {
+                    d.scrape_secs_held.push(t0.elapsed().as_secs_f64());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
     };
     let client = if procs == 1 {
         let mut holder =

@@ -2,10 +2,16 @@ use super::*;
 use std::sync::atomic::AtomicBool;
 
 pub(super) fn shared() -> Arc<Shared> {
+    shared_with_table(64)
+}
+
+/// As [`shared`], the connection table starting with `table_capacity`
+/// buckets (rounded up to a power of two).
+fn shared_with_table(table_capacity: usize) -> Arc<Shared> {
     let mut cfg = netstack::StackConfig::new(vec!["198.18.0.2".parse().unwrap()]);
     cfg.workers = 2;
     cfg.insecure_deterministic_seed = Some(1);
-    cfg.table_capacity = 64;
+    cfg.table_capacity = table_capacity;
     cfg.pool_cap = 256;
     let stack = Arc::new(netstack::Stack::new(cfg));
     let epoch = std::time::Instant::now();
@@ -185,4 +191,37 @@ fn every_tcp_mib_counter_is_exported() {
             "{name} is not exported"
         );
     }
+}
+
+/// The value of an unlabelled sample line.
+fn value(text: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_scrape_walks_a_bounded_number_of_buckets_however_large_the_table() {
+    // A table sized for 2^20 connections: the full walk would visit every
+    // bucket on every scrape (O(table) work, 1M PCB reads at a million
+    // connections); the scrape samples at most SAMPLE_BUCKETS of them.
+    let m = Metrics::new(shared_with_table(1 << 20));
+    for _ in 0..3 {
+        let text = m.render();
+        assert_eq!(value(&text, "smrnet_table_buckets"), (1 << 20) as f64);
+        let walked = value(&text, "smrnet_table_sampled_buckets");
+        assert!(
+            walked <= pcb::SAMPLE_BUCKETS as f64 && walked > 0.0,
+            "a scrape walked {walked} buckets"
+        );
+    }
+    // A small table is walked whole.
+    let text = Metrics::new(shared()).render();
+    assert_eq!(
+        value(&text, "smrnet_table_sampled_buckets"),
+        value(&text, "smrnet_table_buckets")
+    );
 }

@@ -183,7 +183,10 @@ pub(super) fn run(
             let _ = s.write_all(b"close\n");
         }
     }
-    let closed = inbox.collect("closed", Duration::from_secs(60))?;
+    let closed = inbox.collect(
+        "closed",
+        super::close::CLOSE_BOUND + Duration::from_secs(30),
+    )?;
     for (i, c) in children.procs.iter_mut().enumerate() {
         let status = c.wait()?;
         if !status.success() {
@@ -198,7 +201,11 @@ pub(super) fn run(
     merged.keepalive_rounds = held_merged.keepalive_rounds;
     merged.keepalive_failures = held_merged.keepalive_failures;
     merged.open_at_end = held_merged.open_at_end;
-    let _ = closed;
+    for c in &closed {
+        merged.close_secs = merged.close_secs.max(c.close_secs);
+        merged.close_waits += c.close_waits;
+        merged.close_unpaced += c.close_unpaced;
+    }
     Ok(merged)
 }
 

@@ -1,0 +1,162 @@
+//! Closing a hold without the kernel aborting the close.
+//!
+//! A closed socket whose FIN is not yet acknowledged is an *orphan*
+//! (FIN-WAIT-1, CLOSING, LAST-ACK with no descriptor). Linux caps orphans
+//! machine-wide at `net.ipv4.tcp_max_orphans` (131072 on the development
+//! machine) and, past it, aborts each new one ("TCP: too many orphaned
+//! sockets", `TcpExtTCPAbortOnMemory`): it frees the socket and sends one
+//! RST, which a full TUN queue may drop. The server then holds an
+//! ESTABLISHED connection nobody will ever close: a 200,000-connection hold
+//! closed all at once left 51,472 such connections in the daemon.
+//!
+//! So the close is paced: connections are dropped in batches of
+//! [`CLOSE_BATCH`], and before each batch the closer waits while the
+//! machine's orphan count (`/proc/net/sockstat`) is at or over a quarter of
+//! the cap. A quarter leaves room for every holding process of a
+//! multi-process hold to close one batch on the same reading (256 processes
+//! × 1024 would not fit; the 50-odd processes of a million-connection hold
+//! do). Bounded: after [`CLOSE_BOUND`] the rest are closed unpaced, and
+//! counted.
+
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Connections dropped between two looks at the orphan count.
+pub(super) const CLOSE_BATCH: usize = 1024;
+/// The paced close gives up pacing after this long.
+pub(super) const CLOSE_BOUND: Duration = Duration::from_secs(100);
+/// The cap assumed when `tcp_max_orphans` cannot be read (from inside a
+/// network namespace the file does not exist; the cap is machine-wide).
+const ASSUMED_MAX_ORPHANS: u64 = 65_536;
+/// How long one wait for the orphans to drain sleeps.
+const WAIT: Duration = Duration::from_millis(10);
+
+/// What a paced close did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Closed {
+    pub secs: f64,
+    /// Waits for the orphan count to fall under the limit.
+    pub waits: u64,
+    /// Connections closed without pacing after [`CLOSE_BOUND`].
+    pub unpaced: u64,
+}
+
+/// Drop every stream of `groups`, a batch at a time, waiting before each
+/// batch while `orphans()` is at or over `limit`. Runs inside the runtime
+/// that owns the streams.
+pub(super) async fn paced(
+    groups: Vec<Vec<TcpStream>>,
+    limit: u64,
+    bound: Duration,
+    mut orphans: impl FnMut() -> Option<u64>,
+) -> Closed {
+    let start = Instant::now();
+    let deadline = start + bound;
+    let mut out = Closed::default();
+    let mut batch = Vec::with_capacity(CLOSE_BATCH);
+    let mut all = groups.into_iter().flatten().peekable();
+    while all.peek().is_some() {
+        batch.extend(all.by_ref().take(CLOSE_BATCH));
+        if Instant::now() >= deadline {
+            out.unpaced += batch.len() as u64;
+        } else {
+            while orphans().is_some_and(|n| n >= limit) && Instant::now() < deadline {
+                out.waits += 1;
+                tokio::time::sleep(WAIT).await;
+            }
+        }
+        batch.clear();
+    }
+    out.secs = start.elapsed().as_secs_f64();
+    out
+}
+
+/// The machine's orphan limit for pacing: a quarter of
+/// `net.ipv4.tcp_max_orphans`.
+pub(super) fn orphan_limit() -> u64 {
+    let cap = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_orphans")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(ASSUMED_MAX_ORPHANS);
+    (cap / 4).max(1)
+}
+
+/// TCP orphans now, machine-wide: `orphan` of the `TCP:` line of
+/// `/proc/net/sockstat`.
+pub(super) fn orphans() -> Option<u64> {
+    parse_orphans(&std::fs::read_to_string("/proc/net/sockstat").ok()?)
+}
+
+fn parse_orphans(sockstat: &str) -> Option<u64> {
+    let line = sockstat.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "orphan" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn the_orphan_count_is_read_from_sockstat() {
+        let s =
+            "sockets: used 5\nTCP: inuse 3 orphan 17 tw 2 alloc 9 mem 169\nUDP: inuse 0 mem 0\n";
+        assert_eq!(parse_orphans(s), Some(17));
+        assert_eq!(parse_orphans("sockets: used 5\n"), None);
+        assert!(orphan_limit() >= 1);
+    }
+
+    /// `n` connected pairs over loopback; the accepted ends are returned
+    /// too, to keep them open.
+    async fn pairs(n: usize) -> (Vec<Vec<TcpStream>>, Vec<TcpStream>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            mine.push(TcpStream::connect(addr).await.unwrap());
+            theirs.push(l.accept().await.unwrap().0);
+        }
+        (vec![mine], theirs)
+    }
+
+    #[test]
+    fn a_close_waits_while_the_orphans_are_over_the_limit_and_closes_everything() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (groups, _peers) = pairs(CLOSE_BATCH + 1).await;
+            // Over the limit for the first five looks, then under it.
+            let looks = Cell::new(0u64);
+            let closed = paced(groups, 100, Duration::from_secs(10), || {
+                looks.set(looks.get() + 1);
+                Some(if looks.get() <= 5 { 100 } else { 0 })
+            })
+            .await;
+            assert_eq!(closed.waits, 5);
+            assert_eq!(closed.unpaced, 0);
+        });
+    }
+
+    #[test]
+    fn a_close_stops_pacing_at_its_bound_and_counts_the_rest() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (groups, _peers) = pairs(CLOSE_BATCH + 10).await;
+            let closed = paced(groups, 1, Duration::from_millis(50), || Some(5)).await;
+            assert!(closed.waits >= 1);
+            assert_eq!(closed.unpaced, 10, "{closed:?}");
+        });
+    }
+}
