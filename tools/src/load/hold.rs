@@ -647,8 +647,20 @@ pub fn run_cli(args: &HoldArgs) -> io::Result<()> {
         ..HoldDaemon::default()
     };
     let on_ready = |d: &mut HoldDaemon| {
+        // A client's connect returns when it has sent its final ACK; the
+        // daemon may still have some of those queued. Give it up to 3 s to
+        // enter them before the held figures are taken.
+        let want = d.table_entries_before.unwrap_or(0) + opts.connections as u64;
+        let mut entries = counter(scraper, TABLE_ENTRIES).map(|v| v as u64);
+        for _ in 0..30 {
+            if entries.is_none_or(|e| e >= want) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            entries = counter(scraper, TABLE_ENTRIES).map(|v| v as u64);
+        }
+        d.table_entries_held = entries;
         d.rss_held_bytes = rss(link.pid);
-        d.table_entries_held = counter(scraper, TABLE_ENTRIES).map(|v| v as u64);
         if let Some(s) = scraper {
             for _ in 0..SCRAPE_SAMPLES {
                 let t0 = std::time::Instant::now();
