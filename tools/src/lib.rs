@@ -3,7 +3,6 @@
 //! subcommand to the module that owns it.
 
 mod bench;
-pub mod daemon;
 pub mod demo;
 pub mod lab;
 pub mod load;
