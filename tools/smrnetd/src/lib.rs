@@ -36,6 +36,7 @@ pub mod serve;
 pub mod services;
 pub mod steering;
 pub mod tun;
+pub mod usage;
 pub mod wake;
 pub mod worker;
 

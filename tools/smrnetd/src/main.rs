@@ -7,7 +7,7 @@ use smrnetd::config::{Args, EXIT_USAGE, LoadError};
 fn main() -> ExitCode {
     let cfg = match Args::load(std::env::args_os()) {
         Ok(cfg) => cfg,
-        Err(LoadError::Usage(e)) => tools::usage::exit("smrnetd", e),
+        Err(LoadError::Usage(e)) => smrnetd::usage::exit("smrnetd", e),
         Err(LoadError::Config(e)) => {
             eprintln!("smrnetd: {e}");
             return ExitCode::from(EXIT_USAGE as u8);
