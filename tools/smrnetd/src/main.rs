@@ -1,8 +1,8 @@
 //! `smrnetd`: parses the configuration and hands it to `smrnetd::run`.
 //! A bad flag or value is one line on stderr and exit status 2.
 
-use std::process::ExitCode;
 use smrnetd::config::{Args, EXIT_USAGE, LoadError};
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cfg = match Args::load(std::env::args_os()) {
