@@ -251,8 +251,14 @@ fn default_args_are_the_command_lines_defaults() {
     assert_eq!(a.target, target("198.18.0.2:7"));
     assert_eq!(a.spoof_prefix.to_string(), "198.19.128.0/17");
     assert_eq!(a.options, OptionsMode::Random);
-    assert_eq!((a.rate, a.duration, a.threads, a.batch), (None, 10.0, 1, 64));
-    assert_eq!((a.seed, a.netns.as_deref(), a.probe_port), (None, None, None));
+    assert_eq!(
+        (a.rate, a.duration, a.threads, a.batch),
+        (None, 10.0, 1, 64)
+    );
+    assert_eq!(
+        (a.seed, a.netns.as_deref(), a.probe_port),
+        (None, None, None)
+    );
     assert_eq!(a.metrics, "http://127.0.0.1:9464/metrics");
     assert_eq!(a.probe_concurrency, 4);
     assert!(!a.no_probe && !a.json && !a.compare_kernel);
