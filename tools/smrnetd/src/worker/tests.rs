@@ -48,13 +48,8 @@ fn daemon(
         service: Service::Echo,
     };
     let epoch = std::time::Instant::now();
-    let kicking = Arc::clone(&wakers);
     let shared = Arc::new(Shared {
-        forward: crate::forward::Plane::new(
-            Arc::clone(&stack),
-            epoch,
-            Arc::new(move |i| kicking.wake(i)),
-        ),
+        forward: crate::forward::Plane::new(Arc::clone(&stack), epoch),
         stack,
         services: Services::new(ServiceSet {
             listeners: vec![(l, spec)],
