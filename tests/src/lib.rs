@@ -54,8 +54,8 @@ pub fn smrnet_binary() -> PathBuf {
         .join("smrnet")
 }
 
-/// `cargo build -p tools --bins` into this test's target directory; returns
-/// the directory holding the binaries.
+/// `cargo build -p tools -p smrnetd --bins` into this test's target
+/// directory; returns the directory holding the binaries.
 fn build_tools_binaries() -> PathBuf {
     // The test binary is <target>/<profile>/deps/e2e-<hash>.
     let exe = std::env::current_exe().expect("current_exe");
@@ -80,6 +80,8 @@ fn build_tools_binaries() -> PathBuf {
             "--quiet",
             "-p",
             "tools",
+            "-p",
+            "smrnetd",
             "--bins",
             "--profile",
             &profile,

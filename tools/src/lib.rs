@@ -3,11 +3,12 @@
 //! subcommand to the module that owns it.
 
 mod bench;
-pub mod daemon;
 pub mod demo;
 pub mod lab;
 pub mod load;
-pub mod usage;
 
 pub use bench::{BenchCommand, PcbArgs, PoolArgs, ReadArgs, RunArgs};
 pub use load::LoadCommand;
+/// Command-line errors as a person reads them; shared with `smrnetd`, which
+/// owns it because the daemon must not depend on this crate.
+pub use smrnetd::usage;

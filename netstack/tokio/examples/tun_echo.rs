@@ -1,9 +1,9 @@
 //! A tokio echo server on the smrnet stack, on a TUN device of its own:
 //! `sudo ./target/release/examples/tun_echo`, then `nc 198.18.99.2 7`
 //! (the kernel's side is 198.18.99.1/24). Stops after 10 minutes or Ctrl-C.
-use netstack::{Stack, StackConfig};
+use netstack::StackConfig;
 use smrnet_tokio::{Driver, Frames, TcpListener};
-use std::sync::{Arc, atomic::AtomicBool};
+use std::sync::atomic::AtomicBool;
 use tokio::io::AsyncWriteExt;
 
 struct Tun(tun_rs::SyncDevice);
@@ -29,10 +29,7 @@ async fn main() -> std::io::Result<()> {
         .enable(true)
         .build_sync()?;
     dev.set_nonblocking(true)?;
-    let stack = Arc::new(Stack::new(StackConfig::new(vec![
-        "198.18.99.2".parse().unwrap(),
-    ])));
-    let (net, driver) = Driver::new(stack)?;
+    let (net, driver) = Driver::new(StackConfig::new(vec!["198.18.99.2".parse().unwrap()]))?;
     static STOP: AtomicBool = AtomicBool::new(false);
     std::thread::spawn(move || driver.run(0, &Tun(dev), &STOP));
     let listener = TcpListener::bind(&net, "0.0.0.0:7".parse().unwrap())?;

@@ -1,12 +1,17 @@
 //! [`Driver`]: a minimal packet worker for programs that use the API
 //! without the daemon — one thread per frame queue, reading frames,
 //! handing events to the [`Net`], writing the stack's output, and sleeping
-//! in poll(2) on the queue and the worker's [`Kicker`] eventfd until a
-//! frame, a kick, or the stack's next deadline.
+//! in poll(2) on the queue and the worker's [`Wakers`] eventfd until a
+//! frame, a wake-up, or the stack's next deadline.
 //!
-//! Invariant: the kick is taken before the output is drained, so work an
-//! application call queues after the drain wakes the next poll (see
-//! [`Kicker`]).
+//! Wake-ups are the stack's own: the driver builds the stack with a
+//! `StackConfig::waker` that writes the worker's eventfd, and brackets
+//! every sleep with `Worker::park` / `Worker::unpark`.
+//!
+//! Invariant: a worker sleeps only after `park` returned `true` (nothing
+//! was queued for it), so work queued before the sleep is never left
+//! waiting, and work queued during it calls the waker, which makes the
+//! poll return (see `netstack`'s `stack/wake.rs`).
 
 use std::io;
 use std::os::fd::AsFd;
@@ -14,10 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use netstack::{Instant, Stack};
+use netstack::{Instant, Stack, StackConfig, WorkerWaker};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
-use crate::{Kicker, Net};
+use crate::{Net, Wakers};
 
 /// Frames read per turn before the output is written.
 const BATCH: usize = 64;
@@ -38,22 +43,22 @@ pub trait Frames: AsFd {
 #[derive(Debug, Clone)]
 pub struct Driver {
     net: Net,
-    kicker: Arc<Kicker>,
+    wakers: Arc<Wakers>,
     epoch: std::time::Instant,
 }
 
 impl Driver {
-    /// The async API over `stack` and the driver of its workers.
-    pub fn new(stack: Arc<Stack>) -> io::Result<(Net, Driver)> {
-        let kicker = Arc::new(Kicker::new(stack.config().workers)?);
+    /// A stack built from `cfg`, the async API over it, and the driver of
+    /// its workers. The driver sets `cfg.waker` (to its eventfds): the stack
+    /// must wake the driver's workers, and no one else's.
+    pub fn new(mut cfg: StackConfig) -> io::Result<(Net, Driver)> {
+        let wakers = Arc::new(Wakers::new(cfg.workers)?);
+        let waking = Arc::clone(&wakers);
+        cfg.waker = Some(WorkerWaker::new(move |w| waking.wake(w)));
+        let stack = Arc::new(Stack::new(cfg));
         let epoch = std::time::Instant::now();
-        let k = Arc::clone(&kicker);
-        let net = Net::new(
-            stack,
-            Arc::new(move || now(epoch)),
-            Arc::new(move |w| k.kick(w)),
-        );
-        Ok((net.clone(), Driver { net, kicker, epoch }))
+        let net = Net::new(stack, Arc::new(move || now(epoch)));
+        Ok((net.clone(), Driver { net, wakers, epoch }))
     }
 
     /// Runs worker `index` on `frames` until `stop` is set (checked at
@@ -82,30 +87,34 @@ impl Driver {
             }
             w.handle_timeout(t);
             let events = self.net.dispatch(index, EVENT_BUDGET);
-            self.kicker.take(index);
             while let Some(n) = w.poll_transmit(t, &mut out) {
                 let _ = frames.send_frame(&out[..n]);
             }
-            if n_in == BATCH || events == EVENT_BUDGET {
+            if n_in == BATCH || events == EVENT_BUDGET || !w.park() {
                 continue;
             }
+            // After `park`, so a deadline queued before it is seen.
             let sleep = w
                 .poll_timeout()
                 .map_or(MAX_SLEEP, |d| d.saturating_duration_since(now(self.epoch)))
                 .min(MAX_SLEEP);
             if sleep.is_zero() {
+                w.unpark();
                 continue;
             }
             let ts = Timespec {
                 tv_sec: sleep.as_secs() as _,
                 tv_nsec: sleep.subsec_nanos() as _,
             };
-            let kick = self.kicker.fd(index);
+            let wake = self.wakers.fd(index).unwrap_or(frames.as_fd());
             let mut fds = [
                 PollFd::new(frames, PollFlags::IN),
-                PollFd::new(&kick, PollFlags::IN),
+                PollFd::new(&wake, PollFlags::IN),
             ];
-            match poll(&mut fds, Some(&ts)) {
+            let polled = poll(&mut fds, Some(&ts));
+            w.unpark();
+            self.wakers.drain(index);
+            match polled {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -11,11 +11,13 @@
 //!   task waiting on that connection or, for a connection nobody has
 //!   accepted yet, on its listener. No polling loop, no thread or channel
 //!   per connection: one registry entry (two `Waker`s) per open stream.
-//! - **Work the application queues reaches the wire through a kick.** A
-//!   write, read (window update), shutdown, abort or connect puts the
-//!   connection on its home worker's ready list; [`Net`] then calls the
-//!   driver's kick for that worker, so a worker asleep in poll(2) wakes
-//!   ([`Kicker`] is an eventfd per worker for that, coalesced).
+//! - **Work the application queues reaches the wire through the stack's
+//!   own wake-up.** A write, read (window update), shutdown, abort or
+//!   connect puts the connection on its home worker's ready list, and the
+//!   stack calls its `StackConfig::waker` for that worker if it is parked
+//!   (`Worker::park`), so a worker asleep in poll(2) wakes at once. This
+//!   crate adds no wake-up path of its own; [`Wakers`] is one eventfd per
+//!   worker for a driver's poll set.
 //! - **Backpressure is the stack's.** `poll_read` takes only what the task
 //!   asks for, so a task that does not read leaves the receive buffer full
 //!   and the advertised window shrinks; `poll_write` returns `Pending` while
@@ -37,14 +39,14 @@
 
 mod driver;
 mod error;
-mod kick;
 mod listener;
 mod net;
 mod registry;
 mod stream;
+mod wake;
 
 pub use self::driver::{Driver, Frames};
-pub use self::kick::Kicker;
 pub use self::listener::TcpListener;
-pub use self::net::{Clock, Kick, Net, NetCounters};
+pub use self::net::{Clock, Net, NetCounters};
 pub use self::stream::TcpStream;
+pub use self::wake::Wakers;

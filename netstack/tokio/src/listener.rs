@@ -71,7 +71,7 @@ impl TcpListener {
         let mut registered = false;
         loop {
             if let Some(conn) = self.net.stack().accept(&self.handle) {
-                let stream = TcpStream::new(self.net.clone(), conn, None);
+                let stream = TcpStream::new(self.net.clone(), conn);
                 return Poll::Ready(Ok((stream, conn.remote())));
             }
             if registered {

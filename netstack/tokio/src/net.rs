@@ -1,5 +1,5 @@
-//! [`Net`]: a stack as the async API sees it — the stack, the clock, the
-//! driver's kick, and the registry of waiting tasks.
+//! [`Net`]: a stack as the async API sees it — the stack, the clock and the
+//! registry of waiting tasks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,17 +11,15 @@ use crate::registry::Registry;
 /// The stack's clock (what its driver passes as `now`).
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
-/// Tells the driver of worker `w` that the application queued work for it
-/// (see [`crate::Kicker`]).
-pub type Kick = Arc<dyn Fn(usize) + Send + Sync>;
-
 /// A stack shared with its packet workers, for [`crate::TcpListener`] and
 /// [`crate::TcpStream`]. Cheap to clone.
 ///
 /// The contract with the driver of worker `w`: every event it pops from
 /// `Stack::poll_events(w)` goes to [`on_event`](Self::on_event) (or it calls
-/// [`dispatch`](Self::dispatch), which pops them), and a kick for `w` makes
-/// it drain `Worker::poll_transmit` soon.
+/// [`dispatch`](Self::dispatch), which pops them), and it drains
+/// `Worker::poll_transmit` soon after the stack's `StackConfig::waker` is
+/// called for `w` (or polls often enough without one): that is how work an
+/// application call queues reaches the wire.
 #[derive(Clone)]
 pub struct Net {
     pub(crate) inner: Arc<Inner>,
@@ -30,7 +28,6 @@ pub struct Net {
 pub(crate) struct Inner {
     pub(crate) stack: Arc<Stack>,
     clock: Clock,
-    kick: Kick,
     pub(crate) registry: Registry,
     next_worker: AtomicUsize,
     counters: Counters,
@@ -40,7 +37,6 @@ pub(crate) struct Inner {
 struct Counters {
     events: AtomicU64,
     foreign_events: AtomicU64,
-    kicks: AtomicU64,
 }
 
 /// What the API has done, for metrics and tests.
@@ -51,8 +47,6 @@ pub struct NetCounters {
     /// Of those, events for connections no stream or listener of this `Net`
     /// holds (returned `false` from `on_event`).
     pub foreign_events: u64,
-    /// Kicks sent to the driver.
-    pub kicks: u64,
     /// Streams open now.
     pub streams: usize,
 }
@@ -66,14 +60,12 @@ impl core::fmt::Debug for Net {
 }
 
 impl Net {
-    /// The async API over `stack`, whose driver reads `clock` and answers
-    /// `kick`.
-    pub fn new(stack: Arc<Stack>, clock: Clock, kick: Kick) -> Net {
+    /// The async API over `stack`, whose driver reads `clock`.
+    pub fn new(stack: Arc<Stack>, clock: Clock) -> Net {
         Net {
             inner: Arc::new(Inner {
                 stack,
                 clock,
-                kick,
                 registry: Registry::new(),
                 next_worker: AtomicUsize::new(0),
                 counters: Counters::default(),
@@ -86,14 +78,16 @@ impl Net {
         &self.inner.stack
     }
 
-    /// Hands an event popped from worker `worker`'s list to the waiting
-    /// task. Returns whether a stream or listener of this `Net` owns the
-    /// connection (else the caller may serve it itself).
-    pub fn on_event(&self, worker: usize, conn: ConnHandle, events: Events) -> bool {
+    /// Hands an event popped from worker `_worker`'s list to the waiting
+    /// task (which worker does not matter to the API: the stack wakes a
+    /// connection's home worker itself). Returns whether a stream or
+    /// listener of this `Net` owns the connection (else the caller may
+    /// serve it itself).
+    pub fn on_event(&self, _worker: usize, conn: ConnHandle, events: Events) -> bool {
         let c = &self.inner.counters;
         // Relaxed: statistics only.
         c.events.fetch_add(1, Ordering::Relaxed);
-        let ours = self.inner.registry.on_event(worker, &conn, events);
+        let ours = self.inner.registry.on_event(&conn, events);
         if !ours {
             // Relaxed: statistics only.
             c.foreign_events.fetch_add(1, Ordering::Relaxed);
@@ -123,7 +117,6 @@ impl Net {
         NetCounters {
             events: c.events.load(Ordering::Relaxed),
             foreign_events: c.foreign_events.load(Ordering::Relaxed),
-            kicks: c.kicks.load(Ordering::Relaxed),
             streams: self.inner.registry.streams(),
         }
     }
@@ -137,24 +130,5 @@ impl Net {
         let n = self.inner.stack.config().workers.max(1);
         // Relaxed: only spreads connections; no data is published.
         self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % n
-    }
-
-    /// Kicks `home`, or every worker when the home is not known yet.
-    pub(crate) fn kick(&self, home: Option<usize>) {
-        let c = &self.inner.counters;
-        match home {
-            Some(w) => {
-                // Relaxed: statistics only.
-                c.kicks.fetch_add(1, Ordering::Relaxed);
-                (self.inner.kick)(w);
-            }
-            None => {
-                for w in 0..self.inner.stack.config().workers {
-                    // Relaxed: statistics only.
-                    c.kicks.fetch_add(1, Ordering::Relaxed);
-                    (self.inner.kick)(w);
-                }
-            }
-        }
     }
 }

@@ -36,8 +36,6 @@ pub(crate) struct Waiters {
     /// The CLOSED/RESET/REFUSED/TIMED_OUT bits seen: why the connection
     /// ended, kept for after the stack has reaped it.
     pub(crate) ended: Events,
-    /// The worker whose event list carries this connection, once known.
-    pub(crate) home: Option<usize>,
 }
 
 /// One open stream's entry.
@@ -100,9 +98,8 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn insert(&self, conn: ConnHandle, home: Option<usize>) -> Arc<ConnSlot> {
+    pub(crate) fn insert(&self, conn: ConnHandle) -> Arc<ConnSlot> {
         let slot = Arc::new(ConnSlot::default());
-        slot.lock().home = home;
         self.shard(&conn).insert(conn, Arc::clone(&slot));
         slot
     }
@@ -138,10 +135,9 @@ impl Registry {
             .retain(|l| l.id != id);
     }
 
-    /// Wakes whoever `events` on `conn` (from worker `worker`'s list) may
-    /// unblock. Returns whether a stream or listener of this registry owns
-    /// the connection.
-    pub(crate) fn on_event(&self, worker: usize, conn: &ConnHandle, events: Events) -> bool {
+    /// Wakes whoever `events` on `conn` may unblock. Returns whether a
+    /// stream or listener of this registry owns the connection.
+    pub(crate) fn on_event(&self, conn: &ConnHandle, events: Events) -> bool {
         let slot = self.shard(conn).get(conn).cloned();
         let Some(slot) = slot else {
             return self.wake_listener(conn);
@@ -149,7 +145,6 @@ impl Registry {
         let bits = events.bits();
         let (read, write) = {
             let mut w = slot.lock();
-            w.home = Some(worker);
             if events.contains(Events::CLOSED) || events.contains(Events::RESET) {
                 w.ended |= events;
             }

@@ -41,8 +41,8 @@ enum Dir {
 }
 
 impl TcpStream {
-    pub(crate) fn new(net: Net, conn: ConnHandle, home: Option<usize>) -> TcpStream {
-        let slot = net.inner.registry.insert(conn, home);
+    pub(crate) fn new(net: Net, conn: ConnHandle) -> TcpStream {
+        let slot = net.inner.registry.insert(conn);
         TcpStream {
             net,
             conn,
@@ -62,8 +62,7 @@ impl TcpStream {
             .stack()
             .connect(net.now(), worker, None, addr)
             .map_err(connect_error)?;
-        let stream = TcpStream::new(net.clone(), conn, Some(worker));
-        net.kick(Some(worker));
+        let stream = TcpStream::new(net.clone(), conn);
         core::future::poll_fn(|cx| stream.poll_connected(cx)).await?;
         Ok(stream)
     }
@@ -114,17 +113,11 @@ impl TcpStream {
         let _ = self.net.stack().abort(&self.conn);
         // Relaxed: see `finished`.
         self.finished.store(true, Ordering::Relaxed);
-        self.kick();
     }
 
     /// The stack's name for this connection.
     pub fn handle(&self) -> ConnHandle {
         self.conn
-    }
-
-    fn kick(&self) {
-        let home = self.slot.lock().home;
-        self.net.kick(home);
     }
 
     fn register(&self, dir: Dir, cx: &mut Context<'_>) {
@@ -173,10 +166,6 @@ impl TcpStream {
             match this.net.stack().read(&this.conn, buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
-                    if n > 0 {
-                        // Reading may open the window: a window update.
-                        this.kick();
-                    }
                     return Poll::Ready(Ok(()));
                 }
                 Err(AppError::Conn(ConnError::WouldBlock)) => {}
@@ -208,10 +197,7 @@ impl TcpStream {
         loop {
             match this.net.stack().write(&this.conn, data) {
                 Ok(0) | Err(AppError::Conn(ConnError::WouldBlock)) => {}
-                Ok(n) => {
-                    this.kick();
-                    return Poll::Ready(Ok(n));
-                }
+                Ok(n) => return Poll::Ready(Ok(n)),
                 Err(AppError::Gone) => {
                     let ended = this.slot.lock().ended;
                     return Poll::Ready(Err(match ended_with(ended) {
@@ -238,7 +224,6 @@ impl TcpStream {
                 Ok(()) | Err(AppError::Gone) => {}
                 Err(AppError::Conn(e)) => return Poll::Ready(Err(conn_error(e))),
             }
-            self.kick();
         }
         Poll::Ready(Ok(()))
     }
@@ -287,7 +272,6 @@ impl Drop for TcpStream {
         // Relaxed: see `finished`.
         if !self.finished.load(Ordering::Relaxed) {
             let _ = self.net.stack().close(&self.conn);
-            self.kick();
         }
         self.net.inner.registry.remove(&self.conn);
     }

@@ -71,7 +71,6 @@ async fn one_megabyte_each_way_arrives_byte_exact() {
         server_got.len()
     );
     assert!(lab.net.lost > 0, "the loss the test asked for happened");
-    assert!(lab.kicks.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
 
 /// Client shuts down first; the server reads to the end, answers, closes.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tests::{DAEMON_V4, Lab, Outcome, lab_with, scrape};
-use tools::load::syn::{self, OptionsMode, SynArgs};
+use tools::load::syn::{self, SynArgs};
 
 const FORWARD_PORT: u16 = 8000;
 const UPSTREAM_PORT: u16 = 18080;
@@ -242,22 +242,13 @@ pub fn forward_under_a_syn_flood_reaches_the_upstream_only_for_legit_clients() -
     let lab = forward_lab(UPSTREAM_PORT);
     let upstream = Upstream::start(&lab, Mode::Echo);
     let args = SynArgs {
-        target: SocketAddrV4::new(DAEMON_V4, FORWARD_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().expect("prefix"),
-        options: OptionsMode::Random,
         rate: Some(20_000),
         duration: 3.0,
-        threads: 1,
         batch: 32,
         seed: Some(0x5eed),
-        netns: Some(lab.netns().name().to_string()),
-        metrics: lab.metrics_url(),
         probe_concurrency: 1,
-        probe_port: None,
         no_probe: true,
-        allow_network: Vec::new(),
-        json: false,
-        compare_kernel: false,
+        ..SynArgs::for_lab(&lab, SocketAddrV4::new(DAEMON_V4, FORWARD_PORT))
     };
     let connected = std::thread::scope(|scope| {
         let flood = scope.spawn(|| syn::run(&args, &AtomicBool::new(false)));

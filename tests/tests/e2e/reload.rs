@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use tests::{DAEMON_V4, ECHO_PORT, Lab, Outcome, lab_with_config_file, scrape};
-use tools::load::syn::{self, OptionsMode, SynArgs};
+use tools::load::syn::{self, SynArgs};
 
 /// A config file in the temp dir, removed on drop.
 struct ConfigFile(PathBuf);
@@ -197,22 +197,13 @@ fn burst_of_connections(lab: &Lab, n: usize) {
 /// A short flood of spoofed SYNs (`n` of them) at the echo port.
 fn syn_flood(lab: &Lab, n: u64) -> syn::SynReport {
     let args = SynArgs {
-        target: SocketAddrV4::new(DAEMON_V4, ECHO_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().expect("prefix"),
-        options: OptionsMode::Random,
         rate: Some(2 * n),
         duration: 0.5,
-        threads: 1,
         batch: 16,
         seed: Some(0x1117),
-        netns: Some(lab.netns().name().to_string()),
-        metrics: lab.metrics_url(),
         probe_concurrency: 1,
-        probe_port: None,
         no_probe: true,
-        allow_network: Vec::new(),
-        json: false,
-        compare_kernel: false,
+        ..SynArgs::for_lab(lab, SocketAddrV4::new(DAEMON_V4, ECHO_PORT))
     };
     syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"))
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
 use tests::{DAEMON_V4, ECHO_PORT, HTTP_PORT, Outcome, lab};
-use tools::load::syn::{self, OptionsMode, SynArgs};
+use tools::load::syn::{self, SynArgs};
 
 /// A modest rate the daemon's two workers absorb without the TUN queue
 /// overflowing, so every SYN sent should be counted.
@@ -15,22 +15,12 @@ const RATE: u64 = 20_000;
 pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outcome {
     let lab = lab();
     let args = SynArgs {
-        target: SocketAddrV4::new(DAEMON_V4, ECHO_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().expect("prefix"),
-        options: OptionsMode::Random,
         rate: Some(RATE),
         duration: 3.0,
-        threads: 1,
         batch: 32,
         seed: Some(0x5eed),
-        netns: Some(lab.netns().name().to_string()),
-        metrics: lab.metrics_url(),
         probe_concurrency: 2,
-        probe_port: None,
-        no_probe: false,
-        allow_network: Vec::new(),
-        json: false,
-        compare_kernel: false,
+        ..SynArgs::for_lab(&lab, SocketAddrV4::new(DAEMON_V4, ECHO_PORT))
     };
     let kernel_before = lab.in_netns(kernel_snmp).expect("enter the lab");
     let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));

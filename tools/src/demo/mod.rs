@@ -18,7 +18,7 @@ pub use report::DemoReport;
 use crate::lab::{self, Lab, LabConfig};
 use crate::load::churn::{self, ChurnOpts};
 use crate::load::scrape::Scraper;
-use crate::load::syn::{self, OptionsMode, Scrape, SynArgs};
+use crate::load::syn::{self, Scrape, SynArgs};
 use crate::load::{netns, stop_on_signal};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
@@ -214,22 +214,9 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
         plan.phase_secs
     );
     let flood = SynArgs {
-        target: SocketAddrV4::new(lab::DAEMON_V4, lab::ECHO_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().map_err(invalid)?,
-        options: OptionsMode::Random,
         rate: plan.syn_rate,
         duration: plan.phase_secs as f64,
-        threads: 1,
-        batch: 64,
-        seed: None,
-        netns: Some(ns),
-        metrics: lab.metrics_url(),
-        probe_concurrency: 4,
-        probe_port: None,
-        no_probe: false,
-        allow_network: Vec::new(),
-        json: false,
-        compare_kernel: false,
+        ..SynArgs::for_lab(lab, SocketAddrV4::new(lab::DAEMON_V4, lab::ECHO_PORT))
     };
     let flooded = syn::run(&flood, stop)?;
     interrupted(stop)?;

@@ -47,7 +47,7 @@ impl Daemon {
                 let _ = std::fs::remove_file(log);
                 LabError::io(
                     format!(
-                        "start {} (build it with `cargo build --release -p tools`, or pass \
+                        "start {} (build it with `cargo build --release`, or pass \
                          --daemon PATH)",
                         program.display()
                     ),

@@ -661,7 +661,7 @@ impl std::error::Error for LabError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::config::{Args, Service};
+    use smrnetd::config::{Args, Service};
 
     /// The lab's command line is the whole contract with `smrnetd`: it must
     /// parse, and mean what the lab prints.

@@ -133,7 +133,35 @@ pub struct SynArgs {
     pub compare_kernel: bool,
 }
 
+impl Default for SynArgs {
+    /// The command line's defaults: what `smrnet load syn` with no flags
+    /// runs (the lab daemon's echo service, 10 s, one sender, the probe on).
+    /// Taken from the `#[arg]` attributes above, so they are said once.
+    fn default() -> SynArgs {
+        #[derive(clap::Parser)]
+        struct NoFlags {
+            #[command(flatten)]
+            args: SynArgs,
+        }
+        <NoFlags as clap::Parser>::try_parse_from(["syn"])
+            .expect("every flag of `load syn` has a default")
+            .args
+    }
+}
+
 impl SynArgs {
+    /// A flood of `target` from inside `lab`'s namespace, scraping `lab`'s
+    /// metrics; every other field is the command line's default, so a
+    /// caller names only what it changes (`..SynArgs::for_lab(..)`).
+    pub fn for_lab(lab: &crate::lab::Lab, target: SocketAddrV4) -> SynArgs {
+        SynArgs {
+            target,
+            netns: Some(lab.netns().name().to_string()),
+            metrics: lab.metrics_url(),
+            ..SynArgs::default()
+        }
+    }
+
     /// Check the arguments and run until done or `stop`; prints the report.
     pub fn run(&self, stop: &AtomicBool) -> io::Result<()> {
         if self.compare_kernel {

@@ -246,6 +246,28 @@ fn safety_refuses_targets_and_prefixes_outside_the_lab() {
 }
 
 #[test]
+fn default_args_are_the_command_lines_defaults() {
+    let a = SynArgs::default();
+    assert_eq!(a.target, target("198.18.0.2:7"));
+    assert_eq!(a.spoof_prefix.to_string(), "198.19.128.0/17");
+    assert_eq!(a.options, OptionsMode::Random);
+    assert_eq!(
+        (a.rate, a.duration, a.threads, a.batch),
+        (None, 10.0, 1, 64)
+    );
+    assert_eq!(
+        (a.seed, a.netns.as_deref(), a.probe_port),
+        (None, None, None)
+    );
+    assert_eq!(a.metrics, "http://127.0.0.1:9464/metrics");
+    assert_eq!(a.probe_concurrency, 4);
+    assert!(!a.no_probe && !a.json && !a.compare_kernel);
+    assert!(a.allow_network.is_empty());
+    // What the defaults aim at is allowed without --allow-network.
+    assert!(safety::check(a.target, &a.spoof_prefix, &a.allow_network).is_ok());
+}
+
+#[test]
 fn arguments_out_of_bounds_are_refused_before_anything_is_sent() {
     use clap::Parser;
     #[derive(Parser)]

@@ -16,7 +16,7 @@ fn shared_with_table(table_capacity: usize) -> Arc<Shared> {
     let stack = Arc::new(netstack::Stack::new(cfg));
     let epoch = std::time::Instant::now();
     Arc::new(Shared {
-        forward: super::super::forward::Plane::new(Arc::clone(&stack), epoch, Arc::new(|_| {})),
+        forward: super::super::forward::Plane::new(Arc::clone(&stack), epoch),
         stack,
         services: Default::default(),
         http_body_bytes: 0,

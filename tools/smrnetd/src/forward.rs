@@ -209,10 +209,9 @@ pub struct Plane {
 }
 
 impl Plane {
-    /// The plane of `stack`, whose clock starts at `epoch`; `kick` wakes a
-    /// packet worker (the daemon's per-worker eventfds, the same ones the
-    /// stack's own `WorkerWaker` writes).
-    pub fn new(stack: Arc<netstack::Stack>, epoch: Instant, kick: smrnet_tokio::Kick) -> Plane {
+    /// The plane of `stack`, whose clock starts at `epoch`. The packet
+    /// workers are woken by the stack's own `WorkerWaker`.
+    pub fn new(stack: Arc<netstack::Stack>, epoch: Instant) -> Plane {
         let net = smrnet_tokio::Net::new(
             stack,
             Arc::new(move || {
@@ -220,7 +219,6 @@ impl Plane {
                     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
                 )
             }),
-            kick,
         );
         Plane {
             net,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::daemon::config::{Args, parse_listen};
+use crate::config::{Args, parse_listen};
 
 fn config(listen: &[&str]) -> Config {
     let mut a = Args {

@@ -2,7 +2,7 @@
 //! (198.18.0.1) and the served Stack (198.18.0.2), with a fake clock.
 
 use super::*;
-use crate::daemon::config::{ListenSpec, Service};
+use crate::config::{ListenSpec, Service};
 use core::net::{IpAddr, SocketAddr};
 use netstack::{Instant, StackConfig, State};
 
@@ -163,7 +163,7 @@ fn http_keep_alive_answers_every_request_with_the_body() {
         let text = String::from_utf8(got).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains("Content-Length: 3000"), "{head}");
-        assert_eq!(body.as_bytes(), crate::daemon::services::http_body(3000));
+        assert_eq!(body.as_bytes(), crate::services::http_body(3000));
     }
 }
 

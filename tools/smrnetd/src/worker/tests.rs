@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use netstack::{SeqNum, TcpFlags, TcpHeader, Transport, emit_tcp, parse_frame};
 
 use super::*;
-use crate::daemon::config::{ListenSpec, Service};
-use crate::daemon::reload::{ServiceSet, Services};
+use crate::config::{ListenSpec, Service};
+use crate::reload::{ServiceSet, Services};
 
 const US: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
@@ -48,13 +48,8 @@ fn daemon(
         service: Service::Echo,
     };
     let epoch = std::time::Instant::now();
-    let kicking = Arc::clone(&wakers);
     let shared = Arc::new(Shared {
-        forward: crate::daemon::forward::Plane::new(
-            Arc::clone(&stack),
-            epoch,
-            Arc::new(move |i| kicking.wake(i)),
-        ),
+        forward: crate::forward::Plane::new(Arc::clone(&stack), epoch),
         stack,
         services: Services::new(ServiceSet {
             listeners: vec![(l, spec)],

@@ -36,7 +36,7 @@ pub mod serve;
 pub mod services;
 pub mod steering;
 pub mod tun;
-pub mod wake;
+pub mod usage;
 pub mod worker;
 
 use std::fs::File;
@@ -241,7 +241,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     scfg.pcb_backend = cfg.pcb_backend;
     scfg.insecure_deterministic_seed = cfg.insecure_deterministic_seed;
     let wakers = Arc::new(
-        wake::Wakers::new(cfg.workers)
+        smrnet_tokio::Wakers::new(cfg.workers)
             .map_err(|e| format!("cannot create the workers' wake-up eventfds: {e}"))?,
     );
     let waking = Arc::clone(&wakers);
@@ -257,12 +257,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
 
     let epoch = std::time::Instant::now();
-    // No kick of its own: every call the forward plane makes on the stack
-    // ends in the stack's after-touch step, which already wakes the
-    // connection's home worker through `scfg.waker` if it is parked (once
-    // per park); an eventfd write here too would be a second system call
-    // per application call.
-    let forward = forward::Plane::new(Arc::clone(&stack), epoch, Arc::new(|_| {}));
+    // Every call the forward plane makes on the stack ends in the stack's
+    // after-touch step, which wakes the connection's home worker through
+    // `scfg.waker` if it is parked (once per park).
+    let forward = forward::Plane::new(Arc::clone(&stack), epoch);
     let shared = Arc::new(Shared {
         forward,
         stack: Arc::clone(&stack),

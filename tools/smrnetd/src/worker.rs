@@ -26,7 +26,7 @@ use tun_rs::SyncDevice;
 
 use super::pcap::PcapWriter;
 use super::serve::Server;
-use super::wake::Wakers;
+use smrnet_tokio::Wakers;
 
 /// Frames read per turn before the stack's output is written.
 pub const BATCH: usize = 64;

@@ -1,11 +1,13 @@
 //! The driver's half of the wake-ups between workers: one eventfd per
-//! worker, in that worker's poll set beside its TUN queue.
+//! worker, in that worker's poll set beside its frame queue. Used by
+//! [`crate::Driver`] and by the daemon's packet workers alike.
 //!
 //! The engine calls [`Wakers::wake`] (through `StackConfig::waker`) when it
-//! queued work for a worker that `park`ed; the worker's poll returns, it
-//! [`drain`](Wakers::drain)s the eventfd and runs a turn. Without this a
-//! segment that reached another worker's queue (or the control plane's
-//! stop) waited for the sleeping worker's poll timeout.
+//! queued work for a worker that `park`ed: a segment that reached another
+//! worker's queue, or an application call (a write, a read that opens the
+//! window, a close) on one of its connections. The worker's poll returns,
+//! it [`drain`](Wakers::drain)s the eventfd and runs a turn. Without this
+//! that work waited for the sleeping worker's poll timeout.
 //!
 //! Invariant: an eventfd is written only by `wake` and read only by its own
 //! worker, non-blocking both ways, so a wake-up never blocks the thread
@@ -51,7 +53,7 @@ impl Wakers {
         }
     }
 
-    /// Every worker: the control plane's stop.
+    /// Every worker (a driver's stop).
     pub fn wake_all(&self) {
         for i in 0..self.fds.len() {
             self.wake(i);

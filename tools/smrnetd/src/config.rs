@@ -586,7 +586,7 @@ impl Args {
             return Err(bad("user", "empty user name"));
         }
         let pcap_max_bytes = self.pcap_max_bytes.unwrap_or(64 << 20);
-        if pcap_max_bytes < crate::daemon::pcap::FILE_HEADER_LEN as u64 {
+        if pcap_max_bytes < crate::pcap::FILE_HEADER_LEN as u64 {
             return Err(bad(
                 "pcap-max-bytes",
                 "must hold at least the 24-byte file header",
