@@ -9,7 +9,7 @@
 //! tokio server runs on a thread moved into the server namespace with the
 //! lab daemon's three services on their ports: echo (7), discard (9) and
 //! http (80), the last two answered by the daemon's own sans-IO service
-//! code ([`crate::daemon::services::Session`], same body size as a lab's
+//! code ([`smrnetd::services::Session`], same body size as a lab's
 //! daemon) so both sides speak byte-for-byte the same protocol. The load
 //! runs from the client namespace.
 //!
@@ -19,9 +19,9 @@
 
 use super::churn::{self, ChurnOpts, ChurnReport};
 use super::netns::NetnsFd;
-use crate::daemon::config::Service;
-use crate::daemon::services::{Next, Session};
 use crate::lab::{self, LabError, Netns};
+use smrnetd::config::Service;
+use smrnetd::services::{Next, Session};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
