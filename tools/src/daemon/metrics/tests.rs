@@ -24,6 +24,7 @@ pub(super) fn shared() -> Arc<Shared> {
         faults: Default::default(),
         wakers: Default::default(),
         steering: Default::default(),
+        offload: Default::default(),
     })
 }
 

@@ -68,6 +68,7 @@ fn daemon(
         faults: Default::default(),
         wakers,
         steering: Default::default(),
+        offload: Default::default(),
     });
     let mut peers = Vec::new();
     let mut threads = Vec::new();
