@@ -91,7 +91,7 @@ pub struct TxFrame {
 
 impl TxFrame {
     /// A complete frame: nothing left for the link.
-    pub(crate) fn plain(len: usize) -> TxFrame {
+    pub fn plain(len: usize) -> TxFrame {
         TxFrame {
             len,
             checksum: None,

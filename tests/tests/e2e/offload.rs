@@ -12,7 +12,9 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::clients::{connect, pattern};
-use tests::{DAEMON_V4, DAEMON_V6, DISCARD_PORT, ECHO_PORT, Lab, Metrics, Outcome, lab_with, scrape};
+use tests::{
+    DAEMON_V4, DAEMON_V6, DISCARD_PORT, ECHO_PORT, Lab, Metrics, Outcome, lab_with, scrape,
+};
 
 const FRAMES: &str = "smrnet_worker_offload_frames_total";
 const ENABLED: &str = "smrnet_offload_enabled";
@@ -92,7 +94,11 @@ fn gso(m: &Metrics, dir: &str) -> f64 {
 pub fn offload_on_carries_super_segments_byte_exact_both_ways() -> Outcome {
     let lab = lab_with(2, &["--offload", "on"]);
     let before = scrape(&lab);
-    assert_eq!(before.sum(ENABLED), 1.0, "offload should be accepted as root");
+    assert_eq!(
+        before.sum(ENABLED),
+        1.0,
+        "offload should be accepted as root"
+    );
     assert_eq!(before.sum(REFUSED), 0.0);
     let len = transfer_bytes();
     let (echo, discard) = echo_and_discard(&lab, IpAddr::V4(DAEMON_V4), len);
@@ -105,10 +111,23 @@ pub fn offload_on_carries_super_segments_byte_exact_both_ways() -> Outcome {
     let (echo6, _) = echo_and_discard(&lab, IpAddr::V6(DAEMON_V6), 16 << 20);
     eprintln!("offload on, IPv6: 16 MiB echoed in {echo6:.2} s");
     let after = scrape(&lab);
-    let (rx, tx) = (gso(&after, "rx") - gso(&before, "rx"), gso(&after, "tx") - gso(&before, "tx"));
-    assert!(rx > 0.0, "the kernel's TSO sends should arrive as super-segments");
-    assert!(tx > 0.0, "the daemon's bulk sends should leave as super-segments");
-    assert_eq!(after.sum(REJECTED), 0.0, "the kernel's headers are all honoured");
+    let (rx, tx) = (
+        gso(&after, "rx") - gso(&before, "rx"),
+        gso(&after, "tx") - gso(&before, "tx"),
+    );
+    assert!(
+        rx > 0.0,
+        "the kernel's TSO sends should arrive as super-segments"
+    );
+    assert!(
+        tx > 0.0,
+        "the daemon's bulk sends should leave as super-segments"
+    );
+    assert_eq!(
+        after.sum(REJECTED),
+        0.0,
+        "the kernel's headers are all honoured"
+    );
     let log = std::fs::read_to_string(lab.log()).expect("daemon log");
     assert!(log.contains("offload: TSO and checksum offload"), "{log}");
     Outcome::Passed

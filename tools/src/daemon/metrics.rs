@@ -860,9 +860,8 @@ impl Metrics {
             .iter()
             .map(|w| {
                 // Relaxed: statistics only.
-                let read = |c: &std::sync::atomic::AtomicU64| {
-                    c.load(std::sync::atomic::Ordering::Relaxed)
-                };
+                let read =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
                 super::offload::WorkerTotals {
                     frames_in: read(&w.packets_in),
                     bytes_in: read(&w.bytes_in),

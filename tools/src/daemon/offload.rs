@@ -279,15 +279,24 @@ pub fn render(text: &mut String, status: Status, workers: &[WorkerTotals<'_>]) {
             1,
         ),
     ] {
-        let _ = writeln!(
-            text,
-            "# HELP {metric} {help}\n# TYPE {metric} counter"
-        );
+        let _ = writeln!(text, "# HELP {metric} {help}\n# TYPE {metric} counter");
         for (i, w) in workers.iter().enumerate() {
             let o = w.offload;
             let rows = [
-                ("rx", w.frames_in, w.bytes_in, read(&o.rx_super_frames), read(&o.rx_super_bytes)),
-                ("tx", w.frames_out, w.bytes_out, read(&o.tx_super_frames), read(&o.tx_super_bytes)),
+                (
+                    "rx",
+                    w.frames_in,
+                    w.bytes_in,
+                    read(&o.rx_super_frames),
+                    read(&o.rx_super_bytes),
+                ),
+                (
+                    "tx",
+                    w.frames_out,
+                    w.bytes_out,
+                    read(&o.tx_super_frames),
+                    read(&o.tx_super_bytes),
+                ),
             ];
             for (dir, frames, bytes, sf, sb) in rows {
                 let (all, sup) = if pick == 0 { (frames, sf) } else { (bytes, sb) };

@@ -26,7 +26,9 @@ pub fn open_queues(cfg: &Config) -> io::Result<(Vec<SyncDevice>, offload::Status
     let requested = cfg.offload != OffloadMode::Off;
     if requested {
         let tried = if cfg.offload == OffloadMode::ForceFallback {
-            Err(io::Error::other("refusal forced by --offload force-fallback"))
+            Err(io::Error::other(
+                "refusal forced by --offload force-fallback",
+            ))
         } else {
             open_with(cfg, true)
         };

@@ -146,7 +146,10 @@ fn each_bad_value_names_its_field() {
 fn offload_is_on_unless_turned_off() {
     use super::OffloadMode;
     assert_eq!(flags(&[]).unwrap().offload, OffloadMode::On);
-    assert_eq!(flags(&["--offload", "off"]).unwrap().offload, OffloadMode::Off);
+    assert_eq!(
+        flags(&["--offload", "off"]).unwrap().offload,
+        OffloadMode::Off
+    );
     assert_eq!(
         flags(&["--offload", "force-fallback"]).unwrap().offload,
         OffloadMode::ForceFallback

@@ -46,7 +46,10 @@ fn hostile_headers_are_refused_by_name_and_never_panic() {
     let f = frame(header(F_NEEDS_CSUM, GSO_NONE, u16::MAX, u16::MAX), 100);
     assert_eq!(parse(&f), Err(Reject::BadCsumOffset));
     let f = frame(header(F_NEEDS_CSUM, GSO_NONE, 82, 16), 100);
-    assert!(parse(&f).is_ok(), "the field's last octet is the datagram's last");
+    assert!(
+        parse(&f).is_ok(),
+        "the field's last octet is the datagram's last"
+    );
     // Every short frame and every header byte value: returns.
     for len in 0..VNET_HDR_LEN + 4 {
         for b in 0..=255u8 {
