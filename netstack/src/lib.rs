@@ -17,8 +17,8 @@ mod wire;
 pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
 pub use crate::stack::{
     AppError, ConnHandle, ConnTurn, ConnectError, HANDSHAKE_BUCKETS, HandshakeHistogram,
-    ListenError, ListenerHandle, Stack, StackConfig, StackCounters, StackCountersSnapshot, Worker,
-    WorkerWaker,
+    ListenError, ListenerHandle, MAX_OFFLOAD_PAYLOAD, Segmentation, Stack, StackConfig,
+    StackCounters, StackCountersSnapshot, TxFrame, TxOffload, Worker, WorkerWaker,
 };
 pub use crate::steer::{FlowSteering, STEER_MULTIPLIER, steer_finish, steer_mix};
 pub use crate::tcp::config::{KeepaliveConfig, TcpConfig};
@@ -46,8 +46,9 @@ pub use crate::tcp::syncache::{
 pub use crate::time::Instant;
 pub use crate::wire::{
     DEFAULT_HOP_LIMIT, Datagram, Drop, ECHO_HEADER_LEN, Echo, EchoKind, EmitError,
-    MAX_IPV6_EXT_HEADERS, TCP_HEADER_LEN, TcpFlags, TcpHeader, TcpSegment, Transport, emit_echo,
-    emit_tcp, parse as parse_frame,
+    MAX_IPV6_EXT_HEADERS, PartialChecksum, TCP_CHECKSUM_OFFSET, TCP_HEADER_LEN, TcpFlags,
+    TcpHeader, TcpSegment, Transport, emit_echo, emit_tcp, emit_tcp_partial, parse as parse_frame,
+    parse_with as parse_frame_with,
 };
 /// The connection-table backends `StackConfig::pcb_backend` chooses from.
 pub use pcb::Backend as PcbBackend;

@@ -48,6 +48,7 @@ mod conn;
 mod demux;
 mod handshake_times;
 mod listener;
+mod offload;
 mod table;
 #[cfg(test)]
 mod test_hooks;
@@ -74,6 +75,7 @@ use crate::tcp::syncache::{SynCache, SynCacheConfig};
 pub use self::app::{AppError, ConnHandle, ConnectError};
 pub use self::handshake_times::{HANDSHAKE_BUCKETS, HandshakeHistogram};
 pub use self::listener::{ListenError, ListenerHandle};
+pub use self::offload::{MAX_OFFLOAD_PAYLOAD, Segmentation, TxFrame, TxOffload};
 pub use self::turn::ConnTurn;
 pub use self::wake::WorkerWaker;
 pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};

@@ -36,13 +36,14 @@ use pcb::FourTuple;
 use super::table::{ConnGuard, ConnRef};
 
 use super::conn::ConnState;
+use super::offload::{TxFrame, TxOffload};
 use super::{ConnHandle, Stack};
 use crate::counters::WorkerCounters;
 use crate::tcp::conn::{Events, Transmit};
 use crate::tcp::mib::TcpMib;
 use crate::time::Instant;
 use crate::wire::{
-    DEFAULT_HOP_LIMIT, EchoKind, TcpHeader, Transport, emit_echo, emit_tcp, parse as parse_frame,
+    DEFAULT_HOP_LIMIT, EchoKind, TcpHeader, Transport, emit_echo, emit_tcp, parse_with,
 };
 
 /// Room for any control segment: IPv6 header, TCP header, 40 octets of options.
@@ -271,7 +272,7 @@ impl<'s> Worker<'s> {
     /// every frame not delivered is counted once. Any reply goes out through
     /// [`poll_transmit`](Self::poll_transmit).
     pub fn handle_frame(&self, now: Instant, frame: &[u8]) {
-        self.input(now, frame, &mut Reply::Queue);
+        self.input(now, frame, false, &mut Reply::Queue);
     }
 
     /// As [`handle_frame`](Self::handle_frame), and a stateless reply to
@@ -286,15 +287,21 @@ impl<'s> Worker<'s> {
             buf: reply,
             len: None,
         };
-        self.input(now, frame, &mut out);
+        self.input(now, frame, false, &mut out);
         match out {
             Reply::Buffer { len, .. } => len,
             Reply::Queue => None,
         }
     }
 
-    fn input(&self, now: Instant, frame: &[u8], out: &mut Reply<'_>) {
-        let parsed = parse_frame(frame);
+    pub(crate) fn input(
+        &self,
+        now: Instant,
+        frame: &[u8],
+        tcp_checksum_trusted: bool,
+        out: &mut Reply<'_>,
+    ) {
+        let parsed = parse_with(frame, tcp_checksum_trusted);
         self.counters().record(&parsed);
         let Ok(datagram) = parsed else { return };
         if !self.stack.owns(datagram.dst) {
@@ -400,6 +407,20 @@ impl<'s> Worker<'s> {
     /// (MSS + 100 octets); a segment that does not fit is counted and lost
     /// (TCP retransmits it).
     pub fn poll_transmit(&self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.poll_transmit_with(now, buf, TxOffload::NONE)
+            .map(|f| f.len)
+    }
+
+    /// As [`poll_transmit`](Self::poll_transmit), for a link that does what
+    /// `tx` says (see [`TxOffload`]): the frame's [`TxFrame`] tells the
+    /// driver what is left for the link to do with it. With
+    /// [`TxOffload::NONE`] the frames are exactly `poll_transmit`'s.
+    pub fn poll_transmit_with(
+        &self,
+        now: Instant,
+        buf: &mut [u8],
+        tx: TxOffload,
+    ) -> Option<TxFrame> {
         loop {
             let pin = {
                 let mut q = self.stack.queues(self.index);
@@ -412,7 +433,7 @@ impl<'s> Worker<'s> {
                         q.spare.truncate(64);
                     }
                     match copied {
-                        Some(()) => return Some(n),
+                        Some(()) => return Some(TxFrame::plain(n)),
                         None => {
                             bump(&self.stack_counters().emit_errors);
                             continue;
@@ -426,7 +447,7 @@ impl<'s> Worker<'s> {
             let Some(mut guard) = self.stack.table.unpin(pin) else {
                 continue;
             };
-            match self.transmit_one(&mut guard, now, buf) {
+            match self.transmit_one(&mut guard, now, buf, tx) {
                 Some(Ok(n)) => {
                     let pin = guard.pin();
                     self.stack.queues(guard.home).ready.push_back(pin);
@@ -451,25 +472,24 @@ impl<'s> Worker<'s> {
         guard: &mut ConnGuard<'_>,
         now: Instant,
         buf: &mut [u8],
-    ) -> Option<Result<usize, ()>> {
+        tx: TxOffload,
+    ) -> Option<Result<TxFrame, ()>> {
         let tuple = guard.tuple();
         let mib = self.mib();
         let t: Transmit<'_> = match &mut guard.state {
             ConnState::Reserved => return None,
-            ConnState::Tcb(tcb) => tcb.poll_transmit(now, mib)?,
+            ConnState::Tcb(tcb) => {
+                tcb.poll_transmit_limited(now, mib, tx.payload_limit(buf.len()))?
+            }
             ConnState::TimeWait(tw) => tw.poll_transmit(now, mib)?,
         };
-        Some(
-            emit_tcp(
-                tuple.local.addr,
-                tuple.foreign.addr,
-                DEFAULT_HOP_LIMIT,
-                &t.header,
-                t.payload,
-                buf,
-            )
-            .map_err(|_| ()),
-        )
+        Some(super::offload::emit(
+            tuple.local.addr,
+            tuple.foreign.addr,
+            &t,
+            tx,
+            buf,
+        ))
     }
 
     fn spare_buffer(&self, len: usize) -> Vec<u8> {

@@ -117,9 +117,53 @@ pub fn emit_tcp(
     let (frame, at) = ip_frame(addrs, hop_limit, PROTO_TCP, segment_len, buf)?;
     let len = frame.len();
     if let Some(out) = frame.get_mut(at..) {
-        tcp::write_tcp(addrs, header, payload, out);
+        tcp::write_tcp(addrs, header, payload, out, false);
     }
     Ok(len)
+}
+
+/// Where a partial checksum is finished: the sum of every octet from
+/// `start` to the end of the datagram is added, complemented, to the
+/// 16-bit field at `start + offset` (virtio's `csum_start`/`csum_offset`,
+/// Linux's `CHECKSUM_PARTIAL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialChecksum {
+    /// Where the summed range starts: the TCP header.
+    pub start: u16,
+    /// The checksum field's offset from `start`.
+    pub offset: u16,
+}
+
+/// The TCP checksum field's offset in the TCP header.
+pub const TCP_CHECKSUM_OFFSET: u16 = 16;
+
+/// As [`emit_tcp`], leaving the TCP checksum partial (the pseudo-header's
+/// sum) for the link to finish; returns the datagram length and where the
+/// link finishes it. The IP header's checksum (IPv4) is complete.
+pub fn emit_tcp_partial(
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    header: &TcpHeader,
+    payload: &[u8],
+    buf: &mut [u8],
+) -> Result<(usize, PartialChecksum), EmitError> {
+    let addrs = IpPair::new(src, dst).ok_or(EmitError::AddressFamilyMismatch)?;
+    let segment_len = TCP_HEADER_LEN + header.options.emitted_len() + payload.len();
+    let (frame, at) = ip_frame(addrs, hop_limit, PROTO_TCP, segment_len, buf)?;
+    let len = frame.len();
+    if let Some(out) = frame.get_mut(at..) {
+        tcp::write_tcp(addrs, header, payload, out, true);
+    }
+    // `at` is an IP header's length: 20 or 40.
+    let start = at as u16;
+    Ok((
+        len,
+        PartialChecksum {
+            start,
+            offset: TCP_CHECKSUM_OFFSET,
+        },
+    ))
 }
 
 /// Builds an ICMP (IPv4) or ICMPv6 (IPv6) echo message into `buf`; returns the

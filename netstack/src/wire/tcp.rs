@@ -123,8 +123,14 @@ impl TcpSegment<'_> {
     }
 }
 
-/// Validates a TCP segment carried between `addrs`.
-pub(crate) fn parse_tcp(addrs: IpPair, bytes: &[u8]) -> Result<TcpSegment<'_>, Drop> {
+/// Validates a TCP segment carried between `addrs`; its checksum is not
+/// summed when `checksum_trusted` (the driver says the link verified it, or
+/// that it comes from this host with the sum left to offload).
+pub(crate) fn parse_tcp(
+    addrs: IpPair,
+    bytes: &[u8],
+    checksum_trusted: bool,
+) -> Result<TcpSegment<'_>, Drop> {
     if bytes.len() < TCP_HEADER_LEN {
         return Err(Drop::TruncatedTcp);
     }
@@ -134,7 +140,7 @@ pub(crate) fn parse_tcp(addrs: IpPair, bytes: &[u8]) -> Result<TcpSegment<'_>, D
     }
     let packet = TcpPacket::new_checked(bytes).map_err(|_| Drop::BadTcpOffset)?;
     // RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
-    if !addrs.verify(PROTO_TCP, bytes) {
+    if !checksum_trusted && !addrs.verify(PROTO_TCP, bytes) {
         return Err(Drop::BadTcpChecksum);
     }
     if packet.src_port() == 0 || packet.dst_port() == 0 {
@@ -160,8 +166,16 @@ pub(crate) fn parse_tcp(addrs: IpPair, bytes: &[u8]) -> Result<TcpSegment<'_>, D
 }
 
 /// Writes header, options and payload into `out`, which is exactly the segment's
-/// length, and fills the checksum for `addrs`.
-pub(crate) fn write_tcp(addrs: IpPair, header: &TcpHeader, payload: &[u8], out: &mut [u8]) {
+/// length, and fills the checksum for `addrs`; with `partial`, only the
+/// pseudo-header's sum, folded and not complemented (what Linux leaves in a
+/// `CHECKSUM_PARTIAL` segment), for the link to add the segment's own sum to.
+pub(crate) fn write_tcp(
+    addrs: IpPair,
+    header: &TcpHeader,
+    payload: &[u8],
+    out: &mut [u8],
+    partial: bool,
+) {
     let options_len = header.options.emitted_len();
     let mut packet = TcpPacket::new_unchecked(&mut *out);
     packet.set_src_port(header.src_port);
@@ -185,6 +199,10 @@ pub(crate) fn write_tcp(addrs: IpPair, header: &TcpHeader, payload: &[u8], out: 
     // The caller sized `out` from `emitted_len`, so both writes fit.
     let _ = header.options.emit(packet.options_mut());
     packet.payload_mut().copy_from_slice(payload);
-    let sum = addrs.checksum(PROTO_TCP, out);
+    let sum = if partial {
+        addrs.pseudo_header_sum(PROTO_TCP, out.len())
+    } else {
+        addrs.checksum(PROTO_TCP, out)
+    };
     TcpPacket::new_unchecked(out).set_checksum(sum);
 }

@@ -16,6 +16,7 @@ mod lifecycle;
 mod load;
 mod names;
 mod observability;
+mod offload;
 mod operability;
 mod reload;
 mod steering;
@@ -39,6 +40,9 @@ fn main() {
         backends::every_pcb_backend_serves_parallel_and_sequential_echo_and_drains,
         bench::bench_e2e_reports_every_backend_and_mode_with_matching_daemon_counts,
         bench::bench_path_tiny_run_reports_every_row_on_both_sides_and_removes_its_namespaces,
+        offload::offload_on_carries_super_segments_byte_exact_both_ways,
+        offload::offload_off_moves_the_same_bytes_one_frame_at_a_time,
+        offload::offload_refused_falls_back_logs_why_and_serves,
         traffic::ping_v4_and_v6_are_answered,
         traffic::http_body_reaches_curl_and_a_std_client,
         traffic::port_without_listener_refuses_with_rst,

@@ -27,6 +27,7 @@ pub mod forward;
 pub mod metrics;
 pub mod metrics_http;
 pub mod netns;
+pub mod offload;
 pub mod pcap;
 pub mod pool_watch;
 pub mod privs;
@@ -155,7 +156,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // The device first: it is the part that needs privileges. The netlink
     // socket that follows it is opened beside it, in its namespace.
     let open = |c: &Config| -> io::Result<_> { Ok((tun::open_queues(c)?, rtnl::Socket::open()?)) };
-    let (queues, rtnl_socket) = match &cfg.netns {
+    let ((queues, offload), rtnl_socket) = match &cfg.netns {
         Some(ns) => {
             let c = cfg.clone();
             netns::run_in(ns, move || open(&c))
@@ -274,6 +275,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         faults: faults::Faults::default(),
         wakers,
         steering,
+        offload,
     });
 
     // The forward thread serves the forward listeners from now on.

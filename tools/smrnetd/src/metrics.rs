@@ -870,6 +870,24 @@ impl Metrics {
         let _ = writeln!(text, "{HANDSHAKE}_sum {}", hs.sum_ns as f64 / 1e9);
         let _ = writeln!(text, "{HANDSHAKE}_count {cumulative}");
         self.shared.forward.counters.render(text);
+        let totals: Vec<_> = self
+            .shared
+            .stats
+            .iter()
+            .map(|w| {
+                // Relaxed: statistics only.
+                let read =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                super::offload::WorkerTotals {
+                    frames_in: read(&w.packets_in),
+                    bytes_in: read(&w.bytes_in),
+                    frames_out: read(&w.packets_out),
+                    bytes_out: read(&w.bytes_out),
+                    offload: &w.offload,
+                }
+            })
+            .collect();
+        super::offload::render(text, self.shared.offload, &totals);
     }
 }
 

@@ -24,6 +24,9 @@ use netstack::Stack;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tun_rs::SyncDevice;
 
+use netstack::{TxFrame, TxOffload};
+
+use super::offload::{self, VNET_HDR_LEN};
 use super::pcap::PcapWriter;
 use super::serve::Server;
 use smrnet_tokio::Wakers;
@@ -61,6 +64,8 @@ pub struct WorkerStats {
     pub sessions: AtomicU64,
     /// Sleeps ended by the wake-up eventfd (another thread queued work).
     pub wakeups: AtomicU64,
+    /// Super-segments, their sizes, refused headers.
+    pub offload: super::offload::OffloadStats,
 }
 
 /// A TUN queue as the worker uses it: one frame per call, non-blocking,
@@ -107,6 +112,9 @@ pub struct Shared {
     pub steering: super::steering::Status,
     /// The forward service's side: the tokio API and its counters.
     pub forward: super::forward::Plane,
+    /// Whether the queues carry the virtio-net header (TSO and checksum
+    /// offload), see [`super::offload`].
+    pub offload: super::offload::Status,
 }
 
 impl Shared {
@@ -132,17 +140,29 @@ impl Shared {
     }
 }
 
-/// Writes one frame to the device, counting it (or its failure).
+/// Writes one frame, `buf[vnet..][..frame.len]`, to the device, with its
+/// virtio-net header in `buf[..vnet]` when the queue has one (`vnet` is
+/// [`VNET_HDR_LEN`] or zero), counting it (or its failure).
 fn send(
     shared: &Shared,
     device: &impl FrameQueue,
     stats: &WorkerStats,
     index: usize,
-    frame: &[u8],
+    buf: &mut [u8],
+    vnet: usize,
+    frame: &TxFrame,
 ) {
-    shared.capture(frame);
-    match device.send(frame) {
-        Ok(_) => add(&stats.bytes_out, frame.len() as u64),
+    let Some(datagram) = buf.get(vnet..vnet + frame.len) else {
+        add(&stats.write_errors, 1);
+        return;
+    };
+    shared.capture(datagram);
+    if vnet > 0 {
+        offload::write(frame, buf);
+        stats.offload.sent(frame);
+    }
+    match device.send(&buf[..vnet + frame.len]) {
+        Ok(_) => add(&stats.bytes_out, frame.len as u64),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {
             add(&stats.write_errors, 1);
         }
@@ -163,8 +183,18 @@ pub fn run(index: usize, shared: Arc<Shared>, device: impl FrameQueue) -> io::Re
     let stack = &*shared.stack;
     let w = stack.worker(index);
     let stats = &shared.stats[index];
-    let mut frame = vec![0u8; shared.mtu.max(1500) + 64];
-    let mut out = vec![0u8; shared.mtu.max(1500) + 64];
+    // With offload, a frame is the virtio-net header and up to 64 KiB.
+    let (vnet, buf_len, tx) = if shared.offload.enabled {
+        let tx = TxOffload {
+            max_payload: netstack::MAX_OFFLOAD_PAYLOAD,
+            checksum: true,
+        };
+        (VNET_HDR_LEN, offload::MAX_FRAME, tx)
+    } else {
+        (0, shared.mtu.max(1500) + 64, TxOffload::NONE)
+    };
+    let mut frame = vec![0u8; buf_len];
+    let mut out = vec![0u8; buf_len];
     let mut services = shared.services.current();
     let mut generation = 0;
     let mut listeners = services.served_handles();
@@ -194,13 +224,30 @@ pub fn run(index: usize, shared: Arc<Shared>, device: impl FrameQueue) -> io::Re
             match device.recv(&mut frame) {
                 Ok(n) => {
                     n_in += 1;
-                    add(&stats.bytes_in, n as u64);
-                    shared.capture(&frame[..n]);
+                    let got = frame.get(..n).unwrap_or(&frame);
+                    let (datagram, trusted) = if vnet == 0 {
+                        (got, false)
+                    } else {
+                        match offload::parse(got) {
+                            Ok(r) => {
+                                stats.offload.received(&r);
+                                (r.datagram, r.checksum_trusted)
+                            }
+                            Err(why) => {
+                                stats.offload.reject(why);
+                                add(&stats.bytes_in, n as u64);
+                                continue;
+                            }
+                        }
+                    };
+                    add(&stats.bytes_in, datagram.len() as u64);
+                    shared.capture(datagram);
                     // A stateless reply (SYN-ACK, reset) goes out at once,
                     // from our buffer: no queue, no copy.
-                    if let Some(r) = w.handle(now, &frame[..n], &mut out) {
+                    if let Some(r) = w.handle_with(now, datagram, trusted, &mut out[vnet..]) {
                         n_direct += 1;
-                        send(&shared, &device, stats, index, &out[..r]);
+                        let f = TxFrame::plain(r);
+                        send(&shared, &device, stats, index, &mut out, vnet, &f);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -236,9 +283,9 @@ pub fn run(index: usize, shared: Arc<Shared>, device: impl FrameQueue) -> io::Re
 
         w.handle_timeout(now);
         let mut n_out = n_direct;
-        while let Some(n) = w.poll_transmit(now, &mut out) {
+        while let Some(f) = w.poll_transmit_with(now, &mut out[vnet..], tx) {
             n_out += 1;
-            send(&shared, &device, stats, index, &out[..n]);
+            send(&shared, &device, stats, index, &mut out, vnet, &f);
         }
         add(&stats.packets_out, n_out);
         // A quiet turn: recycle what this thread retired, so the pool's

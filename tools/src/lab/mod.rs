@@ -162,6 +162,15 @@ impl Lab {
         if !cfg.listen_flags {
             strip_listen_flags(&mut args);
         }
+        // `SMRNET_LAB_OFFLOAD=off` (or `on`) runs every lab's daemon so,
+        // unless the lab's own flags say otherwise: how the end-to-end
+        // suite is run both ways.
+        if let Some(mode) = std::env::var_os("SMRNET_LAB_OFFLOAD")
+            && !cfg.extra_args.iter().any(|a| a == "--offload")
+        {
+            args.push("--offload".into());
+            args.push(mode);
+        }
         args.extend(cfg.extra_args.iter().cloned());
         let daemon = Daemon::spawn(&cfg.daemon, &args, &log)?;
         let mut lab = Lab {

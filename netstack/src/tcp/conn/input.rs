@@ -502,7 +502,17 @@ impl Tcb {
         if placed.advanced > 0 {
             self.events |= Events::READABLE;
         }
-        let full = data.len() >= usize::from(self.snd_mss).min(usize::from(self.limits.our_mss));
+        // A full-sized segment, or (a super-segment from a receive offload)
+        // as many full-sized segments as it holds: each counts toward the
+        // every-second-segment ACK rule as if it had arrived alone.
+        // A peer keeps to our MSS, so without offload this is 0 or 1.
+        let our_mss = usize::from(self.limits.our_mss).max(1);
+        let full_size = usize::from(self.snd_mss).min(our_mss);
+        let full = if data.len() >= full_size {
+            (data.len() / our_mss).max(1)
+        } else {
+            0
+        };
         if placed.queued || placed.dropped || had_ofo || skip > 0 || data.len() < payload.len() {
             // RFC 5681 §4.2: out-of-order data, or data that fills a hole, is
             // acknowledged at once (the sender counts duplicate ACKs).
@@ -511,9 +521,8 @@ impl Tcb {
                 self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
             }
         } else if placed.advanced > 0 {
-            if full {
-                self.unacked_segs = self.unacked_segs.saturating_add(1);
-            }
+            let full = u8::try_from(full).unwrap_or(u8::MAX);
+            self.unacked_segs = self.unacked_segs.saturating_add(full);
             // RFC 9293 §3.8.6.3: an ACK for at least every second full-sized
             // segment, and none delayed past the configured bound.
             if self.unacked_segs >= 2 || self.limits.delayed_ack_ms == 0 {

@@ -16,6 +16,24 @@ impl Tcb {
     /// The next segment to send, if any; call until `None`. The Stack emits it
     /// with `emit_tcp(local.ip(), remote.ip(), ..)`.
     pub fn poll_transmit(&mut self, now: Instant, mib: &TcpMib) -> Option<Transmit<'_>> {
+        self.poll_transmit_limited(now, mib, 0)
+    }
+
+    /// As [`poll_transmit`](Self::poll_transmit), for a link that segments
+    /// (TCP segmentation offload): new data may leave as one segment of up
+    /// to `max_payload` octets, a whole number of segments of the current
+    /// payload room (the MSS less any SACK blocks) unless the tail is one
+    /// the software path would also send short now (no Nagle hold, no
+    /// window cut), with [`Transmit::segment_size`] set to that room.
+    /// Retransmissions, the SYN, the FIN alone and bare ACKs stay single
+    /// segments. A `max_payload` at or below the room changes nothing: the
+    /// segments are exactly those of `poll_transmit`.
+    pub fn poll_transmit_limited(
+        &mut self,
+        now: Instant,
+        mib: &TcpMib,
+        max_payload: usize,
+    ) -> Option<Transmit<'_>> {
         self.settle(mib);
         if let Some((seq, ack)) = self.rst_pending.take() {
             mib.out_rsts.bump();
@@ -29,12 +47,13 @@ impl Tcb {
             return Some(Transmit {
                 header,
                 payload: &[],
+                segment_size: None,
             });
         }
         match self.state {
             State::Closed | State::Listen => None,
             State::SynSent | State::SynReceived => self.poll_syn(now, mib),
-            _ => self.poll_synchronized(now, mib),
+            _ => self.poll_synchronized(now, mib, max_payload),
         }
     }
 
@@ -88,6 +107,7 @@ impl Tcb {
         Some(Transmit {
             header,
             payload: &[],
+            segment_size: None,
         })
     }
 
@@ -97,7 +117,12 @@ impl Tcb {
         self.wscale_on
     }
 
-    fn poll_synchronized(&mut self, now: Instant, mib: &TcpMib) -> Option<Transmit<'_>> {
+    fn poll_synchronized(
+        &mut self,
+        now: Instant,
+        mib: &TcpMib,
+        max_payload: usize,
+    ) -> Option<Transmit<'_>> {
         if self.state == State::TimeWait {
             return self.poll_ack(now, mib);
         }
@@ -129,6 +154,23 @@ impl Tcb {
         let in_flight = self.snd_nxt != self.snd_una;
         if unsent > 0 && usable > 0 {
             let room = self.payload_room();
+            if room > 0
+                && max_payload > room
+                && let Some(len) = self.super_segment_len(unsent, usable, room, max_payload)
+            {
+                let fin = len == unsent && self.fin_queued;
+                let seq = self.snd_nxt;
+                let mut t = self.data_segment(now, seq, len, fin, mib);
+                // `super_segment_len` returns more than one room, and a
+                // room is at most the MSS, a `u16`.
+                t.segment_size = u16::try_from(room).ok();
+                // Each segment the link cuts is a segment sent.
+                let extra = len.div_ceil(room).saturating_sub(1);
+                for _ in 0..extra {
+                    mib.out_segs.bump();
+                }
+                return Some(t);
+            }
             let len = unsent.min(usable).min(room);
             let full = len == room;
             let all = len == unsent;
@@ -173,6 +215,7 @@ impl Tcb {
         Transmit {
             header,
             payload: &[],
+            segment_size: None,
         }
     }
 
@@ -187,6 +230,7 @@ impl Tcb {
         Some(Transmit {
             header,
             payload: &[],
+            segment_size: None,
         })
     }
 
@@ -254,6 +298,7 @@ impl Tcb {
         Transmit {
             header,
             payload: self.send_buf.slice(offset, len),
+            segment_size: None,
         }
     }
 
@@ -275,6 +320,30 @@ impl Tcb {
             .count();
         // Two NOPs, kind and length, then eight octets per block.
         mss.saturating_sub(4 + 8 * blocks).max(1)
+    }
+
+    /// The payload of one super-segment, if more than one `room` of new
+    /// data may go now: `unsent` and `usable` (the window) bound it, and so
+    /// does `max_payload` (rounded down to whole rooms). The software path
+    /// would send full segments back to back and then the tail only if
+    /// neither Nagle (a short last piece of the buffer with data in flight,
+    /// no FIN queued) nor the window (a piece cut short by it) holds it; so
+    /// the tail rides along on the same terms, else it is left for later.
+    fn super_segment_len(
+        &self,
+        unsent: usize,
+        usable: usize,
+        room: usize,
+        max_payload: usize,
+    ) -> Option<usize> {
+        let limit = max_payload - max_payload % room;
+        let mut len = unsent.min(usable).min(limit);
+        let all = len == unsent;
+        let tail_goes = all && (!self.nagle || self.fin_queued);
+        if !tail_goes {
+            len -= len % room;
+        }
+        (len > room).then_some(len)
     }
 
     /// Ports and sequence number, nothing else.

@@ -190,6 +190,7 @@ impl TimeWait {
                 options,
             },
             payload: &[],
+            segment_size: None,
         })
     }
 }

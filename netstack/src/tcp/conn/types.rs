@@ -209,4 +209,10 @@ pub struct Transmit<'a> {
     pub header: TcpHeader,
     /// The data octets.
     pub payload: &'a [u8],
+    /// `Some(n)` when `payload` is longer than one segment (only from
+    /// [`Tcb::poll_transmit_limited`](super::Tcb::poll_transmit_limited)
+    /// with a limit above the MSS): the link must cut it into segments of
+    /// `n` payload octets, the last one shorter (TCP segmentation offload).
+    /// `None`: the segment goes on the wire as it is.
+    pub segment_size: Option<u16>,
 }

@@ -143,6 +143,21 @@ fn each_bad_value_names_its_field() {
 }
 
 #[test]
+fn offload_is_on_unless_turned_off() {
+    use super::OffloadMode;
+    assert_eq!(flags(&[]).unwrap().offload, OffloadMode::On);
+    assert_eq!(
+        flags(&["--offload", "off"]).unwrap().offload,
+        OffloadMode::Off
+    );
+    assert_eq!(
+        flags(&["--offload", "force-fallback"]).unwrap().offload,
+        OffloadMode::ForceFallback
+    );
+    assert!(flags(&["--offload", "maybe"]).is_err());
+}
+
+#[test]
 fn steering_is_ebpf_unless_turned_off() {
     assert!(flags(&[]).unwrap().steering_ebpf);
     assert!(flags(&["--steering", "ebpf"]).unwrap().steering_ebpf);

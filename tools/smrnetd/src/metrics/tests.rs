@@ -30,6 +30,7 @@ fn shared_with_table(table_capacity: usize) -> Arc<Shared> {
         faults: Default::default(),
         wakers: Default::default(),
         steering: Default::default(),
+        offload: Default::default(),
     })
 }
 
@@ -58,7 +59,10 @@ fn every_metric_has_help_type_prefix_and_unit_naming() {
         match ty.as_str() {
             "counter" => assert!(name.ends_with("_total"), "counter {name}"),
             "gauge" => assert!(!name.ends_with("_total"), "gauge {name}"),
-            "histogram" => assert!(name.ends_with("_seconds"), "histogram {name}"),
+            "histogram" => assert!(
+                name.ends_with("_seconds") || name.ends_with("_bytes"),
+                "histogram {name}"
+            ),
             other => panic!("{name}: unexpected type {other}"),
         }
         assert!(

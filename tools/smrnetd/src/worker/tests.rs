@@ -32,6 +32,18 @@ fn daemon(
     Vec<std::thread::JoinHandle<()>>,
     Vec<UnixDatagram>,
 ) {
+    daemon_with(wake, false)
+}
+
+/// As [`daemon`], the queues carrying the virtio-net header if `offload`.
+fn daemon_with(
+    wake: bool,
+    offload: bool,
+) -> (
+    Arc<Shared>,
+    Vec<std::thread::JoinHandle<()>>,
+    Vec<UnixDatagram>,
+) {
     let wakers = Arc::new(Wakers::new(2).unwrap());
     let mut cfg = netstack::StackConfig::new(vec![US]);
     cfg.workers = 2;
@@ -63,6 +75,10 @@ fn daemon(
         faults: Default::default(),
         wakers,
         steering: Default::default(),
+        offload: crate::offload::Status {
+            requested: offload,
+            enabled: offload,
+        },
     });
     let mut peers = Vec::new();
     let mut threads = Vec::new();
@@ -97,7 +113,7 @@ fn segment(seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
         window: 65535,
         ..TcpHeader::default()
     };
-    let mut buf = vec![0; 1600];
+    let mut buf = vec![0; 1600 + payload.len()];
     let n = emit_tcp(PEER, US, 64, &header, payload, &mut buf).unwrap();
     buf.truncate(n);
     buf
@@ -185,5 +201,89 @@ fn without_the_waker_the_home_worker_sleeps_through_it() {
     assert!(
         median >= Duration::from_millis(1),
         "median {median:?}: without a waker the home worker should have slept"
+    );
+}
+
+/// With offload the worker reads the virtio-net header, trusts the
+/// checksum the header vouches for, refuses a header it cannot honour by
+/// name, and writes a large echo as one super-segment with GSO and a
+/// partial checksum.
+#[test]
+fn offload_reads_and_writes_the_virtio_net_header() {
+    use crate::offload::{F_DATA_VALID, F_NEEDS_CSUM, GSO_TCPV4, Reject};
+    let (shared, threads, peers) = daemon_with(false, true);
+    let framed = |flags: u8, gso_type: u8, datagram: &[u8]| {
+        let mut f = vec![flags, gso_type, 0, 0, 0, 0, 0, 0, 0, 0];
+        f.extend_from_slice(datagram);
+        f
+    };
+    let receive_framed = |peer: &UnixDatagram| {
+        let mut buf = vec![0u8; 70_000];
+        let n = peer.recv(&mut buf).expect("a frame within 2 s");
+        buf.truncate(n);
+        buf
+    };
+    // A SYN: the SYN-ACK comes back behind an all-zero header.
+    let mut seq = 1000;
+    let syn = segment(seq, 0, TcpFlags::SYN, &[]);
+    // No MSS option: the peer's MSS is the default 536, so a 4000-octet
+    // echo is several segments.
+    peers[0].send(&framed(0, 0, &syn)).unwrap();
+    let f = receive_framed(&peers[0]);
+    assert_eq!(&f[..10], &[0; 10]);
+    let d = parse_frame(&f[10..]).expect("a complete SYN-ACK");
+    let Transport::Tcp(synack) = d.transport else {
+        panic!("not TCP")
+    };
+    seq += 1;
+    let ack = synack.header.seq.0.wrapping_add(1);
+    // A UDP GSO header: refused, counted, nothing else happens.
+    peers[0].send(&framed(0, 3, &syn)).unwrap();
+    // The data, its checksum field spoiled but vouched for by DATA_VALID.
+    let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    let mut seg = segment(seq, ack, TcpFlags::ACK | TcpFlags::PSH, &data);
+    seg[20 + 16] ^= 0x5a;
+    peers[0].send(&framed(F_DATA_VALID, 0, &seg)).unwrap();
+    // The echo: one super-segment, cut at 536, checksum left partial.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < data.len() && Instant::now() < deadline {
+        let mut f = receive_framed(&peers[0]);
+        let (flags, gso_type) = (f[0], f[1]);
+        let gso_size = u16::from_le_bytes([f[4], f[5]]);
+        let start = usize::from(u16::from_le_bytes([f[6], f[7]]));
+        let offset = usize::from(u16::from_le_bytes([f[8], f[9]]));
+        let datagram = &mut f[10..];
+        if flags & F_NEEDS_CSUM != 0 {
+            // Finish the checksum as the kernel would.
+            let at = start + offset;
+            let sum = !smoltcp::wire::checksum::data(&datagram[start..]);
+            datagram[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        }
+        let Transport::Tcp(echo) = parse_frame(datagram)
+            .expect("complete once finished")
+            .transport
+        else {
+            panic!("not TCP")
+        };
+        if echo.payload.len() > 536 {
+            assert_eq!(gso_type, GSO_TCPV4);
+            assert_eq!(gso_size, 536);
+            assert_eq!(flags, F_NEEDS_CSUM);
+        }
+        got.extend_from_slice(echo.payload);
+        // Acknowledge it, so the rest of the echo may follow.
+        let acked = ack.wrapping_add(got.len() as u32);
+        let seg = segment(seq + data.len() as u32, acked, TcpFlags::ACK, &[]);
+        peers[0].send(&framed(0, 0, &seg)).unwrap();
+    }
+    assert_eq!(got, data, "the echo, byte for byte");
+    stop(&shared, threads);
+    let o = &shared.stats[0].offload;
+    assert_eq!(o.rejected(Reject::BadGsoType), 1);
+    // Relaxed: the worker thread has been joined.
+    assert!(
+        o.tx_super_frames.load(Ordering::Relaxed) >= 1,
+        "a super-segment went out"
     );
 }
