@@ -4,6 +4,7 @@
 
 mod churn;
 mod e2e;
+mod forward;
 mod harness;
 mod pcb;
 mod pool;
@@ -14,6 +15,7 @@ mod stack;
 mod syn;
 
 pub use e2e::E2eArgs;
+pub use forward::ForwardArgs;
 pub use pcb::PcbArgs;
 pub use pool::PoolArgs;
 pub use read::ReadArgs;
@@ -45,6 +47,10 @@ pub enum BenchCommand {
     /// The same kernel-socket churn through smrnetd on a TUN device, once per
     /// connection-table backend and SMR mode, each in its own lab (root).
     E2e(E2eArgs),
+    /// smrnetd's `forward` service against haproxy (kernel TCP) in front of
+    /// the same HTTP upstream, under wrk, keep-alive and close; `--flood`
+    /// adds a SYN flood (root; installs wrk and haproxy when missing).
+    Forward(ForwardArgs),
 }
 
 impl BenchCommand {
@@ -59,6 +65,7 @@ impl BenchCommand {
             BenchCommand::Stack(args) => stack::run(args),
             BenchCommand::Syn(args) => syn::run(args),
             BenchCommand::E2e(args) => e2e::run(args),
+            BenchCommand::Forward(args) => forward::run(args),
         }
     }
 }
