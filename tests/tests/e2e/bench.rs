@@ -165,3 +165,92 @@ pub fn bench_path_tiny_run_reports_every_row_on_both_sides_and_removes_its_names
 
 /// About 20 s of measurement and 12 lab or pair start-ups.
 const PATH_BUDGET: Duration = Duration::from_secs(180);
+/// wrk and haproxy, which `bench forward` drives (CI installs both).
+fn forward_tools_missing() -> Option<String> {
+    let on_path = |p: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+    };
+    let missing: Vec<&str> = ["wrk", "haproxy"]
+        .into_iter()
+        .filter(|p| !on_path(p))
+        .collect();
+    (!missing.is_empty()).then(|| format!("not installed: {}", missing.join(", ")))
+}
+
+pub fn bench_forward_reports_both_proxies_in_both_modes_and_the_flood_reaches_only_legit() -> Outcome
+{
+    if let Some(why) = forward_tools_missing() {
+        // CI installs them (.ci/run): there a missing tool is a failure.
+        assert!(!tests::prerequisites_required(), "bench forward: {why}");
+        return Outcome::Skipped(why);
+    }
+    let start = Instant::now();
+    let out = Command::new(smrnet_binary())
+        .args(["bench", "forward", "--seconds", "1", "--runs", "1"])
+        .args(["--connections", "8", "--workers", "2", "--flood"])
+        .args(["--flood-seconds", "2", "--json", "--daemon"])
+        .arg(daemon_binary())
+        .output()
+        .expect("run smrnet bench forward");
+    assert!(
+        out.status.success(),
+        "bench forward failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("bench forward --json prints one JSON object");
+    assert_eq!(report["bench"], "forward");
+    let rows = report["results"].as_array().expect("results");
+    let arms: Vec<(&str, &str)> = rows
+        .iter()
+        .filter_map(|r| Some((r["impl"].as_str()?, r["mode"].as_str()?)))
+        .collect();
+    assert_eq!(
+        arms,
+        [
+            ("smrnetd-forward", "keepalive"),
+            ("haproxy", "keepalive"),
+            ("smrnetd-forward", "close"),
+            ("haproxy", "close"),
+        ]
+    );
+    for r in rows {
+        for field in ["req_per_s", "p99_ms"] {
+            assert!(
+                r[field].as_f64().is_some_and(|v| v > 0.0),
+                "{field} not positive: {r}"
+            );
+        }
+        assert!(r["requests"].as_u64().is_some_and(|n| n > 0), "{r}");
+        assert!(r["errors"].as_u64().is_some(), "{r}");
+    }
+    for mode in ["keepalive", "close"] {
+        let ratio = &report["ratios"][mode];
+        assert!(
+            ratio["req_per_s"].as_f64().is_some_and(|v| v > 0.0),
+            "{mode}: {ratio}"
+        );
+    }
+    let flood = &report["flood"];
+    assert!(
+        flood["flood_syns_sent"].as_u64().is_some_and(|n| n > 1000),
+        "{flood}"
+    );
+    let connected = flood["legit_connected"].as_u64().expect("legit_connected");
+    assert!(connected > 0, "{flood}");
+    // Only the legitimate connections reached the upstream.
+    assert_eq!(
+        flood["upstream_accepts"].as_u64(),
+        Some(connected),
+        "{flood}"
+    );
+    assert_eq!(flood["upstream_saw_only_legit"], true, "{flood}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
+    Outcome::Passed
+}

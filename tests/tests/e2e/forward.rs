@@ -13,7 +13,7 @@ use tests::{DAEMON_V4, Lab, Outcome, lab_with, scrape};
 use tools::load::syn::{self, SynArgs};
 
 const FORWARD_PORT: u16 = 8000;
-const UPSTREAM_PORT: u16 = 18080;
+pub(crate) const UPSTREAM_PORT: u16 = 18080;
 /// The longest an upstream server runs, whatever the test does.
 const UPSTREAM_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -28,7 +28,7 @@ fn front() -> SocketAddr {
 
 /// How the test's upstream answers a connection.
 #[derive(Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     /// Reads to end of stream, then answers `got N:` and the bytes, and
     /// closes: a reply only a carried half-close lets through.
     ReplyAfterEof,
@@ -47,7 +47,7 @@ enum Ended {
 }
 
 /// A kernel TCP server on the lab namespace's 127.0.0.1, stopped on drop.
-struct Upstream {
+pub(crate) struct Upstream {
     accepts: Arc<AtomicU64>,
     ended: Arc<Mutex<Vec<Ended>>>,
     stop: Arc<AtomicBool>,
@@ -55,7 +55,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn start(lab: &Lab, mode: Mode) -> Upstream {
+    pub(crate) fn start(lab: &Lab, mode: Mode) -> Upstream {
         let listener = lab
             .in_netns(|| TcpListener::bind(("127.0.0.1", UPSTREAM_PORT)))
             .expect("enter the lab")
@@ -91,7 +91,7 @@ impl Upstream {
         }
     }
 
-    fn accepts(&self) -> u64 {
+    pub(crate) fn accepts(&self) -> u64 {
         // Relaxed: see `start`.
         self.accepts.load(Ordering::Relaxed)
     }
@@ -148,7 +148,7 @@ fn serve(mut s: TcpStream, mode: Mode, ended: &Mutex<Vec<Ended>>) {
 }
 
 /// Payload `i` of `len` bytes (differs per connection).
-fn payload(i: usize, len: usize) -> Vec<u8> {
+pub(crate) fn payload(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (j * 31 + i * 7) as u8).collect()
 }
 

@@ -293,3 +293,49 @@ pub fn sighup_moves_the_syncache_and_accept_queue_limits_live() -> Outcome {
     assert_eq!(reloads(&lab, "refused"), 0.0);
     Outcome::Passed
 }
+
+pub fn sighup_adds_a_forward_listener_and_removing_it_stops_new_connections() -> Outcome {
+    use crate::forward::{Mode, UPSTREAM_PORT, Upstream, payload};
+    const FORWARD_PORT: u16 = 8000;
+    let with_forward = format!(
+        "listen = [\"0.0.0.0:80=http\", \"0.0.0.0:{FORWARD_PORT}=forward:127.0.0.1:{UPSTREAM_PORT}\"]\n"
+    );
+    let file = ConfigFile::new("reload-forward", BEFORE);
+    let lab = lab_with_config_file(&file.0);
+    let upstream = Upstream::start(&lab, Mode::Echo);
+    let refused = |what: &str| match connect(at(FORWARD_PORT)) {
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+        other => panic!("port {FORWARD_PORT} {what}: expected RST, got {other:?}"),
+    };
+    lab.in_netns(|| refused("before the reload"))
+        .expect("enter the lab");
+
+    file.rewrite(&with_forward);
+    hup(&lab);
+    wait_reloads(&lab, "applied", 1.0);
+    let mut spliced = lab
+        .in_netns(|| {
+            let mut s = connect(at(FORWARD_PORT)).expect("connect to the new forward port");
+            echo_once(&mut s, &payload(1, 3000)).expect("echo through the new forward");
+            s
+        })
+        .expect("enter the lab");
+    assert_eq!(upstream.accepts(), 1, "the request reached the upstream");
+
+    file.rewrite(BEFORE);
+    hup(&lab);
+    wait_reloads(&lab, "applied", 2.0);
+    lab.in_netns(|| {
+        refused("after its removal");
+        // The splice it accepted finishes with its service.
+        echo_once(&mut spliced, b"still spliced").expect("echo after the removal");
+    })
+    .expect("enter the lab");
+    assert_eq!(
+        upstream.accepts(),
+        1,
+        "no new connection reached the upstream"
+    );
+    assert_eq!(reloads(&lab, "refused"), 0.0);
+    Outcome::Passed
+}

@@ -27,6 +27,7 @@ fn help_exits_0_and_explains_the_flags() {
         "--pcb-backend",
         "--metrics",
         "--pcap",
+        "=forward:",
     ] {
         assert!(stdout.contains(flag), "{flag}");
     }
@@ -44,6 +45,19 @@ fn a_bad_value_is_one_line_naming_the_field_and_exit_2() {
         (&["--workers", "0"][..], "`workers`"),
         (&["--smr-mode", "eager"][..], "`smr-mode`"),
         (&["--listen", "0.0.0.0:7=gopher"][..], "`listen`"),
+        // forward's upstream: off loopback, a name, no port.
+        (
+            &["--listen", "0.0.0.0:80=forward:8.8.8.8:80"][..],
+            "`listen`",
+        ),
+        (
+            &["--listen", "0.0.0.0:80=forward:localhost:80"][..],
+            "`listen`",
+        ),
+        (
+            &["--listen", "0.0.0.0:80=forward:127.0.0.1"][..],
+            "`listen`",
+        ),
         (&["--pcb-backend", "btree"][..], "`pcb-backend`"),
     ] {
         let (code, _, stderr) = smrnetd(args);

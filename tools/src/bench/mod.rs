@@ -5,6 +5,7 @@
 mod churn;
 mod cpu;
 mod e2e;
+mod forward;
 mod harness;
 mod path;
 mod pcb;
@@ -16,6 +17,7 @@ mod stack;
 mod syn;
 
 pub use e2e::E2eArgs;
+pub use forward::ForwardArgs;
 pub use path::PathArgs;
 pub use pcb::PcbArgs;
 pub use pool::PoolArgs;
@@ -52,6 +54,10 @@ pub enum BenchCommand {
     /// client, same run: one stream to discard and echo, SYN floods with a
     /// legitimate probe, churn, wrk keep-alive (root).
     Path(PathArgs),
+    /// smrnetd's `forward` service against haproxy (kernel TCP) in front of
+    /// the same HTTP upstream, under wrk, keep-alive and close; `--flood`
+    /// adds a SYN flood (root; installs wrk and haproxy when missing).
+    Forward(ForwardArgs),
 }
 
 impl BenchCommand {
@@ -67,6 +73,7 @@ impl BenchCommand {
             BenchCommand::Syn(args) => syn::run(args),
             BenchCommand::E2e(args) => e2e::run(args),
             BenchCommand::Path(args) => path::run(args),
+            BenchCommand::Forward(args) => forward::run(args),
         }
     }
 }

@@ -83,6 +83,34 @@ impl KernelPair {
     /// Create both namespaces, the veth, addresses, and start the server
     /// with `threads` runtime threads; returns once it accepts.
     pub fn up(threads: usize) -> io::Result<KernelPair> {
+        let mut pair = KernelPair::link()?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let server_fd = NetnsFd::open(pair._server_ns.name())?;
+        let stop2 = pair.stop.clone();
+        pair.server = Some(
+            std::thread::Builder::new()
+                .name("smrnet-kc-server".into())
+                .spawn(move || {
+                    server_fd.enter()?;
+                    echo_server(threads, &stop2, ready_tx)
+                })?,
+        );
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(pair),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(pair.stop_server().err().unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the kernel echo server did not start",
+                )
+            })),
+        }
+    }
+
+    /// Both namespaces, the veth and its addresses, and no server: the
+    /// caller runs its own in [`KernelPair::server_netns`] (`bench forward`
+    /// runs haproxy there).
+    pub fn link() -> io::Result<KernelPair> {
         lab::preflight().map_err(lab_err)?;
         let id = format!(
             "{:06x}",
@@ -115,39 +143,22 @@ impl KernelPair {
         ip(&["-n", &c, "link", "set", "kc0", "up"])?;
         ip(&["-n", &s, "link", "set", "kc1", "up"])?;
         let (lo, hi) = lab::LOCAL_PORT_RANGE;
-        NetnsFd::open(&c)?.run(|| {
-            std::fs::write(
-                "/proc/sys/net/ipv4/ip_local_port_range",
-                format!("{lo} {hi}"),
-            )
-        })??;
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let server_fd = NetnsFd::open(&s)?;
-        let stop2 = stop.clone();
-        let server = std::thread::Builder::new()
-            .name("smrnet-kc-server".into())
-            .spawn(move || {
-                server_fd.enter()?;
-                echo_server(threads, &stop2, ready_tx)
-            })?;
-        let mut pair = KernelPair {
-            stop,
-            server: Some(server),
+        // Both: the server side makes outgoing connections when it runs a
+        // proxy (`bench forward`'s haproxy to its loopback upstream).
+        for ns in [&c, &s] {
+            NetnsFd::open(ns)?.run(|| {
+                std::fs::write(
+                    "/proc/sys/net/ipv4/ip_local_port_range",
+                    format!("{lo} {hi}"),
+                )
+            })??;
+        }
+        Ok(KernelPair {
+            stop: Arc::new(AtomicBool::new(false)),
+            server: None,
             client,
             _server_ns: server_ns,
-        };
-        match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => Ok(pair),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(pair.stop_server().err().unwrap_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the kernel echo server did not start",
-                )
-            })),
-        }
+        })
     }
 
     pub fn client_netns(&self) -> &str {
