@@ -66,8 +66,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 mod array;
 mod resize;
+#[cfg(test)]
+mod tests_layout;
 
 pub(crate) use array::Array;
+pub use array::Layout;
 use resize::Resizer;
 pub use resize::{ResizeStats, ResizeStep};
 
@@ -128,6 +131,9 @@ pub struct TableConfig {
     /// fewest buckets the table can have. [`STRIPES`] by default; tests and
     /// models use one to put every PCB in one chain.
     pub stripes: usize,
+    /// Whether bucket heads carry their chain's tag summary
+    /// ([`Layout::Summary`], the default) or not (`table/array.rs`).
+    pub layout: Layout,
 }
 
 impl TableConfig {
@@ -144,6 +150,7 @@ impl TableConfig {
             auto_resize: true,
             min_buckets: Some(STRIPES),
             stripes: STRIPES,
+            layout: Layout::default(),
         }
     }
 }
@@ -215,7 +222,7 @@ impl<T: Send + 'static> Table<T> {
             .map_or(n, |m| resize::clamp_buckets(m, stripes));
         let pool = PoolCache::with_poison_hook(protection, cfg.pool, Pcb::new, Pcb::<T>::poison);
         Table {
-            main: AtomicPtr::new(Array::alloc(n, 0)),
+            main: AtomicPtr::new(Array::alloc(n, 0, cfg.layout)),
             shadow: AtomicPtr::new(ptr::null_mut()),
             hash: cfg.hash.unwrap_or_else(FlowHash::random),
             stripe_mask: stripes - 1,
@@ -321,6 +328,7 @@ impl<T: Send + 'static> Table<T> {
             // only with every stripe lock held.
             shadow: unsafe { shadow.as_ref() },
             h,
+            hash: &self.hash,
             count: &stripe.count,
             _held: held,
         }
@@ -570,6 +578,8 @@ struct ChainLock<'a, T> {
     shadow: Option<&'a Array<T>>,
     /// The hash of the key this lock was taken for.
     h: usize,
+    /// The table's keyed hash (an unlink recomputes the chain's summary).
+    hash: &'a FlowHash,
     count: &'a AtomicUsize,
     _held: MutexGuard<'a, ()>,
 }
@@ -599,12 +609,13 @@ impl<T> ChainLock<'_, T> {
     /// readers' one. Its own links are left intact, so a reader standing on
     /// it walks on.
     fn unlink(&mut self, victim: NonNull<Pcb<T>>) -> bool {
+        let hash_of = |k: &Key| self.hash.key(k) as usize;
         // SAFETY: we hold the stripe lock of `h`.
-        let found = unsafe { self.main.unlink_locked(self.h, victim) };
+        let found = unsafe { self.main.unlink_locked(self.h, victim, hash_of) };
         if let Some(shadow) = self.shadow {
             // SAFETY: as above. Absent from the shadow when its stripe has
             // not been copied yet and it was linked before the resize began.
-            unsafe { shadow.unlink_locked(self.h, victim) };
+            unsafe { shadow.unlink_locked(self.h, victim, hash_of) };
         }
         if found {
             // Relaxed: as in `push`.
