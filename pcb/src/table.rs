@@ -17,24 +17,43 @@
 //!  stripes[hash & (S-1)]: { lock, count }   (S = 256 by default, fixed)
 //! ```
 //!
-//! Layout, and why (issue 16 item 1). A lookup that hits pays for the
-//! bucket word and the PCB's first line; one that misses pays for the
-//! bucket word and each PCB in the chain. What made the old table lose to
-//! hashbrown was the size of what the first miss lands in: each bucket
-//! carried its own mutex beside the head (16 bytes a bucket, 2 MiB of
-//! buckets at 100k connections, twice this machine's 1 MiB L2). The locks
-//! now live in a fixed array of [`STRIPES`] cache-padded stripes chosen by
-//! the low hash bits, so a bucket is one 8-byte head (1 MiB at 100k) and the
-//! load factor is held at or below one by resizing, so the mean hit walks
-//! about 1.5 PCBs. The PCB is `repr(C)` with key, incarnation and the first
-//! link first, so a lookup that stops at a PCB reads its first 64 bytes.
+//! Layout, and why. A lookup that hits pays for the bucket word and the
+//! first 64 bytes of each PCB it walks; one that misses pays for the bucket
+//! word and, unless the head's tag summary rules the tuple out, each PCB in
+//! the chain.
+//! Three choices keep that small, each measured (`docs/benchmarks.md`):
+//! - **8-byte heads, locks apart.** The locks live in a fixed array of
+//!   [`STRIPES`] cache-padded stripes chosen by the low hash bits, so a
+//!   bucket is one 8-byte head (1 MiB at 128k buckets), and the resizer
+//!   holds the load factor at or below one, so a hit walks about 1.4 PCBs.
+//!   A stripe is taken by the same low hash bits in every array size (all
+//!   arrays have at least `S` buckets), which is what lets the resizer move
+//!   one stripe at a time.
+//! - **The PCB's lookup fields first.** `Pcb` is `repr(C)` with key,
+//!   incarnation and the first link in its first 64 bytes (`pcb.rs`).
+//!   Behind the pool's 24-byte slot header those bytes usually straddle two
+//!   lines; cachegrind (simulated 32 KiB L1 and 512 KiB L2, one reader,
+//!   100k entries) counts 4.4 L2 misses per hit for this table, 4.8 for
+//!   hashbrown reaching a boxed PCB-sized block (`hashmap-unsync-pcb`), and
+//!   2.5 for hashbrown holding the key inline, all including the benchmark's
+//!   read of the tuple. Aligning `Pcb` to a line was tried and not kept: the
+//!   one simulated run of it counted 5.4, not fewer (the method's noise, a
+//!   table fill that differs run to run, is not small at the lookup counts
+//!   valgrind reached on a loaded machine, so this is not settled).
+//! - **A tag summary in the head word** ([`Layout::Summary`], the default;
+//!   `table/array.rs`): 16 bits above the 48-bit address, one per tag of
+//!   the PCBs in the chain, so most lookups of an absent tuple (the first
+//!   segment of every new connection) stop at the head word. Same run, a
+//!   loaded machine (`bench pcb`): absent lookups 1.7x to 2.0x the plain
+//!   layout's rate, p50 latency 230-260 ns against 360-410; hits unchanged
+//!   (the same instructions and simulated misses per lookup); churn within
+//!   the run-to-run noise (0.78x-0.91x measured, with the remove's rehash
+//!   of the chain left as its only extra work).
+//!
 //! Slot buckets (a cache line of (tag, pointer) pairs) were the other
-//! candidate: they save the PCB read on a miss in a long chain but cost a
-//! full line per bucket (8x the footprint at load 1) and need a copy-based
-//! resize; at the load factors the resizer holds chains are short, so the
-//! smaller array is what wins in the cache. A stripe lock is taken by the
-//! same low hash bits in every array size (all arrays have at least `S`
-//! buckets), which is what lets the resizer move one stripe at a time.
+//! candidate: they would save the walk over a chain's other PCBs on a hit,
+//! but cost a line per bucket (8x the head array at load 1) and a copy-based
+//! resize; at the load factors the resizer holds, chains are short.
 //!
 //! Locking key for [`Table`]:
 //! - `main`: the readers' array. Changed only by the resizer holding every
