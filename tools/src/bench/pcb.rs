@@ -577,11 +577,9 @@ pub(super) fn run(args: &PcbArgs) -> io::Result<()> {
     let ratio = |a: (Impl, usize, usize), b: (Impl, usize, usize), f: fn(&Row) -> f64| {
         Some(round(f(find(a.0, a.1, a.2)?) / f(find(b.0, b.1, b.2)?)))
     };
-    let (lookups, ops, p99): (fn(&Row) -> f64, fn(&Row) -> f64, fn(&Row) -> f64) = (
-        |r| r.lookups_per_s,
-        |r| r.churn_ops_per_s,
-        |r| r.lookup_p99_ns,
-    );
+    let lookups: fn(&Row) -> f64 = |r| r.lookups_per_s;
+    let ops: fn(&Row) -> f64 = |r| r.churn_ops_per_s;
+    let p99: fn(&Row) -> f64 = |r| r.lookup_p99_ns;
     let resizing = (Impl::SmrResizing, 1, 1);
     let ratios = Ratios {
         churn_lookups_smr_over_dashmap: ratio((Impl::Smr, 1, 1), (Impl::DashMap, 1, 1), lookups),
