@@ -37,5 +37,5 @@ pub use listen::{
 pub use pcb::{Pcb, PcbGuard, PcbPin, PcbRef, WouldBlock};
 pub use ports::{Claim, EphemeralPorts, PortError};
 pub use stats::{ChainStats, SAMPLE_BUCKETS};
-pub use table::{InsertError, ResizeStats, ResizeStep, STRIPES, Table, TableConfig};
+pub use table::{InsertError, Layout, ResizeStats, ResizeStep, STRIPES, Table, TableConfig};
 pub use tuple::{Endpoint, FourTuple, Key};

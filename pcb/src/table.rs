@@ -17,24 +17,43 @@
 //!  stripes[hash & (S-1)]: { lock, count }   (S = 256 by default, fixed)
 //! ```
 //!
-//! Layout, and why (issue 16 item 1). A lookup that hits pays for the
-//! bucket word and the PCB's first line; one that misses pays for the
-//! bucket word and each PCB in the chain. What made the old table lose to
-//! hashbrown was the size of what the first miss lands in: each bucket
-//! carried its own mutex beside the head (16 bytes a bucket, 2 MiB of
-//! buckets at 100k connections, twice this machine's 1 MiB L2). The locks
-//! now live in a fixed array of [`STRIPES`] cache-padded stripes chosen by
-//! the low hash bits, so a bucket is one 8-byte head (1 MiB at 100k) and the
-//! load factor is held at or below one by resizing, so the mean hit walks
-//! about 1.5 PCBs. The PCB is `repr(C)` with key, incarnation and the first
-//! link first, so a lookup that stops at a PCB reads its first 64 bytes.
+//! Layout, and why. A lookup that hits pays for the bucket word and the
+//! first 64 bytes of each PCB it walks; one that misses pays for the bucket
+//! word and, unless the head's tag summary rules the tuple out, each PCB in
+//! the chain.
+//! Three choices keep that small, each measured (`docs/benchmarks.md`):
+//! - **8-byte heads, locks apart.** The locks live in a fixed array of
+//!   [`STRIPES`] cache-padded stripes chosen by the low hash bits, so a
+//!   bucket is one 8-byte head (1 MiB at 128k buckets), and the resizer
+//!   holds the load factor at or below one, so a hit walks about 1.4 PCBs.
+//!   A stripe is taken by the same low hash bits in every array size (all
+//!   arrays have at least `S` buckets), which is what lets the resizer move
+//!   one stripe at a time.
+//! - **The PCB's lookup fields first.** `Pcb` is `repr(C)` with key,
+//!   incarnation and the first link in its first 64 bytes (`pcb.rs`).
+//!   Behind the pool's 24-byte slot header those bytes usually straddle two
+//!   lines; cachegrind (simulated 32 KiB L1 and 512 KiB L2, one reader,
+//!   100k entries) counts 4.4 L2 misses per hit for this table, 4.8 for
+//!   hashbrown reaching a boxed PCB-sized block (`hashmap-unsync-pcb`), and
+//!   2.5 for hashbrown holding the key inline, all including the benchmark's
+//!   read of the tuple. Aligning `Pcb` to a line was tried and not kept: the
+//!   one simulated run of it counted 5.4, not fewer (the method's noise, a
+//!   table fill that differs run to run, is not small at the lookup counts
+//!   valgrind reached on a loaded machine, so this is not settled).
+//! - **A tag summary in the head word** ([`Layout::Summary`], the default;
+//!   `table/array.rs`): 16 bits above the 48-bit address, one per tag of
+//!   the PCBs in the chain, so most lookups of an absent tuple (the first
+//!   segment of every new connection) stop at the head word. Same run, a
+//!   loaded machine (`bench pcb`): absent lookups 1.7x to 2.0x the plain
+//!   layout's rate, p50 latency 230-260 ns against 360-410; hits unchanged
+//!   (the same instructions and simulated misses per lookup); churn within
+//!   the run-to-run noise (0.78x-0.91x measured, with the remove's rehash
+//!   of the chain left as its only extra work).
+//!
 //! Slot buckets (a cache line of (tag, pointer) pairs) were the other
-//! candidate: they save the PCB read on a miss in a long chain but cost a
-//! full line per bucket (8x the footprint at load 1) and need a copy-based
-//! resize; at the load factors the resizer holds chains are short, so the
-//! smaller array is what wins in the cache. A stripe lock is taken by the
-//! same low hash bits in every array size (all arrays have at least `S`
-//! buckets), which is what lets the resizer move one stripe at a time.
+//! candidate: they would save the walk over a chain's other PCBs on a hit,
+//! but cost a line per bucket (8x the head array at load 1) and a copy-based
+//! resize; at the load factors the resizer holds, chains are short.
 //!
 //! Locking key for [`Table`]:
 //! - `main`: the readers' array. Changed only by the resizer holding every
@@ -66,8 +85,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 mod array;
 mod resize;
+#[cfg(test)]
+mod tests_layout;
 
 pub(crate) use array::Array;
+pub use array::Layout;
 use resize::Resizer;
 pub use resize::{ResizeStats, ResizeStep};
 
@@ -128,6 +150,9 @@ pub struct TableConfig {
     /// fewest buckets the table can have. [`STRIPES`] by default; tests and
     /// models use one to put every PCB in one chain.
     pub stripes: usize,
+    /// Whether bucket heads carry their chain's tag summary
+    /// ([`Layout::Summary`], the default) or not (`table/array.rs`).
+    pub layout: Layout,
 }
 
 impl TableConfig {
@@ -144,6 +169,7 @@ impl TableConfig {
             auto_resize: true,
             min_buckets: Some(STRIPES),
             stripes: STRIPES,
+            layout: Layout::default(),
         }
     }
 }
@@ -215,7 +241,7 @@ impl<T: Send + 'static> Table<T> {
             .map_or(n, |m| resize::clamp_buckets(m, stripes));
         let pool = PoolCache::with_poison_hook(protection, cfg.pool, Pcb::new, Pcb::<T>::poison);
         Table {
-            main: AtomicPtr::new(Array::alloc(n, 0)),
+            main: AtomicPtr::new(Array::alloc(n, 0, cfg.layout)),
             shadow: AtomicPtr::new(ptr::null_mut()),
             hash: cfg.hash.unwrap_or_else(FlowHash::random),
             stripe_mask: stripes - 1,
@@ -321,6 +347,7 @@ impl<T: Send + 'static> Table<T> {
             // only with every stripe lock held.
             shadow: unsafe { shadow.as_ref() },
             h,
+            hash: &self.hash,
             count: &stripe.count,
             _held: held,
         }
@@ -579,6 +606,8 @@ struct ChainLock<'a, T> {
     shadow: Option<&'a Array<T>>,
     /// The hash of the key this lock was taken for.
     h: usize,
+    /// The table's keyed hash (an unlink recomputes the chain's summary).
+    hash: &'a FlowHash,
     count: &'a AtomicUsize,
     _held: MutexGuard<'a, ()>,
 }
@@ -608,12 +637,13 @@ impl<T> ChainLock<'_, T> {
     /// readers' one. Its own links are left intact, so a reader standing on
     /// it walks on.
     fn unlink(&mut self, victim: NonNull<Pcb<T>>) -> bool {
+        let hash_of = |k: &Key| self.hash.key(k) as usize;
         // SAFETY: we hold the stripe lock of `h`.
-        let found = unsafe { self.main.unlink_locked(self.h, victim) };
+        let found = unsafe { self.main.unlink_locked(self.h, victim, hash_of) };
         if let Some(shadow) = self.shadow {
             // SAFETY: as above. Absent from the shadow when its stripe has
             // not been copied yet and it was linked before the resize began.
-            unsafe { shadow.unlink_locked(self.h, victim) };
+            unsafe { shadow.unlink_locked(self.h, victim, hash_of) };
         }
         if found {
             // Relaxed: as in `push`.

@@ -46,6 +46,7 @@ fn table(mode: Mode, cap: usize) -> Arc<Table<u8>> {
         auto_resize: false,
         min_buckets: None,
         stripes: 1,
+        layout: pcb::Layout::Summary,
     };
     // A zero lazy interval: a barrier on every poll that needs one, so the
     // lazy models do not depend on how much real time an execution takes.

@@ -40,6 +40,7 @@ fn table(mode: Mode, buckets: usize) -> Arc<Table<u8>> {
         auto_resize: false,
         min_buckets: Some(1),
         stripes: 1,
+        layout: pcb::Layout::Summary,
     };
     let mut dc = smr::Config::new(mode);
     dc.lazy_interval = Duration::ZERO;

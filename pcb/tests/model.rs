@@ -5,8 +5,8 @@
 #![cfg(not(loom))]
 
 use pcb::{
-    ConnTable, DashMapTable, FlowHash, FourTuple, InsertError, PapayaTable, RwLockTable, Table,
-    TableConfig,
+    ConnTable, DashMapTable, FlowHash, FourTuple, InsertError, Layout, PapayaTable, RwLockTable,
+    Table, TableConfig,
 };
 use proptest::prelude::*;
 use smr::{Domain, Mode};
@@ -91,7 +91,12 @@ fn smr_table() -> Table<u32> {
 }
 
 fn small_table(stripes: usize) -> Table<u32> {
+    small_table_with(stripes, Layout::Summary)
+}
+
+fn small_table_with(stripes: usize, layout: Layout) -> Table<u32> {
     let mut cfg = TableConfig::new(4);
+    cfg.layout = layout;
     cfg.pool.magazine_size = 2;
     cfg.pool.chunk_objects = 4;
     cfg.stripes = stripes;
@@ -217,6 +222,13 @@ proptest! {
     fn smr_table_agrees_with_a_hashmap_across_resizes(ops in resize_ops()) {
         for stripes in [1, 2] {
             check_resizing(&small_table(stripes), &ops)?;
+        }
+    }
+
+    #[test]
+    fn smr_plain_layout_agrees_with_a_hashmap_across_resizes(ops in resize_ops()) {
+        for stripes in [1, 2] {
+            check_resizing(&small_table_with(stripes, Layout::Plain), &ops)?;
         }
     }
 

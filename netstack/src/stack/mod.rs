@@ -239,6 +239,7 @@ impl Stack {
                     auto_resize: true,
                     min_buckets: None,
                     stripes: pcb::STRIPES,
+                    layout: pcb::Layout::default(),
                 },
             )),
             baseline => ConnTable::Slots(SlotTable::new(

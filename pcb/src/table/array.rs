@@ -7,6 +7,26 @@
 //! (the readers' array and the one a resize is building) without one's
 //! writes disturbing the other's readers.
 //!
+//! The head word. A head is one 64-bit atomic word: the first PCB's address
+//! in the low 48 bits (x86_64 and aarch64 user addresses fit; `push_locked`
+//! checks) and, in the top 16, the chain's **tag summary**: bit `tag(h)` set
+//! for the hash `h` of every PCB in the chain, where `tag(h)` is the top
+//! four hash bits (never index bits). Invariant: **the summary a head word
+//! holds covers every PCB in its chain**. A lookup whose tag bit is clear
+//! returns "absent" after reading the head word alone, without touching a
+//! PCB; one whose bit is set walks the chain as before. Address and summary
+//! are written together in one atomic store, so a reader sees a summary and
+//! the chain it describes at once, and the summary adds no ordering of its
+//! own: every head store is the Release store that publishes the chain, and
+//! every head load the Acquire load that reads it. A push ORs the new PCB's
+//! bit in; an unlink recomputes the summary of the chain that is left
+//! (rehashing its keys, under the stripe lock), so churn does not saturate
+//! it. A reader holding an older, wider summary only walks more; one
+//! holding the new, narrower one may miss only the PCB being unlinked, whose
+//! removal has already begun (the linearisation point of a remove is its
+//! unlink). [`Layout::Plain`] arrays keep every summary bit set, so their
+//! lookups always walk: the layout before the summary, kept to measure it.
+//!
 //! Locking key for [`Array`]:
 //! - `heads[i]`, and `links[link]` of every PCB in chain `i`: written under
 //!   the stripe lock of `i`; readers load them with Acquire inside a read
@@ -22,10 +42,37 @@ use crate::tuple::Key;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("pcb's bucket head word packs a 16-bit tag summary above a 48-bit address");
+
+/// Low bits of a head word: the address.
+const ADDR_MASK: usize = (1 << 48) - 1;
+/// High bits of a head word: the tag summary.
+const SUMMARY_MASK: usize = !ADDR_MASK;
+
+/// How a bucket array's head words are used (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Each head carries its chain's tag summary: a lookup of an absent
+    /// tuple whose tag is not in the summary reads no PCB.
+    #[default]
+    Summary,
+    /// Every summary bit is always set: every lookup walks its chain (the
+    /// layout without the summary, kept for the benchmark's comparison).
+    Plain,
+}
+
+/// The address in a head word (null for an empty chain).
+#[inline(always)]
+fn addr_of<T>(word: *mut Pcb<T>) -> *mut Pcb<T> {
+    word.map_addr(|a| a & ADDR_MASK)
+}
+
 /// A bucket array (see the module docs).
 pub(crate) struct Array<T> {
     mask: TupleCell<usize>,
     link: usize,
+    layout: Layout,
     heads: Box<[AtomicPtr<Pcb<T>>]>,
     /// Set when the resizer retired it (poison builds keep retired arrays
     /// until the table drops, so a late reader reads this, not freed memory).
@@ -37,11 +84,12 @@ impl<T> Array<T> {
     /// A new empty array of `n` buckets (a power of two, at least the
     /// table's stripes) whose chains use link `link`, owned by the caller as
     /// a raw pointer.
-    pub(crate) fn alloc(n: usize, link: usize) -> *mut Array<T> {
+    pub(crate) fn alloc(n: usize, link: usize, layout: Layout) -> *mut Array<T> {
         debug_assert!(n.is_power_of_two() && link < 2);
         Box::into_raw(Box::new(Array {
             mask: TupleCell::new(n - 1),
             link,
+            layout,
             heads: (0..n).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
             #[cfg(all(feature = "poison", not(loom)))]
             retired: std::sync::atomic::AtomicBool::new(false),
@@ -104,6 +152,61 @@ impl<T> Array<T> {
         self.link
     }
 
+    /// How this array's head words are used.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The summary bit of hash `h`: one of the top 16 bits of a head word,
+    /// chosen by the hash's top four bits (the index uses the low ones).
+    /// All of them in a plain array, so that every lookup walks.
+    #[inline(always)]
+    fn tag(&self, h: usize) -> usize {
+        match self.layout {
+            Layout::Summary => 1 << (48 + (h >> 60)),
+            Layout::Plain => SUMMARY_MASK,
+        }
+    }
+
+    /// A head word: `p` with `summary`, or null for an empty chain.
+    fn pack(p: *mut Pcb<T>, summary: usize) -> *mut Pcb<T> {
+        if p.is_null() {
+            return p;
+        }
+        assert_eq!(
+            p.addr() & SUMMARY_MASK,
+            0,
+            "pcb::Table: a PCB address above 2^48 does not fit a bucket head word"
+        );
+        p.map_addr(|a| a | (summary & SUMMARY_MASK))
+    }
+
+    /// The summary bits of the chain from `p` (its PCBs' tags). The caller
+    /// holds the chain's stripe lock; `hash_of` is the table's key hash.
+    fn summary_from(&self, mut p: *mut Pcb<T>, hash_of: &impl Fn(&Key) -> usize) -> usize {
+        if self.layout == Layout::Plain {
+            return SUMMARY_MASK;
+        }
+        let mut summary = 0;
+        while let Some(nn) = NonNull::new(p) {
+            // SAFETY: linked PCBs are not retired while linked, and the
+            // caller holds the stripe lock (so the key is not written).
+            let pcb = unsafe { nn.as_ref() };
+            // SAFETY: as above.
+            summary |= self.tag(hash_of(&unsafe { pcb.key() }));
+            // Relaxed: under the stripe lock (see `for_each_locked`).
+            p = pcb.links[self.link].load(Relaxed);
+        }
+        summary
+    }
+
+    /// The summary bits in bucket `i`'s head word (tests).
+    #[cfg(test)]
+    pub(crate) fn summary_bits(&self, i: usize) -> usize {
+        // Relaxed: tests call it with the table quiescent.
+        self.heads[i].load(Relaxed).addr() >> 48
+    }
+
     #[inline(always)]
     fn index(&self, h: usize) -> usize {
         // SAFETY: `mask` is written only at creation and when the array is
@@ -112,13 +215,19 @@ impl<T> Array<T> {
     }
 
     /// The first PCB of the chain for hash `h`, and the link to follow from
-    /// there. For readers inside a read section.
+    /// there; null when the chain's summary excludes `h`'s tag (no PCB in it
+    /// can have this hash). For readers inside a read section.
     #[inline(always)]
     pub(crate) fn head(&self, h: usize) -> (*mut Pcb<T>, usize) {
         // Acquire: pairs with the Release store in `push_locked` /
-        // `unlink_locked` that made this pointer current, so the PCB's key
-        // and link written before publication are visible.
-        (self.heads[self.index(h)].load(Acquire), self.link)
+        // `unlink_locked` that made this word current, so the PCB's key and
+        // link written before publication are visible. The summary came in
+        // the same word (see the module docs).
+        let word = self.heads[self.index(h)].load(Acquire);
+        if word.addr() & self.tag(h) == 0 {
+            return (ptr::null_mut(), self.link);
+        }
+        (addr_of(word), self.link)
     }
 
     /// Walk chain `i`, calling `f` with each PCB and its key.
@@ -127,7 +236,7 @@ impl<T> Array<T> {
     /// chain_stats), which is what makes the dereferences sound.
     pub(crate) fn walk(&self, i: usize, mut f: impl FnMut(NonNull<Pcb<T>>, Key)) {
         // Acquire: as in `head`.
-        let mut p = self.heads[i].load(Acquire);
+        let mut p = addr_of(self.heads[i].load(Acquire));
         while let Some(nn) = NonNull::new(p) {
             // SAFETY: the caller holds a read section (see above): a PCB
             // reachable in it is constructed and its key is not written.
@@ -143,7 +252,7 @@ impl<T> Array<T> {
     /// the stripe lock of `h`.
     pub(crate) fn find_locked(&self, h: usize, key: &Key) -> Option<NonNull<Pcb<T>>> {
         // Relaxed loads: as in `for_each_locked`.
-        let mut p = self.heads[self.index(h)].load(Relaxed);
+        let mut p = addr_of(self.heads[self.index(h)].load(Relaxed));
         while let Some(nn) = NonNull::new(p) {
             // SAFETY: linked PCBs are not retired while linked, and the
             // caller holds the stripe lock (so the key is not written).
@@ -165,7 +274,7 @@ impl<T> Array<T> {
     pub(crate) unsafe fn for_each_locked(&self, i: usize, mut f: impl FnMut(NonNull<Pcb<T>>)) {
         // Relaxed loads: every store to this chain happens under the stripe
         // lock the caller holds, whose acquisition orders them before us.
-        let mut p = self.heads[i].load(Relaxed);
+        let mut p = addr_of(self.heads[i].load(Relaxed));
         while let Some(nn) = NonNull::new(p) {
             // SAFETY: linked PCBs are not retired while linked (the table's
             // invariant), and the caller holds the stripe lock.
@@ -183,38 +292,72 @@ impl<T> Array<T> {
         // SAFETY: the caller's contract.
         let pcb = unsafe { new.as_ref() };
         let head = &self.heads[self.index(h)];
-        // Relaxed: under the stripe lock (see `for_each_locked`); published
-        // by the Release store below.
-        pcb.links[self.link].store(head.load(Relaxed), Relaxed);
+        // Relaxed: under the stripe lock (see `for_each_locked`).
+        let old = head.load(Relaxed);
+        // Relaxed: published by the Release store below.
+        pcb.links[self.link].store(addr_of(old), Relaxed);
+        // The old summary covers the old chain; add `new`'s tag.
+        let word = Self::pack(new.as_ptr(), old.addr() | self.tag(h));
         // Release: pairs with the Acquire loads in `head`/`walk`/`lookup`,
-        // so a reader that sees `new` sees its key, its link and its state.
-        head.store(new.as_ptr(), Release);
+        // so a reader that sees `new` sees its key, its link and its state
+        // (and the summary that covers it, in the same word).
+        head.store(word, Release);
     }
 
-    /// Splice `victim` out of the chain of hash `h`; whether it was there.
-    /// Its own link is left intact, so a reader standing on it walks on.
+    /// Splice `victim` out of the chain of hash `h` and narrow the chain's
+    /// summary to what is left (`hash_of`: the table's key hash); whether
+    /// it was there. Its own link is left intact, so a reader standing on
+    /// it walks on.
     ///
     /// # Safety
     /// The caller holds the stripe lock of `h`.
-    pub(crate) unsafe fn unlink_locked(&self, h: usize, victim: NonNull<Pcb<T>>) -> bool {
-        let mut link: &AtomicPtr<Pcb<T>> = &self.heads[self.index(h)];
-        loop {
-            // Relaxed: under the stripe lock.
-            let p = link.load(Relaxed);
+    pub(crate) unsafe fn unlink_locked(
+        &self,
+        h: usize,
+        victim: NonNull<Pcb<T>>,
+        hash_of: impl Fn(&Key) -> usize,
+    ) -> bool {
+        let head = &self.heads[self.index(h)];
+        // Relaxed: under the stripe lock.
+        let old = head.load(Relaxed);
+        let first = addr_of(old);
+        let mut link: Option<&AtomicPtr<Pcb<T>>> = None;
+        let mut p = first;
+        let rest = loop {
             let Some(nn) = NonNull::new(p) else {
                 return false;
             };
             // SAFETY: linked, so not retired.
             let pcb = unsafe { nn.as_ref() };
+            // Relaxed: under the stripe lock.
+            let next = pcb.links[self.link].load(Relaxed);
             if nn == victim {
-                // Release: the successor was published by an earlier Release
-                // store; this one carries that to readers that load the new
-                // pointer from `link` with Acquire.
-                link.store(pcb.links[self.link].load(Relaxed), Release);
-                return true;
+                break next;
             }
-            link = &pcb.links[self.link];
+            link = Some(&pcb.links[self.link]);
+            p = next;
+        };
+        // The chain without the victim starts at `new_first`.
+        let new_first = match link {
+            // Release: the successor was published by an earlier Release
+            // store; this one carries that to readers that load the new
+            // pointer from the predecessor's link with Acquire.
+            Some(pred) => {
+                pred.store(rest, Release);
+                first
+            }
+            None => rest,
+        };
+        let word = Self::pack(new_first, self.summary_from(new_first, &hash_of));
+        if word != old {
+            // Release: as above when the victim was first (this store is
+            // the splice); otherwise it only narrows the summary, after the
+            // splice, so a reader that sees the narrow summary walks a chain
+            // without the victim (and one that sees the old summary only
+            // walks more).
+            head.store(word, Release);
         }
+        true
     }
 
     /// Empty every chain of stripe `s` (no PCB is touched). For an array no

@@ -234,7 +234,7 @@ impl<T: Send + 'static> Resizer<T> {
         if n == main.len() {
             return false;
         }
-        let new = Array::alloc(n, 1 - main.link());
+        let new = Array::alloc(n, 1 - main.link(), main.layout());
         let guards = lock_all(table);
         // Relaxed: writers read it under their stripe lock, which we hold.
         table.shadow.store(new, Relaxed);

@@ -8,7 +8,14 @@
 //! churner can be held to a target rate (steps per second) to sweep churn
 //! from low to saturation, and reports its own CPU time so write-side cost
 //! is not confused with time spent preempted or pacing.
+//!
+//! Every reader also times one lookup in [`LATENCY_EVERY`] on its own (into
+//! an hdrhistogram, so the sampled percentiles cost no allocation in the
+//! loop) and counts the lookups that missed: every tuple a reader asks for
+//! is present for the whole run, so any miss is a table bug (or a resize
+//! that lost a key), and the benchmarks report the count.
 
+use hdrhistogram::Histogram;
 use pcb::FourTuple;
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -18,6 +25,16 @@ use std::time::{Duration, Instant};
 
 /// Churn connections live this many steps before their remove.
 pub(crate) const CHURN_WINDOW: u32 = 64;
+
+/// Readers time one lookup in this many (a power of two). The timed lookup
+/// is bracketed by two clock reads, which also stop the CPU from overlapping
+/// it with its neighbours: it is a latency, the others make the throughput.
+pub(crate) const LATENCY_EVERY: u64 = 64;
+
+/// The sampled lookups' latency histogram: 1 ns to 10 s, 3 digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("constant, valid bounds")
+}
 
 /// The benchmark's connection number `i` as a tuple: distinct for every `i`.
 pub(crate) fn tuple(i: u32) -> FourTuple {
@@ -48,6 +65,14 @@ pub(crate) struct Sample {
     pub(crate) churn_cpu_ns: u64,
     /// Wall time the churner spent churning, in ns.
     pub(crate) churn_wall_ns: u64,
+    /// Lookups done, over all readers.
+    pub(crate) lookups: u64,
+    /// Lookups of present tuples that found nothing (must be 0).
+    pub(crate) lookup_misses: u64,
+    /// Median and 99th percentile of the sampled lookups' latency, in ns
+    /// (0 without readers).
+    pub(crate) lookup_p50_ns: u64,
+    pub(crate) lookup_p99_ns: u64,
 }
 
 /// CPU time this thread has used, in ns.
@@ -86,21 +111,30 @@ pub(crate) fn drive(
                     let n = tuples.len() as u64;
                     black_box(lookup(&tuples[0]));
                     start.wait();
+                    let mut hist = latency_histogram();
                     let t0 = Instant::now();
-                    let mut ops = 0u64;
+                    let (mut ops, mut misses) = (0u64, 0u64);
                     // Relaxed: a stop flag with no data behind it.
                     while !stop.load(Relaxed) {
-                        for _ in 0..1024 {
+                        for i in 0..1024u64 {
                             rng ^= rng << 13;
                             rng ^= rng >> 7;
                             rng ^= rng << 17;
-                            let hit = lookup(&tuples[(rng % n) as usize]);
-                            debug_assert!(hit);
-                            black_box(hit);
+                            let t = &tuples[(rng % n) as usize];
+                            let hit = if i % LATENCY_EVERY == 0 {
+                                let l0 = Instant::now();
+                                let hit = lookup(t);
+                                let ns = l0.elapsed().as_nanos();
+                                hist.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
+                                hit
+                            } else {
+                                lookup(t)
+                            };
+                            misses += u64::from(!black_box(hit));
                         }
                         ops += 1024;
                     }
-                    (ops, t0.elapsed().as_secs_f64())
+                    (ops, t0.elapsed().as_secs_f64(), misses, hist)
                 })
             })
             .collect();
@@ -150,7 +184,8 @@ pub(crate) fn drive(
         start.wait();
         during(Instant::now());
         stop.store(true, Relaxed);
-        let r: Vec<(u64, f64)> = rs.into_iter().map(|h| h.join().expect("reader")).collect();
+        let r: Vec<(u64, f64, u64, Histogram<u64>)> =
+            rs.into_iter().map(|h| h.join().expect("reader")).collect();
         let c: Vec<(u32, Duration, u64, Duration)> =
             cs.into_iter().map(|h| h.join().expect("churner")).collect();
         (r, c)
@@ -158,8 +193,19 @@ pub(crate) fn drive(
     // Folded from +0.0: `sum` of no f64s is -0.0, which would print as such.
     let lookups_per_s = lookups
         .iter()
-        .map(|&(n, t)| n as f64 / t)
+        .map(|&(n, t, _, _)| n as f64 / t)
         .fold(0.0, |a, b| a + b);
+    let mut hist = latency_histogram();
+    for (_, _, _, h) in &lookups {
+        hist.add(h).expect("same bounds");
+    }
+    let quantile = |q: f64| {
+        if hist.is_empty() {
+            0
+        } else {
+            hist.value_at_quantile(q)
+        }
+    };
     let churn_ops_per_s = steps
         .iter()
         .map(|&(k, t, _, _)| {
@@ -172,5 +218,9 @@ pub(crate) fn drive(
         churn_steps: steps.iter().map(|s| s.0).sum(),
         churn_cpu_ns: steps.iter().map(|s| s.2).sum(),
         churn_wall_ns: steps.iter().map(|s| s.3.as_nanos() as u64).sum(),
+        lookups: lookups.iter().map(|l| l.0).sum(),
+        lookup_misses: lookups.iter().map(|l| l.2).sum(),
+        lookup_p50_ns: quantile(0.5),
+        lookup_p99_ns: quantile(0.99),
     }
 }

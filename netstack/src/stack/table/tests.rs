@@ -38,6 +38,7 @@ fn table(backend: Backend, cap: usize) -> ConnTable {
                 auto_resize: true,
                 min_buckets: None,
                 stripes: pcb::STRIPES,
+                layout: pcb::Layout::default(),
             },
         )),
         b => ConnTable::Slots(pcb::SlotTable::new(b, 64, cap, FlowHash::with_seed(1))),
