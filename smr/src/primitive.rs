@@ -124,14 +124,7 @@ pub(crate) fn light_fence() {
     compiler_fence(SeqCst);
 }
 
-/// Relaxed increment of a counter that only its owning thread writes: a load
-/// and a store, no locked instruction. Readers of the sum may see a slightly
-/// stale value, which is all statistics promise.
-#[inline(always)]
-pub(crate) fn bump(counter: &std::sync::atomic::AtomicU64) {
-    // Relaxed: statistics only, single writer.
-    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
-}
+pub(crate) use crate::stat::bump;
 
 /// Cache-line padding. 128 bytes because x86 prefetches lines in pairs.
 #[derive(Debug, Default)]

@@ -184,13 +184,7 @@ stack_counters! {
 }
 
 /// Adds one to a single-writer statistic.
-pub(crate) fn bump(c: &AtomicU64) {
-    // Relaxed: statistics only.
-    c.store(
-        c.load(AtomicOrdering::Relaxed).wrapping_add(1),
-        AtomicOrdering::Relaxed,
-    );
-}
+pub(crate) use smr::stat::bump;
 
 /// The handle a worker thread drives the stack with: quinn-style inputs
 /// (`handle_*`), outputs (`poll_transmit`), deadline (`poll_timeout`) and
