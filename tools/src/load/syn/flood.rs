@@ -10,10 +10,10 @@
 use super::packet::{MAX_SYN_LEN, OptionsMode, Syn, SynOptions, write_syn};
 use super::prefix::Ipv4Prefix;
 use super::rate::TokenBucket;
-use super::rng::SplitMix64;
 use rustix::net::{
     AddressFamily, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketType, ipproto, sendmmsg,
 };
+use smr::rng::SplitMix64;
 use std::io::{self, IoSlice};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;

@@ -29,7 +29,6 @@ mod prefix;
 mod probe;
 mod rate;
 mod report;
-mod rng;
 mod safety;
 mod scrape;
 #[cfg(test)]
@@ -42,8 +41,8 @@ pub use prefix::Ipv4Prefix;
 pub use probe::{ProbeOpts, success_ratio};
 pub use rate::TokenBucket;
 pub use report::SynReport;
-pub use rng::SplitMix64;
 pub use scrape::{FLOOD_COUNTERS, Scrape};
+pub use smr::rng::SplitMix64;
 
 use crate::load::safety::Cidr;
 use std::io;

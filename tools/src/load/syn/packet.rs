@@ -5,12 +5,12 @@
 //! below the cost of handing it to the kernel, so every packet is written
 //! fresh into a reused batch buffer instead of patching a template by hand.
 
-use super::rng::SplitMix64;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
     TcpTimestampRepr,
 };
+use smr::rng::SplitMix64;
 use std::net::Ipv4Addr;
 
 /// IPv4 header (20) plus the largest TCP header we write (20 + 4 + 3 + 2 +

@@ -2,7 +2,7 @@
 //! messages that name the flag, membership, and drawing a uniform random
 //! address inside it.
 
-use super::rng::SplitMix64;
+use smr::rng::SplitMix64;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
