@@ -242,8 +242,8 @@ pub fn forward_under_a_syn_flood_reaches_the_upstream_only_for_legit_clients() -
     let lab = forward_lab(UPSTREAM_PORT);
     let upstream = Upstream::start(&lab, Mode::Echo);
     let args = SynArgs {
-        target: SocketAddrV4::new(DAEMON_V4, FORWARD_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().expect("prefix"),
+        target: std::net::SocketAddr::V4(SocketAddrV4::new(DAEMON_V4, FORWARD_PORT)),
+        spoof_prefix: Some("198.19.128.0/17".parse().expect("prefix")),
         options: OptionsMode::Random,
         rate: Some(20_000),
         duration: 3.0,

@@ -197,8 +197,8 @@ fn burst_of_connections(lab: &Lab, n: usize) {
 /// A short flood of spoofed SYNs (`n` of them) at the echo port.
 fn syn_flood(lab: &Lab, n: u64) -> syn::SynReport {
     let args = SynArgs {
-        target: SocketAddrV4::new(DAEMON_V4, ECHO_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().expect("prefix"),
+        target: std::net::SocketAddr::V4(SocketAddrV4::new(DAEMON_V4, ECHO_PORT)),
+        spoof_prefix: Some("198.19.128.0/17".parse().expect("prefix")),
         options: OptionsMode::Random,
         rate: Some(2 * n),
         duration: 0.5,

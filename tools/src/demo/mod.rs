@@ -21,7 +21,7 @@ use crate::load::scrape::Scraper;
 use crate::load::syn::{self, OptionsMode, Scrape, SynArgs};
 use crate::load::{netns, stop_on_signal};
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -214,8 +214,8 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
         plan.phase_secs
     );
     let flood = SynArgs {
-        target: SocketAddrV4::new(lab::DAEMON_V4, lab::ECHO_PORT),
-        spoof_prefix: "198.19.128.0/17".parse().map_err(invalid)?,
+        target: SocketAddr::new(IpAddr::V4(lab::DAEMON_V4), lab::ECHO_PORT),
+        spoof_prefix: Some("198.19.128.0/17".parse().map_err(invalid)?),
         options: OptionsMode::Random,
         rate: plan.syn_rate,
         duration: plan.phase_secs as f64,
