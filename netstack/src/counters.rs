@@ -42,14 +42,8 @@ pub struct WorkerCounters {
     drops: [AtomicU64; Drop::COUNT],
 }
 
-/// Adds one; only the owning worker writes, so a load and a store suffice.
-fn bump(counter: &AtomicU64) {
-    // Relaxed: statistics only.
-    counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(1),
-        Ordering::Relaxed,
-    );
-}
+// Only the owning worker writes these counters.
+use smr::stat::bump;
 
 impl WorkerCounters {
     /// A block of zeros.

@@ -16,17 +16,17 @@ use netstack::{
 };
 use proptest::prelude::*;
 use smoltcp::wire::{IpProtocol, checksum};
+use smr::rng::SplitMix64;
 
-/// SplitMix64: tiny, fast, and good enough to drive a fuzz loop from a seed.
-struct Rng(u64);
+/// The workspace's seeded generator, with the draws a fuzz loop wants.
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(SplitMix64::new(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -285,7 +285,7 @@ fn a_million_hostile_frames_never_panic_and_every_drop_is_counted() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_cafe);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let counters = WorkerCounters::new();
     let mut buf = [0u8; 256];
     let mut rejected = 0u64;
@@ -325,7 +325,7 @@ fn a_million_hostile_frames_never_panic_and_every_drop_is_counted() {
 }
 
 fn any_header() -> impl Strategy<Value = TcpHeader> {
-    (any::<u64>()).prop_map(|seed| random_header(&mut Rng(seed)))
+    (any::<u64>()).prop_map(|seed| random_header(&mut Rng::new(seed)))
 }
 
 proptest! {
@@ -338,7 +338,7 @@ proptest! {
         header in any_header(),
         payload in proptest::collection::vec(any::<u8>(), 0..200),
     ) {
-        let (src, dst) = addrs(&mut Rng(seed), v6);
+        let (src, dst) = addrs(&mut Rng::new(seed), v6);
         let mut buf = [0u8; 512];
         let n = emit_tcp(src, dst, 64, &header, &payload, &mut buf).unwrap();
         let datagram = parse_frame(&buf[..n]).unwrap();
@@ -368,7 +368,7 @@ proptest! {
         seq_no: u16,
         data in proptest::collection::vec(any::<u8>(), 0..200),
     ) {
-        let (src, dst) = addrs(&mut Rng(seed), v6);
+        let (src, dst) = addrs(&mut Rng::new(seed), v6);
         let echo = Echo { ident, seq_no, data: &data };
         let mut buf = [0u8; 512];
         let n = emit_echo(src, dst, 64, EchoKind::Request, &echo, &mut buf).unwrap();

@@ -25,7 +25,9 @@ mod pool;
 mod primitive;
 mod pserialize;
 mod registry;
+pub mod rng;
 mod seq;
+pub mod stat;
 
 pub use domain::{Blocker, Config, Domain, DomainStats, Mode, ReadSection};
 #[doc(hidden)]

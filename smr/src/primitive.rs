@@ -26,7 +26,7 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
-use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Release, SeqCst};
 
 /// Lock a mutex, ignoring poisoning: every critical section in this crate
 /// leaves its data consistent before anything in it can panic.
@@ -107,7 +107,7 @@ macro_rules! publish_for {
                 #[cfg(not(all(loom, smr_weakened = "enter_relaxed")))]
                 self.store(value, Release);
                 #[cfg(all(loom, smr_weakened = "enter_relaxed"))]
-                self.store(value, Relaxed);
+                self.store(value, std::sync::atomic::Ordering::Relaxed);
             }
             #[inline(always)]
             fn swap_seqcst(&self, value: $value) {
@@ -148,14 +148,7 @@ pub(crate) fn light_fence() {
     compiler_fence(SeqCst);
 }
 
-/// Relaxed increment of a counter that only its owning thread writes: a load
-/// and a store, no locked instruction. Readers of the sum may see a slightly
-/// stale value, which is all statistics promise.
-#[inline(always)]
-pub(crate) fn bump(counter: &std::sync::atomic::AtomicU64) {
-    // Relaxed: statistics only, single writer.
-    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
-}
+pub(crate) use crate::stat::bump;
 
 /// Cache-line padding. 128 bytes because x86 prefetches lines in pairs.
 #[derive(Debug, Default)]

@@ -30,10 +30,8 @@ impl Default for HandshakeTimes {
     }
 }
 
-fn add(c: &AtomicU64, n: u64) {
-    // Relaxed: statistics only, single writer.
-    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
-}
+// Only the owning worker records.
+use smr::stat::add;
 
 impl HandshakeTimes {
     /// Records one handshake that took `d`.

@@ -192,13 +192,7 @@ stack_counters! {
 }
 
 /// Adds one to a single-writer statistic.
-pub(crate) fn bump(c: &AtomicU64) {
-    // Relaxed: statistics only.
-    c.store(
-        c.load(AtomicOrdering::Relaxed).wrapping_add(1),
-        AtomicOrdering::Relaxed,
-    );
-}
+pub(crate) use smr::stat::bump;
 
 /// Adds one to a statistic that several threads may write (an atomic
 /// add, so none is lost: a gauge is derived from two of these).

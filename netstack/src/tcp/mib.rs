@@ -154,11 +154,7 @@ impl MibCounter {
 
     /// Adds `n`. Only the owning worker calls this.
     pub fn add(&self, n: u64) {
-        // Relaxed: statistics only, single writer.
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        smr::stat::add(&self.0, n);
     }
 
     /// The current value.

@@ -39,21 +39,17 @@ impl FakeClock {
     }
 }
 
-/// splitmix64: small, seeded, good enough to pick losses.
+/// The workspace's seeded generator, with the draws a fake network wants.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(smr::rng::SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(smr::rng::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// True with probability `per_mille / 1000`.

@@ -15,12 +15,6 @@ use std::sync::atomic::Ordering::Relaxed;
 /// bucket holds everything from about 2 s up).
 pub const LATENCY_BUCKETS: usize = 32;
 
-#[inline(always)]
-fn bump(c: &AtomicU64, by: u64) {
-    // Relaxed: statistics only, single writer.
-    c.store(c.load(Relaxed).wrapping_add(by), Relaxed);
-}
-
 /// Counters one thread keeps for one pool.
 pub(crate) struct LocalStats {
     pub(crate) allocs: AtomicU64,
@@ -47,7 +41,7 @@ impl LocalStats {
 
     #[inline(always)]
     pub(crate) fn count(c: &AtomicU64) {
-        bump(c, 1);
+        crate::stat::bump(c);
     }
 
     #[inline(always)]
@@ -58,7 +52,7 @@ impl LocalStats {
 
     pub(crate) fn record_latency(&self, ns: u64) {
         let b = (63 - ns.max(1).leading_zeros() as usize).min(LATENCY_BUCKETS - 1);
-        bump(&self.latency[b], 1);
+        crate::stat::bump(&self.latency[b]);
     }
 }
 

@@ -74,6 +74,7 @@ fn main() {
         steering::ebpf_steering_keeps_every_segment_on_its_home_worker,
         steering::steering_off_runs_on_the_kernels_default_and_says_so,
         syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
+        syn::ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect,
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
         forward::forward_splices_both_ways_and_carries_the_half_close,
         forward::forward_to_a_down_upstream_resets_the_client_and_logs_once,

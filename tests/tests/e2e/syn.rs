@@ -3,9 +3,9 @@
 
 use crate::clients::http_get_once;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
-use tests::{DAEMON_V4, ECHO_PORT, HTTP_PORT, Outcome, lab};
+use tests::{DAEMON_V4, DAEMON_V6, ECHO_PORT, HTTP_PORT, Outcome, lab};
 use tools::load::syn::{self, SynArgs};
 
 /// A modest rate the daemon's two workers absorb without the TUN queue
@@ -20,7 +20,7 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
         batch: 32,
         seed: Some(0x5eed),
         probe_concurrency: 2,
-        ..SynArgs::for_lab(&lab, SocketAddrV4::new(DAEMON_V4, ECHO_PORT))
+        ..SynArgs::for_lab(&lab, SocketAddr::new(IpAddr::V4(DAEMON_V4), ECHO_PORT))
     };
     let kernel_before = lab.in_netns(kernel_snmp).expect("enter the lab");
     let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));
@@ -84,6 +84,83 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
     lab.in_netns(|| http_get_once(http).expect("HTTP after the flood"))
         .expect("enter the lab");
     Outcome::Passed
+}
+
+/// The IPv6 flood: spoofed sources from the lab's IPv6 spoof prefix
+/// (`fd00:5eed:0:0:8000::/65`, the default for an IPv6 target) reach the
+/// daemon's listener, its SYN cache and cookies answer them, the legitimate
+/// probe over IPv6 keeps succeeding, and the namespace's kernel drops the
+/// SYN-ACKs to the spoofed sources without forwarding or answering them.
+pub fn ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect() -> Outcome {
+    const RATE6: u64 = 5_000;
+    let lab = lab();
+    let args = SynArgs {
+        rate: Some(RATE6),
+        duration: 3.0,
+        batch: 32,
+        seed: Some(0x6eed),
+        probe_concurrency: 2,
+        ..SynArgs::for_lab(&lab, SocketAddr::new(IpAddr::V6(DAEMON_V6), ECHO_PORT))
+    };
+    let kernel_before = lab.in_netns(kernel_snmp6).expect("enter the lab");
+    let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));
+    let kernel_after = lab.in_netns(kernel_snmp6).expect("enter the lab");
+    eprintln!("{report}");
+    assert_eq!(report.spoof_prefix, "fd00:5eed:0:0:8000::/65");
+    let sent = report.flood.sent as f64;
+    assert!(
+        sent >= 0.8 * 3.0 * RATE6 as f64,
+        "sent {sent} IPv6 SYNs in 3 s at {RATE6}/s"
+    );
+    let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
+    assert!(
+        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
+        "SYN cache + cookies answered too few of {sent} IPv6 SYNs: {:?}",
+        report.daemon
+    );
+    for (phase, p) in [
+        ("no flood", &report.baseline),
+        ("under flood", &report.under_flood),
+    ] {
+        let p = p.as_ref().expect("the probe ran");
+        let ratio = syn::success_ratio(p);
+        assert!(
+            p.attempted >= 100 && ratio >= 0.99,
+            "legit IPv6 {phase}: {} ok of {} ({:.2} %)",
+            p.ok,
+            p.attempted,
+            ratio * 100.0
+        );
+    }
+    let k = |name: &str| kernel_after[name] - kernel_before[name];
+    assert!(
+        k("Ip6InAddrErrors") >= 0.9 * sent,
+        "the namespace's kernel dropped only {} of the daemon's answers to {sent} spoofed SYNs",
+        k("Ip6InAddrErrors")
+    );
+    assert_eq!(
+        k("Ip6OutForwDatagrams"),
+        0.0,
+        "the lab namespace forwarded packets"
+    );
+    assert_eq!(
+        k("Icmp6OutDestUnreachs"),
+        0.0,
+        "the lab namespace sent ICMPv6 unreachables"
+    );
+    Outcome::Passed
+}
+
+/// The calling thread's namespace's IPv6 counters (`Ip6InAddrErrors`), from
+/// /proc/thread-self/net/snmp6: one `name value` pair a line.
+fn kernel_snmp6() -> HashMap<String, f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp6").expect("read snmp6");
+    text.lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(char::is_whitespace)?;
+            Some((n.to_string(), v.trim().parse().unwrap_or(f64::NAN)))
+        })
+        .collect()
 }
 
 /// The calling thread's namespace's IP and ICMP counters, `Ip.InAddrErrors`

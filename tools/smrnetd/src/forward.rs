@@ -178,23 +178,14 @@ impl ForwardCounters {
             "# HELP smrnet_forward_active_splices Forward splices open now.\n# TYPE smrnet_forward_active_splices gauge\nsmrnet_forward_active_splices {}",
             self.active()
         );
-        const H: &str = "smrnet_forward_splice_seconds";
-        let _ = writeln!(
+        let buckets: Vec<u64> = self.splice_ns.iter().map(read).collect();
+        super::metrics::histogram::render_pow2_ns(
             text,
-            "# HELP {H} Time from the upstream connect to the end of both directions of a forward splice.\n# TYPE {H} histogram"
+            "smrnet_forward_splice_seconds",
+            "Time from the upstream connect to the end of both directions of a forward splice.",
+            &buckets,
+            Some(read(&self.splice_sum_ns)),
         );
-        let mut cumulative = 0u64;
-        for (i, c) in self.splice_ns.iter().enumerate() {
-            cumulative += read(c);
-            if i == BUCKETS - 1 {
-                break;
-            }
-            let le = (1u64 << (i + 1)) as f64 / 1e9;
-            let _ = writeln!(text, "{H}_bucket{{le=\"{le:e}\"}} {cumulative}");
-        }
-        let _ = writeln!(text, "{H}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(text, "{H}_sum {}", read(&self.splice_sum_ns) as f64 / 1e9);
-        let _ = writeln!(text, "{H}_count {cumulative}");
     }
 }
 

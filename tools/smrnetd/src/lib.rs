@@ -159,7 +159,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let ((queues, offload), rtnl_socket) = match &cfg.netns {
         Some(ns) => {
             let c = cfg.clone();
-            netns::run_in(ns, move || open(&c))
+            netns::run_in(Some(ns), move || open(&c)).and_then(|r| r)
         }
         None => open(&cfg),
     }

@@ -834,41 +834,21 @@ impl Metrics {
             );
         }
         let pool = self.shared.stack.pool_stats();
-        let _ = writeln!(
+        histogram::render_pow2_ns(
             text,
-            "# HELP {REUSE_LATENCY} Sampled time from a connection block's retire to its reuse (bucket bounds are the pool's powers of two in nanoseconds; no _sum is kept by the pool).\n# TYPE {REUSE_LATENCY} histogram"
+            REUSE_LATENCY,
+            "Sampled time from a connection block's retire to its reuse (bucket bounds are the pool's powers of two in nanoseconds; no _sum is kept by the pool).",
+            &pool.reuse_latency_ns,
+            None,
         );
-        let mut cumulative = 0u64;
-        let last = pool.reuse_latency_ns.len() - 1;
-        for (i, n) in pool.reuse_latency_ns.iter().enumerate() {
-            cumulative += n;
-            if i == last {
-                break;
-            }
-            let le = (1u64 << (i + 1)) as f64 / 1e9;
-            let _ = writeln!(text, "{REUSE_LATENCY}_bucket{{le=\"{le:e}\"}} {cumulative}");
-        }
-        let _ = writeln!(text, "{REUSE_LATENCY}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(text, "{REUSE_LATENCY}_count {cumulative}");
-
         let hs = self.shared.stack.handshake_times();
-        let _ = writeln!(
+        histogram::render_pow2_ns(
             text,
-            "# HELP {HANDSHAKE} Time from a SYN to ESTABLISHED of passive opens completed from the SYN cache (SYN-cookie handshakes keep no SYN time and are not included).\n# TYPE {HANDSHAKE} histogram"
+            HANDSHAKE,
+            "Time from a SYN to ESTABLISHED of passive opens completed from the SYN cache (SYN-cookie handshakes keep no SYN time and are not included).",
+            &hs.buckets,
+            Some(hs.sum_ns),
         );
-        let mut cumulative = 0u64;
-        let last = hs.buckets.len() - 1;
-        for (i, n) in hs.buckets.iter().enumerate() {
-            cumulative += n;
-            if i == last {
-                break;
-            }
-            let le = (1u64 << (i + 1)) as f64 / 1e9;
-            let _ = writeln!(text, "{HANDSHAKE}_bucket{{le=\"{le:e}\"}} {cumulative}");
-        }
-        let _ = writeln!(text, "{HANDSHAKE}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(text, "{HANDSHAKE}_sum {}", hs.sum_ns as f64 / 1e9);
-        let _ = writeln!(text, "{HANDSHAKE}_count {cumulative}");
         self.shared.forward.counters.render(text);
         let totals: Vec<_> = self
             .shared
@@ -891,6 +871,7 @@ impl Metrics {
     }
 }
 
+pub(crate) mod histogram;
 #[cfg(test)]
 mod ops_files;
 #[cfg(test)]

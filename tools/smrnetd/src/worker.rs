@@ -84,10 +84,8 @@ impl FrameQueue for SyncDevice {
     }
 }
 
-fn add(c: &AtomicU64, n: u64) {
-    // Relaxed: statistics only, single writer.
-    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-}
+// The worker's statistics have one writer, the worker.
+use smr::stat::add;
 
 /// What every worker shares.
 pub struct Shared {

@@ -26,12 +26,12 @@
 use super::churn::thread_cpu_ns;
 use super::harness::Summary;
 use super::report::{self, Machine, round};
-use crate::load::syn::SplitMix64;
 use netstack::{
     Instant as NetInstant, SecretKey, SeqNum, Stack, StackConfig, SynCookies, TcpFlags, TcpHeader,
     TcpOptions, Timestamps, emit_tcp,
 };
 use serde::Serialize;
+use smr::rng::SplitMix64;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

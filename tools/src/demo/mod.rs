@@ -21,7 +21,7 @@ use crate::load::scrape::Scraper;
 use crate::load::syn::{self, Scrape, SynArgs};
 use crate::load::{netns, stop_on_signal};
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -216,7 +216,10 @@ fn run_phases(lab: &Lab, plan: &Plan, stop: &AtomicBool) -> io::Result<(DemoRepo
     let flood = SynArgs {
         rate: plan.syn_rate,
         duration: plan.phase_secs as f64,
-        ..SynArgs::for_lab(lab, SocketAddrV4::new(lab::DAEMON_V4, lab::ECHO_PORT))
+        ..SynArgs::for_lab(
+            lab,
+            SocketAddr::new(IpAddr::V4(lab::DAEMON_V4), lab::ECHO_PORT),
+        )
     };
     let flooded = syn::run(&flood, stop)?;
     interrupted(stop)?;

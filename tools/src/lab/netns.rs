@@ -3,8 +3,6 @@
 //! lab that fails half-way never leaves a namespace behind.
 
 use super::LabError;
-use std::fs::File;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -87,12 +85,7 @@ impl Netns {
     /// namespaces are per thread, so other threads of the process are not
     /// affected; threads spawned afterwards by this thread inherit it.
     pub fn enter_current_thread(&self) -> std::io::Result<()> {
-        let file = File::open(self.path())?;
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )?;
-        Ok(())
+        smrnetd::netns::enter(&self.name)
     }
 
     /// Leave the namespace in place (a detached lab); returns its name.

@@ -82,35 +82,80 @@ pub fn parse_url(url: &str) -> Result<(SocketAddr, String), String> {
     Ok((SocketAddr::new(ip, 80), path))
 }
 
-/// Samples of one scrape: `name{labels} value` lines.
+/// Samples of one scrape: just enough of the Prometheus text format to read
+/// back what the daemon exports, `name{labels} value` lines; comments and
+/// blank lines are skipped. (Whether the text is valid exposition is
+/// promtool's job, not this.) The one parser of the workspace: the load
+/// reports and the end-to-end tests both read scrapes with it.
 #[derive(Debug, Clone, Default)]
-pub struct Samples(Vec<(String, f64)>);
+pub struct Samples(Vec<Sample>);
+
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    /// What is between the braces, as exported (`worker="0",reason="x"`).
+    labels: String,
+    value: f64,
+}
 
 impl Samples {
     pub fn parse(text: &str) -> Samples {
         Samples(
             text.lines()
-                .filter(|l| !l.starts_with('#'))
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
                 .filter_map(|line| {
-                    let (series, value) = line.trim().rsplit_once(' ')?;
-                    let name = series.split('{').next()?;
-                    Some((name.to_string(), value.parse().ok()?))
+                    let (series, value) = line.rsplit_once(' ')?;
+                    let value = value.parse().ok()?;
+                    let (name, labels) = match series.split_once('{') {
+                        Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                        None => (series, ""),
+                    };
+                    Some(Sample {
+                        name: name.to_string(),
+                        labels: labels.to_string(),
+                        value,
+                    })
                 })
                 .collect(),
         )
     }
 
+    /// Whether any series of `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|s| s.name == name)
+    }
+
     /// The sum over every series of `name`; `None` if it is not exported.
     pub fn sum(&self, name: &str) -> Option<f64> {
-        let mut found = false;
-        let mut total = 0.0;
-        for (n, v) in &self.0 {
-            if n == name {
-                found = true;
-                total += v;
-            }
-        }
-        found.then_some(total)
+        self.has(name).then(|| {
+            self.0
+                .iter()
+                .filter(|s| s.name == name)
+                .map(|s| s.value)
+                .sum()
+        })
+    }
+
+    /// The sum over the series of `name` whose labels contain `label`
+    /// (`reason="bad_checksum"`), zero when none match; `None` if `name` is
+    /// not exported at all.
+    pub fn sum_where(&self, name: &str, label: &str) -> Option<f64> {
+        self.has(name).then(|| {
+            self.0
+                .iter()
+                .filter(|s| s.name == name && s.labels.contains(label))
+                .map(|s| s.value)
+                .sum()
+        })
+    }
+
+    /// Every metric name exported, sorted, deduplicated.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.0.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 }
 
@@ -162,5 +207,20 @@ mod tests {
         assert_eq!(s.sum("smrnet_tcp_passive_opens_total"), Some(7.0));
         assert_eq!(s.sum("smrnet_table_entries"), Some(2.0));
         assert_eq!(s.sum("smrnet_nope"), None);
+    }
+
+    #[test]
+    fn samples_keep_labels_and_skip_comments_and_blank_lines() {
+        let s = Samples::parse(
+            "# HELP smrnet_x_total X.\n# TYPE smrnet_x_total counter\n\
+             smrnet_x_total{reason=\"a\"} 2\nsmrnet_x_total{reason=\"b\"} 3\n\
+             smrnet_y 1.5\n\n  \nnot a sample\n",
+        );
+        assert_eq!(s.sum("smrnet_x_total"), Some(5.0));
+        assert_eq!(s.sum_where("smrnet_x_total", "reason=\"b\""), Some(3.0));
+        assert_eq!(s.sum_where("smrnet_x_total", "reason=\"c\""), Some(0.0));
+        assert_eq!(s.sum_where("smrnet_z", "reason=\"b\""), None);
+        assert_eq!(s.sum("smrnet_y"), Some(1.5));
+        assert_eq!(s.names(), vec!["smrnet_x_total", "smrnet_y"]);
     }
 }

@@ -229,3 +229,93 @@ fn a_scrape_walks_a_bounded_number_of_buckets_however_large_the_table() {
         value(&text, "smrnet_table_buckets")
     );
 }
+
+/// The metric names the load tools, the lab, the demo and the end-to-end
+/// tests read from a scrape (every `"smrnet_..."` literal in their sources,
+/// parser fixtures aside): each must be a family the daemon declares, or one
+/// of its histogram series, so a renamed metric fails here, in a unit test,
+/// rather than reading as missing in a lab.
+#[test]
+fn every_metric_name_the_readers_expect_is_exported() {
+    let text = Metrics::new(shared()).render();
+    let families: Vec<String> = types(&text).into_iter().map(|(n, _)| n).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // This crate is tools/smrnetd; the readers live in tools/src and tests/.
+    let readers = [
+        "../src/load",
+        "../src/lab",
+        "../src/bench",
+        "../src/demo",
+        "../../tests/tests/e2e",
+    ];
+    // Parser unit tests use made-up names on purpose.
+    let fixtures = ["src/load/scrape.rs", "src/load/syn/tests.rs"];
+    let mut files = Vec::new();
+    let mut dirs: Vec<_> = readers.iter().map(|d| root.join(d)).collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !fixtures.iter().any(|f| path.ends_with(f))
+            {
+                files.push(path);
+            }
+        }
+    }
+    assert!(
+        files.len() > 20,
+        "found only {} reader sources",
+        files.len()
+    );
+    let mut checked = 0;
+    for file in &files {
+        let source = std::fs::read_to_string(file).unwrap();
+        for (i, _) in source.match_indices("\"smrnet_") {
+            let name: String = source[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let known = families.iter().any(|f| {
+                name == *f
+                    || name
+                        .strip_prefix(f.as_str())
+                        .is_some_and(|s| ["_bucket", "_count", "_sum"].contains(&s))
+            });
+            assert!(
+                known,
+                "{} reads {name}, which the daemon does not export",
+                file.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "checked only {checked} names");
+}
+
+/// One declaration per family: the describe tables name each metric once,
+/// and the exposition declares each family once.
+#[test]
+fn every_exported_family_is_declared_exactly_once() {
+    let mut names: Vec<&str> = MIB
+        .iter()
+        .map(|(_, n, _)| *n)
+        .chain(COUNTERS.iter().map(|(n, _, _)| *n))
+        .chain(GAUGES.iter().map(|(n, _, _)| *n))
+        .collect();
+    let all = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all, "a metric is described twice");
+    let text = Metrics::new(shared()).render();
+    let mut families: Vec<String> = types(&text).into_iter().map(|(n, _)| n).collect();
+    let all = families.len();
+    families.sort_unstable();
+    families.dedup();
+    assert_eq!(families.len(), all, "a family is declared twice");
+    for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
+        let help = line.splitn(4, ' ').nth(3).unwrap_or("");
+        assert!(!help.trim().is_empty(), "empty HELP: {line}");
+    }
+}

@@ -1,6 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netstack::{SeqNum, TcpFlags, TcpHeader, emit_tcp};
+use smr::rng::SplitMix64;
 
 use super::*;
 
@@ -107,18 +108,6 @@ fn the_interpreter_runs_alu_jumps_and_loads_as_the_kernel_does() {
     assert_eq!(run(&p, &[]), 0xf & 0x3);
 }
 
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 fn tcp_frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
     let h = TcpHeader {
         src_port: sport,
@@ -146,31 +135,31 @@ fn with_ip_options(frame: &[u8], words: usize) -> Vec<u8> {
 
 #[test]
 fn the_program_steers_every_frame_as_the_stack_function_does() {
-    let mut rng = Rng(15);
+    let mut rng = SplitMix64::new(15);
     for round in 0..4000 {
-        let key = rng.next() as u32;
-        let queues = 1 + (rng.next() % 8) as u16;
+        let key = rng.next_u64() as u32;
+        let queues = 1 + (rng.next_u64() % 8) as u16;
         let s = FlowSteering { key, queues };
         let prog = program(key);
-        let (sport, dport) = (rng.next() as u16, rng.next() as u16);
+        let (sport, dport) = (rng.next_u64() as u16, rng.next_u64() as u16);
         let (src, dst) = if round % 2 == 0 {
             (
-                IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
-                IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
+                IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)),
+                IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)),
             )
         } else {
             (
                 IpAddr::V6(Ipv6Addr::from(
-                    u128::from(rng.next()) << 64 | u128::from(rng.next()),
+                    u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()),
                 )),
                 IpAddr::V6(Ipv6Addr::from(
-                    u128::from(rng.next()) << 64 | u128::from(rng.next()),
+                    u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()),
                 )),
             )
         };
         let mut f = tcp_frame(src, dst, sport, dport);
         if src.is_ipv4() && round % 4 == 0 {
-            f = with_ip_options(&f, 1 + (rng.next() % 10) as usize);
+            f = with_ip_options(&f, 1 + (rng.next_u64() % 10) as usize);
         }
         // Against the tuple: what the stack homes the connection with.
         let ret = run(&prog, &f);
@@ -182,12 +171,14 @@ fn the_program_steers_every_frame_as_the_stack_function_does() {
         );
         // Against the frame function on truncated, non-TCP and garbage
         // frames too.
-        let cut = (rng.next() as usize) % (f.len() + 1);
+        let cut = (rng.next_u64() as usize) % (f.len() + 1);
         assert_eq!(run(&prog, &f[..cut]) as u16, s.hash_frame(&f[..cut]));
         let mut other = f.clone();
         other[if src.is_ipv4() { 9 } else { 6 }] = 17;
         assert_eq!(run(&prog, &other) as u16, s.hash_frame(&other));
-        let junk: Vec<u8> = (0..(rng.next() % 80)).map(|_| rng.next() as u8).collect();
+        let junk: Vec<u8> = (0..(rng.next_u64() % 80))
+            .map(|_| rng.next_u64() as u8)
+            .collect();
         assert_eq!(run(&prog, &junk) as u16, s.hash_frame(&junk));
     }
 }
@@ -260,20 +251,20 @@ fn the_kernel_verifier_accepts_the_program_and_runs_it_like_the_stack_function()
     let key = 0x5eed_0015;
     let s = FlowSteering { key, queues: 4 };
     let prog = load(&program(key)).expect("the verifier accepts the program");
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     for round in 0..200 {
         let (src, dst) = if round % 2 == 0 {
             (
-                IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
-                IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
+                IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)),
+                IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)),
             )
         } else {
             (
-                IpAddr::V6(Ipv6Addr::from(u128::from(rng.next()) << 64 | 1)),
-                IpAddr::V6(Ipv6Addr::from(u128::from(rng.next()) << 64 | 2)),
+                IpAddr::V6(Ipv6Addr::from(u128::from(rng.next_u64()) << 64 | 1)),
+                IpAddr::V6(Ipv6Addr::from(u128::from(rng.next_u64()) << 64 | 2)),
             )
         };
-        let mut f = tcp_frame(src, dst, rng.next() as u16, 80);
+        let mut f = tcp_frame(src, dst, rng.next_u64() as u16, 80);
         if src.is_ipv4() && round % 4 == 0 {
             f = with_ip_options(&f, 3);
         }

@@ -11,7 +11,7 @@
 
 use super::upstream::Upstream;
 use crate::lab::{DAEMON_V4, Lab, LabError};
-use crate::load::syn::{self, OptionsMode, SynArgs};
+use crate::load::syn::{self, SynArgs};
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
@@ -49,23 +49,15 @@ pub fn run(
     index: usize,
     seconds: f64,
 ) -> io::Result<FloodResult> {
+    // One sender at the unlimited rate, no probe of its own (the
+    // legitimate clients below are the probe).
     let args = SynArgs {
-        target: SocketAddrV4::new(DAEMON_V4, port),
-        spoof_prefix: "198.19.128.0/17".parse().map_err(io::Error::other)?,
-        options: OptionsMode::Random,
         rate: None,
         duration: seconds,
         threads: 1,
-        batch: 64,
         seed: None,
-        netns: Some(lab.netns().name().to_string()),
-        metrics: lab.metrics_url(),
-        probe_concurrency: 1,
-        probe_port: None,
         no_probe: true,
-        allow_network: Vec::new(),
-        json: false,
-        compare_kernel: false,
+        ..SynArgs::for_lab(lab, SocketAddrV4::new(DAEMON_V4, port))
     };
     let before = upstream.accepts(index);
     let front = SocketAddr::from((DAEMON_V4, port));

@@ -10,7 +10,7 @@ use crate::lab::{self, DAEMON_V4, ECHO_PORT, Lab, LabConfig, LabError};
 use crate::load::churn::{self, ChurnOpts};
 use crate::load::compare::{self, KernelPair};
 use crate::load::netns::NetnsFd;
-use crate::load::syn::{self, Ipv4Prefix, OptionsMode, SynArgs};
+use crate::load::syn::{self, SynArgs};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io;
@@ -146,24 +146,13 @@ pub fn syn_flood(
 ) -> io::Result<Pair> {
     with_lab(cfg, |lab| {
         let args = SynArgs {
-            target: SocketAddrV4::new(DAEMON_V4, ECHO_PORT),
-            spoof_prefix: "198.19.128.0/17"
-                .parse::<Ipv4Prefix>()
-                .map_err(io::Error::other)?,
-            options: OptionsMode::Random,
             rate,
             duration: seconds,
             threads: 1,
-            batch: 64,
             seed: Some(seed),
-            netns: Some(lab.netns().name().to_string()),
-            metrics: lab.metrics_url(),
-            probe_concurrency: 4,
-            probe_port: None,
-            no_probe: false,
-            allow_network: Vec::new(),
             json: true,
             compare_kernel: true,
+            ..SynArgs::for_lab(lab, SocketAddrV4::new(DAEMON_V4, ECHO_PORT))
         };
         let d0 = process_cpu(lab.pid())?;
         let cmp = syn::compare_kernel(&args, stop)?;

@@ -14,7 +14,6 @@ use super::{SynArgs, SynReport, clock_seed, run_with};
 use crate::load::compare::{self, KernelPair};
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Both runs and how they compare.
@@ -31,10 +30,7 @@ pub struct SynComparison {
 /// from the client namespace.
 fn kernel_args(args: &SynArgs, pair: &KernelPair) -> SynArgs {
     let mut k = args.clone();
-    let SocketAddr::V4(server) = compare::server_addr() else {
-        unreachable!("the comparison server is IPv4")
-    };
-    k.target = SocketAddrV4::new(*server.ip(), server.port());
+    k.target = compare::server_addr();
     k.probe_port = None;
     k.netns = Some(pair.client_netns().to_string());
     k
@@ -54,9 +50,15 @@ pub fn run_cli(args: &SynArgs, stop: &AtomicBool) -> io::Result<()> {
 /// Runs the kernel side (in namespaces of its own, removed before the
 /// daemon's run starts), then the target daemon, and compares them.
 pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynComparison> {
+    if args.target.is_ipv6() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--compare-kernel: the kernel comparison is IPv4 only; flood an IPv4 target",
+        ));
+    }
     let seed = args.seed.unwrap_or_else(clock_seed);
     let pair = KernelPair::up(2)?;
-    pair.route_back(&args.spoof_prefix.to_string())?;
+    pair.route_back(&args.spoof().to_string())?;
     let kargs = kernel_args(args, &pair);
     eprintln!(
         "smrnet load syn: against the kernel ({} from {})",

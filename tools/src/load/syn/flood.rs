@@ -1,6 +1,6 @@
-//! The sender: threads that write spoofed SYNs to a raw IPv4 socket
-//! (`IPPROTO_RAW`, which implies `IP_HDRINCL`: the kernel sends our header
-//! as written and only routes it) in batches of `sendmmsg`, optionally paced
+//! The sender: threads that write spoofed SYNs to a raw IPv4 or IPv6 socket
+//! (`IPPROTO_RAW`, which on Linux implies `IP_HDRINCL` for both families:
+//! the kernel sends our header as written and only routes it) in batches of `sendmmsg`, optionally paced
 //! by a token bucket, until the duration ends or `stop` is set.
 //!
 //! Each thread enters the target's network namespace first (`--netns`), so
@@ -8,14 +8,14 @@
 //! device and into the daemon, and nowhere else.
 
 use super::packet::{MAX_SYN_LEN, OptionsMode, Syn, SynOptions, write_syn};
-use super::prefix::Ipv4Prefix;
+use super::prefix::SpoofPrefix;
 use super::rate::TokenBucket;
-use super::rng::SplitMix64;
 use rustix::net::{
     AddressFamily, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketType, ipproto, sendmmsg,
 };
+use smr::rng::SplitMix64;
 use std::io::{self, IoSlice};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 /// What one flood does.
 #[derive(Debug, Clone)]
 pub struct FloodOpts {
-    pub target: SocketAddrV4,
-    pub spoof: Ipv4Prefix,
+    pub target: SocketAddr,
+    /// Of the target's family.
+    pub spoof: SpoofPrefix,
     pub options: OptionsMode,
     /// Packets per second over all threads; `None` = as fast as possible.
     pub rate: Option<u64>,
@@ -90,16 +91,20 @@ pub fn enter_netns(name: &str) -> io::Result<()> {
     crate::load::netns::NetnsFd::open(name)?.enter()
 }
 
-fn raw_socket(target: Ipv4Addr) -> io::Result<OwnedFd> {
-    let fd = rustix::net::socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::RAW))
-        .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("open a raw IPv4 socket: {e} (the flood needs root or CAP_NET_RAW)"),
-            )
-        })?;
-    // Connected, so sendmmsg needs no address; the port is ignored for raw IP.
-    rustix::net::connect(&fd, &SocketAddrV4::new(target, 0))
+fn raw_socket(target: IpAddr) -> io::Result<OwnedFd> {
+    let (family, name) = match target {
+        IpAddr::V4(_) => (AddressFamily::INET, "IPv4"),
+        IpAddr::V6(_) => (AddressFamily::INET6, "IPv6"),
+    };
+    let fd = rustix::net::socket(family, SocketType::RAW, Some(ipproto::RAW)).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("open a raw {name} socket: {e} (the flood needs root or CAP_NET_RAW)"),
+        )
+    })?;
+    // Connected, so sendmmsg needs no address; the port is ignored for raw IP
+    // (and must be 0 for IPv6, where it would name the protocol).
+    rustix::net::connect(&fd, &SocketAddr::new(target, 0))
         .map_err(|e| io::Error::other(format!("route to {target}: {e}")))?;
     Ok(fd)
 }
@@ -115,7 +120,7 @@ fn sender(
     if let Some(ns) = &opts.netns {
         enter_netns(ns)?;
     }
-    let fd = raw_socket(*opts.target.ip())?;
+    let fd = raw_socket(opts.target.ip())?;
     let mut rng = SplitMix64::for_thread(opts.seed, index);
     let batch = opts.batch.clamp(1, 1024);
     let mut bufs = vec![[0u8; MAX_SYN_LEN]; batch];
@@ -153,7 +158,7 @@ fn sender(
         for (buf, len) in bufs.iter_mut().zip(lens.iter_mut()).take(n) {
             let syn = Syn {
                 src: opts.spoof.random(&mut rng),
-                dst: *opts.target.ip(),
+                dst: opts.target.ip(),
                 src_port: 1024 + rng.below(65536 - 1024) as u16,
                 dst_port: opts.target.port(),
                 isn: rng.next_u32(),

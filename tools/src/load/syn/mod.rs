@@ -1,7 +1,7 @@
 //! `smrnet load syn`: a SYN flood with spoofed sources against a daemon in a
 //! lab, while a legitimate client measures what the flood costs it.
 //!
-//! The flood writes IPv4+TCP SYNs (built with `smoltcp::wire`, both
+//! The flood writes IPv4 or IPv6 TCP SYNs (built with `smoltcp::wire`,
 //! checksums valid) to a raw socket inside the lab's namespace: random
 //! sources from `--spoof-prefix`, random ports, ISNs and options, paced by
 //! `--rate` or as fast as the sender threads go, for `--duration`. A probe
@@ -29,7 +29,6 @@ mod prefix;
 mod probe;
 mod rate;
 mod report;
-mod rng;
 mod safety;
 mod scrape;
 #[cfg(test)]
@@ -38,16 +37,16 @@ mod tests;
 pub use compare::{SynComparison, run as compare_kernel};
 pub use flood::{FloodOpts, FloodReport, enter_netns};
 pub use packet::{MAX_SYN_LEN, OptionsMode, Syn, SynOptions, write_syn};
-pub use prefix::Ipv4Prefix;
+pub use prefix::{Ipv4Prefix, Ipv6Prefix, SpoofPrefix};
 pub use probe::{ProbeOpts, success_ratio};
 pub use rate::TokenBucket;
 pub use report::SynReport;
-pub use rng::SplitMix64;
 pub use scrape::{FLOOD_COUNTERS, Scrape};
+pub use smr::rng::SplitMix64;
 
 use crate::load::safety::Cidr;
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -61,15 +60,18 @@ pub const MAX_DURATION: Duration = Duration::from_secs(300);
 /// `smrnet load syn`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SynArgs {
-    /// The listener to flood, IPv4 ADDR:PORT (the default is the lab
-    /// daemon's echo service).
+    /// The listener to flood, IPv4 ADDR:PORT or IPv6 [ADDR]:PORT (the
+    /// default is the lab daemon's echo service; its IPv6 one is
+    /// [fd00:5eed::2]:7).
     #[arg(long, value_name = "ADDR:PORT", default_value = "198.18.0.2:7")]
-    pub target: SocketAddrV4,
-    /// Spoofed source addresses are drawn uniformly from this IPv4 prefix. It
-    /// must not contain the target or the lab's addresses (the default is
-    /// inside the lab's 198.18.0.0/15 and used by nothing).
-    #[arg(long, value_name = "CIDR", default_value = "198.19.128.0/17")]
-    pub spoof_prefix: Ipv4Prefix,
+    pub target: SocketAddr,
+    /// Spoofed source addresses are drawn uniformly from this prefix, of the
+    /// target's family. It must not contain the target or the lab's
+    /// addresses [default: 198.19.128.0/17 for an IPv4 target,
+    /// fd00:5eed:0:0:8000::/65 for IPv6: inside the lab's ranges and used by
+    /// nothing].
+    #[arg(long, value_name = "CIDR")]
+    pub spoof_prefix: Option<SpoofPrefix>,
     /// TCP options on each SYN: `random` (each of MSS, window scale,
     /// SACK-permitted, timestamps present or not, random values), `fixed`
     /// (MSS 1460, wscale 7, SACK, timestamps, as Linux sends) or `none`.
@@ -153,9 +155,9 @@ impl SynArgs {
     /// A flood of `target` from inside `lab`'s namespace, scraping `lab`'s
     /// metrics; every other field is the command line's default, so a
     /// caller names only what it changes (`..SynArgs::for_lab(..)`).
-    pub fn for_lab(lab: &crate::lab::Lab, target: SocketAddrV4) -> SynArgs {
+    pub fn for_lab(lab: &crate::lab::Lab, target: impl Into<SocketAddr>) -> SynArgs {
         SynArgs {
-            target,
+            target: target.into(),
             netns: Some(lab.netns().name().to_string()),
             metrics: lab.metrics_url(),
             ..SynArgs::default()
@@ -174,6 +176,12 @@ impl SynArgs {
             print!("{report}");
         }
         Ok(())
+    }
+
+    /// The spoof prefix asked for, or the lab's of the target's family.
+    pub fn spoof(&self) -> SpoofPrefix {
+        self.spoof_prefix
+            .unwrap_or_else(|| SpoofPrefix::lab_default(self.target.ip()))
     }
 
     fn duration(&self) -> io::Result<Duration> {
@@ -202,7 +210,7 @@ pub fn run(args: &SynArgs, stop: &AtomicBool) -> io::Result<SynReport> {
 /// kernel baseline has none).
 fn run_with(args: &SynArgs, stop: &AtomicBool, seed: u64, scrape: bool) -> io::Result<SynReport> {
     let duration = args.duration()?;
-    safety::check(args.target, &args.spoof_prefix, &args.allow_network).map_err(invalid)?;
+    safety::check(args.target, &args.spoof(), &args.allow_network).map_err(invalid)?;
     if args.threads == 0 || args.threads > 64 {
         return Err(invalid(format!(
             "--threads {}: must be 1..=64",
@@ -219,10 +227,10 @@ fn run_with(args: &SynArgs, stop: &AtomicBool, seed: u64, scrape: bool) -> io::R
         .then(|| crate::load::scrape::Scraper::new(&args.metrics, &args.allow_network, None))
         .transpose()?;
     let probe = ProbeOpts {
-        target: SocketAddr::V4(SocketAddrV4::new(
-            *args.target.ip(),
+        target: SocketAddr::new(
+            args.target.ip(),
             args.probe_port.unwrap_or(args.target.port()),
-        )),
+        ),
         duration,
         concurrency: args.probe_concurrency.clamp(1, 1024),
         netns: args.netns.clone(),
@@ -230,7 +238,7 @@ fn run_with(args: &SynArgs, stop: &AtomicBool, seed: u64, scrape: bool) -> io::R
     };
     let flood = FloodOpts {
         target: args.target,
-        spoof: args.spoof_prefix,
+        spoof: args.spoof(),
         options: args.options,
         rate: args.rate,
         duration,

@@ -1,21 +1,22 @@
 //! SYN segments for the flood, written with `smoltcp::wire` straight into a
-//! send buffer: an IPv4 header (random IP ID, TTL 64, DF) and a TCP header
+//! send buffer: an IPv4 header (random IP ID, TTL 64) or an IPv6 header
+//! (hop limit 64, the same random 16 bits as flow label) and a TCP header
 //! with only SYN set, a random ISN, and the options `--options` asks for,
 //! both checksums filled. Building one is a few hundred nanoseconds, far
 //! below the cost of handing it to the kernel, so every packet is written
 //! fresh into a reused batch buffer instead of patching a template by hand.
 
-use super::rng::SplitMix64;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-    TcpTimestampRepr,
+    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber, TcpTimestampRepr,
 };
-use std::net::Ipv4Addr;
+use smr::rng::SplitMix64;
+use std::net::IpAddr;
 
-/// IPv4 header (20) plus the largest TCP header we write (20 + 4 + 3 + 2 +
-/// 10 option bytes, padded to 40).
-pub const MAX_SYN_LEN: usize = 60;
+/// IPv6 header (40) plus the largest TCP header we write (20 + 4 + 3 + 2 +
+/// 10 option bytes, padded to 40); an IPv4 SYN is 20 bytes shorter.
+pub const MAX_SYN_LEN: usize = 80;
 
 /// Which TCP options each SYN carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -69,18 +70,21 @@ impl SynOptions {
 /// The fields that differ between SYNs of one flood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Syn {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    /// Source and destination are of one family.
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub src_port: u16,
     pub dst_port: u16,
     pub isn: u32,
+    /// The IPv4 ID, or the low 16 bits of the IPv6 flow label.
     pub ip_id: u16,
     pub window: u16,
     pub options: SynOptions,
 }
 
-/// Write `syn` as an IPv4 packet at the start of `buf` and return its
-/// length. `buf` must hold at least [`MAX_SYN_LEN`] bytes.
+/// Write `syn` as an IPv4 or IPv6 packet at the start of `buf` and return
+/// its length. `buf` must hold at least [`MAX_SYN_LEN`] bytes; source and
+/// destination must be of one family (a mixed pair panics: a bug, not input).
 pub fn write_syn(buf: &mut [u8], syn: &Syn) -> usize {
     let tcp = TcpRepr {
         src_port: syn.src_port,
@@ -96,26 +100,42 @@ pub fn write_syn(buf: &mut [u8], syn: &Syn) -> usize {
         timestamp: syn.options.tsval.map(|v| TcpTimestampRepr::new(v, 0)),
         payload: &[],
     };
-    let ip = Ipv4Repr {
-        src_addr: syn.src,
-        dst_addr: syn.dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let len = ip.buffer_len() + tcp.buffer_len();
     let caps = ChecksumCapabilities::default();
-    let mut ip_packet = Ipv4Packet::new_unchecked(&mut buf[..len]);
-    ip.emit(&mut ip_packet, &caps);
-    ip_packet.set_ident(syn.ip_id);
-    // The ident changed after emit filled the checksum.
-    ip_packet.fill_checksum();
-    let mut tcp_packet = TcpPacket::new_unchecked(ip_packet.payload_mut());
-    tcp.emit(
-        &mut tcp_packet,
-        &IpAddress::Ipv4(syn.src),
-        &IpAddress::Ipv4(syn.dst),
-        &caps,
-    );
+    let (header_len, src, dst) = match (syn.src, syn.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let ip = Ipv4Repr {
+                src_addr: src,
+                dst_addr: dst,
+                next_header: IpProtocol::Tcp,
+                payload_len: tcp.buffer_len(),
+                hop_limit: 64,
+            };
+            let len = ip.buffer_len() + tcp.buffer_len();
+            let mut ip_packet = Ipv4Packet::new_unchecked(&mut buf[..len]);
+            ip.emit(&mut ip_packet, &caps);
+            ip_packet.set_ident(syn.ip_id);
+            // The ident changed after emit filled the checksum.
+            ip_packet.fill_checksum();
+            (ip.buffer_len(), IpAddress::Ipv4(src), IpAddress::Ipv4(dst))
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let ip = Ipv6Repr {
+                src_addr: src,
+                dst_addr: dst,
+                next_header: IpProtocol::Tcp,
+                payload_len: tcp.buffer_len(),
+                hop_limit: 64,
+            };
+            let len = ip.buffer_len() + tcp.buffer_len();
+            let mut ip_packet = Ipv6Packet::new_unchecked(&mut buf[..len]);
+            ip.emit(&mut ip_packet);
+            ip_packet.set_flow_label(u32::from(syn.ip_id));
+            (ip.buffer_len(), IpAddress::Ipv6(src), IpAddress::Ipv6(dst))
+        }
+        (src, dst) => panic!("a SYN from {src} to {dst} mixes address families"),
+    };
+    let len = header_len + tcp.buffer_len();
+    let mut tcp_packet = TcpPacket::new_unchecked(&mut buf[header_len..len]);
+    tcp.emit(&mut tcp_packet, &src, &dst, &caps);
     len
 }

@@ -48,7 +48,7 @@ impl SynReport {
             .map(|d| (d - legit).max(0.0) / flood.sent as f64);
         SynReport {
             target: args.target.to_string(),
-            spoof_prefix: args.spoof_prefix.to_string(),
+            spoof_prefix: args.spoof().to_string(),
             options: args.options,
             rate_limit: args.rate,
             seed,
