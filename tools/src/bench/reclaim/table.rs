@@ -422,7 +422,11 @@ mod tests {
     fn buckets_are_bare_eight_byte_heads_sized_like_pcb_table() {
         let tb = table(100_000);
         assert_eq!(tb.buckets(), 131_072, "next power of two, as pcb::Table");
-        assert_eq!(size_of_val(&*tb.heads), 8 * tb.buckets(), "no lock per bucket");
+        assert_eq!(
+            size_of_val(&*tb.heads),
+            8 * tb.buckets(),
+            "no lock per bucket"
+        );
         assert_eq!(tb.stripes.len(), STRIPES);
         assert_eq!(size_of::<Stripe>(), 64, "one stripe lock per cache line");
         // A small table still has one bucket per stripe.
@@ -498,7 +502,11 @@ mod tests {
             }
             // Relaxed: a stop flag only.
             stop.store(true, Relaxed);
-            assert_eq!(reader.join().expect("reader"), 0, "a present key was missed");
+            assert_eq!(
+                reader.join().expect("reader"),
+                0,
+                "a present key was missed"
+            );
         });
         assert_eq!(tb.violations(), 0);
     }
