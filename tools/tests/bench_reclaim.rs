@@ -151,7 +151,7 @@ fn quick_report_is_complete_and_sane() {
         for long in [false, true] {
             let r = arms
                 .iter()
-                .find(|r| r["scheme"] == *s && !r["long_reader_ms"].is_null() == long)
+                .find(|r| r["scheme"] == *s && r["long_reader_ms"].is_null() != long)
                 .unwrap_or_else(|| panic!("no long_reader row for {s} (long reader: {long})"));
             assert!(number(r, "lookups_per_s") > 0.0, "{r}");
             number(r, "churn_ops_per_s");

@@ -13,6 +13,9 @@ use std::path::Path;
 
 type Series = (String, Vec<(f64, f64)>);
 
+/// Which latency of an arm row a chart draws.
+type Pick = fn(&super::ArmRow) -> &super::OpLatencyNs;
+
 struct Chart<'a> {
     file: &'a str,
     title: String,
@@ -349,7 +352,7 @@ pub(super) fn write_all(dir: &Path, r: &Report) -> Result<(), Err> {
     // of the reader's lookups, epoch with and without spreading, with and
     // without the long reader. x is the quantile in "nines".
     let nines = |q: f64| -(1.0 - q).log10();
-    let pickers: [(&str, &str, fn(&super::ArmRow) -> &super::OpLatencyNs); 2] = [
+    let pickers: [(&str, &str, Pick); 2] = [
         (
             "reclaim-spread-churn-latency",
             "churn step (insert + remove)",

@@ -87,8 +87,8 @@ fn every_arm_produces_sane_figures_with_and_without_the_long_reader() {
             let a = arm_run(&s, k, hold, Duration::from_millis(60), &mut base);
             let name = k.name();
             assert!(a.lookups_per_s > 0.0, "{name} {hold:?}");
-            assert!(a.lookup_ns.len() > 0, "{name} {hold:?}");
-            assert!(a.step_ns.len() > 0, "{name} {hold:?}");
+            assert!(!a.lookup_ns.is_empty(), "{name} {hold:?}");
+            assert!(!a.step_ns.is_empty(), "{name} {hold:?}");
             assert!(a.avg_pending <= a.peak_pending as f64, "{name} {hold:?}");
             // crossbeam-epoch's collector is one per process, and other
             // tests pin it in parallel, so an epoch table may not settle
