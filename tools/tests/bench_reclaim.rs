@@ -138,6 +138,48 @@ fn quick_report_is_complete_and_sane() {
             assert_eq!(r["peak_pending"], 0, "locks free at once: {r}");
             assert!(r["reuse_latency_ns"]["p50"].is_null(), "{r}");
         }
+        // Every run starts settled: barrier() then reclaim().
+        assert_eq!(r["start_pending_max"], 0, "{r}");
+        number(r, "start_cached_max");
+    }
+
+    // The long-running reader and spread-free arms: every scheme and
+    // epoch-spread, without and with the long reader.
+    let arms = rows(&report, "long_reader");
+    let long_ms = number(&report["plan"], "long_reader_ms");
+    for s in SCHEMES.iter().chain(&["epoch-spread"]) {
+        for long in [false, true] {
+            let r = arms
+                .iter()
+                .find(|r| r["scheme"] == *s && r["long_reader_ms"].is_null() != long)
+                .unwrap_or_else(|| panic!("no long_reader row for {s} (long reader: {long})"));
+            assert!(number(r, "lookups_per_s") > 0.0, "{r}");
+            number(r, "churn_ops_per_s");
+            let (peak, avg) = (number(r, "peak_pending"), number(r, "avg_pending"));
+            assert!(avg <= peak, "{r}");
+            assert!(number(r, "peak_pending_bytes") >= peak, "{r}");
+            number(r, "avg_pending_bytes");
+            assert_eq!(r["start_pending_max"], 0, "{r}");
+            assert_eq!(r["reuse_violations"], 0, "{r}");
+            for lat in ["churn_step_ns", "lookup_ns"] {
+                let l = &r[lat];
+                let q = ["p50", "p99", "p999", "max"].map(|f| number(l, f));
+                assert!(number(l, "samples") > 0.0, "{lat}: {r}");
+                assert!(q.windows(2).all(|w| w[0] <= w[1]), "{lat}: {r}");
+            }
+            if long {
+                assert_eq!(r["long_reader_ms"].as_f64(), Some(long_ms), "{r}");
+                assert!(number(r, "long_sections") >= 1.0, "{r}");
+            } else {
+                assert_eq!(r["long_sections"], 0, "{r}");
+            }
+            if POOLED.contains(s) {
+                assert!(peak <= cap, "{r}");
+            }
+            if *s == "rwlock" || *s == "dashmap" {
+                assert_eq!(peak, 0.0, "locks free at once: {r}");
+            }
+        }
     }
 
     // The stalled reader: every scheme; the reader's node was never reused
@@ -156,6 +198,7 @@ fn quick_report_is_complete_and_sane() {
             "{r}"
         );
         assert!(rows(r, "series").len() > 10, "{s}: too few samples");
+        assert_eq!(r["start_pending"], 0, "{r}");
         if POOLED.contains(&s) {
             assert_eq!(r["pool_cap"].as_f64(), Some(cap));
             assert!(number(r, "peak_pending") <= cap, "{r}");
@@ -174,6 +217,8 @@ fn quick_report_is_complete_and_sane() {
         "reclaim-reuse-latency",
         "reclaim-pending-stall",
         "reclaim-grace-periods",
+        "reclaim-spread-churn-latency",
+        "reclaim-spread-lookup-latency",
     ] {
         for ext in ["svg", "png"] {
             let p = dir.join(format!("{chart}.{ext}"));
@@ -193,6 +238,7 @@ fn bad_arguments_are_a_usage_error() {
         &["--entries", "10"],
         &["--runs", "0"],
         &["--stall-ms", "x"],
+        &["--long-reader-ms", "0"],
     ] {
         let mut args = vec!["bench", "reclaim"];
         args.extend_from_slice(bad);

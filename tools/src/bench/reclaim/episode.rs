@@ -28,13 +28,17 @@ pub(super) struct ChurnSample {
     pub(super) peak_pending: u64,
     pub(super) avg_pending: f64,
     pub(super) violations: u64,
+    /// Pending, and pooled free objects, when the run started (after
+    /// `settle`).
+    pub(super) start_pending: u64,
+    pub(super) start_cached: u64,
 }
 
 /// The churn step: remove the connection inserted `CHURN_WINDOW` steps ago
 /// (if its insert succeeded), insert connection `base + k`. `live[k %
 /// window]` says whether step k's insert succeeded.
 /// Returns the operations that succeeded (0 to 2).
-fn churn_step(subject: &dyn Subject, base: u32, k: u32, live: &mut [bool]) -> u32 {
+pub(super) fn churn_step(subject: &dyn Subject, base: u32, k: u32, live: &mut [bool]) -> u32 {
     let slot = (k % CHURN_WINDOW) as usize;
     let mut ops = 0;
     if k >= CHURN_WINDOW && live[slot] {
@@ -49,7 +53,7 @@ fn churn_step(subject: &dyn Subject, base: u32, k: u32, live: &mut [bool]) -> u3
 }
 
 /// Remove what a churn run of `steps` left behind.
-fn cleanup(subject: &dyn Subject, base: u32, steps: u32, live: &[bool]) {
+pub(super) fn cleanup(subject: &dyn Subject, base: u32, steps: u32, live: &[bool]) {
     for k in steps.saturating_sub(CHURN_WINDOW)..steps {
         if live[(k % CHURN_WINDOW) as usize] {
             assert!(subject.remove(&tuple(base + k)), "churn tuple vanished");
@@ -60,6 +64,7 @@ fn cleanup(subject: &dyn Subject, base: u32, steps: u32, live: &[bool]) {
 fn delta(a: Counters, b: Counters) -> Counters {
     Counters {
         pending: b.pending,
+        cached: b.cached,
         frees: b.frees - a.frees,
         advances: b.advances - a.advances,
         membarriers: b.membarriers - a.membarriers,
@@ -81,7 +86,8 @@ pub(super) fn churn_run(
     let subject = s.get(kind);
     // The pools reuse their pending FIFO oldest first and check goals only
     // when they need memory, so a queue that grew once keeps its length:
-    // start every run from an empty one.
+    // start every run from an empty one, and without the previous run's
+    // backlog of reusable nodes (`Subject::settle`).
     subject.settle();
     let b = *base;
     let mut live = vec![false; CHURN_WINDOW as usize];
@@ -132,6 +138,8 @@ pub(super) fn churn_run(
         peak_pending: peak,
         avg_pending: sum as f64 / n.max(1) as f64,
         violations: subject.violations() - v0,
+        start_pending: before.pending,
+        start_cached: before.cached,
     }
 }
 
@@ -233,6 +241,7 @@ pub(super) fn stall_run(s: &Subjects, kind: Kind, stall: Duration, base: &mut u3
         pool_cap: subject.cap(),
         peak_pending: peak,
         peak_pending_bytes: peak * bytes,
+        start_pending: before.pending,
         final_pending: after.pending,
         churn_ops_per_s_before: rate_before.round(),
         churn_ops_per_s_during: rate_during.round(),

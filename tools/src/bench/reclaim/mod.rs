@@ -5,25 +5,34 @@
 //! reader/writer lock and dashmap. It measures what each scheme costs
 //! readers, what it costs writers, how long freed memory waits before reuse,
 //! how much waits, how often a grace period is paid for, and what one
-//! reader stalled inside its section does to all of that.
+//! reader stalled inside its section does to all of that. Two arms follow
+//! the literature: a long-running reader (what pending memory and churn do
+//! while one reader holds section after long section), and spread frees
+//! (crossbeam-epoch freeing a released batch a few nodes per operation
+//! instead of all at once), each judged on operation latency tails.
 //!
 //! Every run is bounded in time; configurations are interleaved run by run
 //! so load from elsewhere hits every scheme alike.
 
+mod arms;
 mod episode;
 mod plot;
 mod scheme;
 mod table;
+#[cfg(test)]
+mod tests;
+mod text;
 
 use super::churn::{self, Load, tuple};
 use super::harness::{self, Summary};
 use super::report::{self, Machine, round};
+use arms::{ArmSample, arm_run};
 use episode::{ChurnSample, churn_run, stall_run};
 use hdrhistogram::Histogram;
 use pcb::{FlowHash, FourTuple};
 use scheme::{Kind, Sizing, Subject};
 use serde::Serialize;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
@@ -76,6 +85,11 @@ pub struct ReclaimArgs {
     /// (default 1000; 200 with --quick).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=10_000))]
     stall_ms: Option<u64>,
+
+    /// Length of each of the long-running reader's sections, in ms
+    /// (default 50; 20 with --quick).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    long_reader_ms: Option<u64>,
 }
 
 /// Connections in the cache-resident read-only working set.
@@ -89,6 +103,12 @@ struct Plan {
     runs: u32,
     millis_per_run: u64,
     stall_ms: u64,
+    /// The long-running reader's section length.
+    long_reader_ms: u64,
+    /// Length of one run of the long-reader and spread-free arms, and runs
+    /// of each configuration there.
+    arm_ms: u64,
+    arm_runs: u32,
     readers: Vec<usize>,
     /// Churn targets in frees (remove+insert steps) per second; `null` is
     /// flat out (saturation).
@@ -114,12 +134,16 @@ impl Plan {
             vec![Some(10_000.0), Some(100_000.0), Some(400_000.0), None]
         };
         let headroom: u64 = if q { 16_384 } else { 65_536 };
+        let runs = args.runs.unwrap_or(if q { 1 } else { 5 });
         Plan {
             quick: q,
             entries,
-            runs: args.runs.unwrap_or(if q { 1 } else { 5 }),
+            runs,
             millis_per_run: args.millis_per_run.unwrap_or(if q { 100 } else { 300 }),
             stall_ms: args.stall_ms.unwrap_or(if q { 200 } else { 1000 }),
+            long_reader_ms: args.long_reader_ms.unwrap_or(if q { 20 } else { 50 }),
+            arm_ms: if q { 200 } else { 1000 },
+            arm_runs: runs.min(3),
             readers,
             churn_rates,
             pool_cap: u64::from(entries) + headroom,
@@ -145,6 +169,9 @@ struct Report {
     read_only: Vec<ReadRow>,
     churn: Vec<ChurnRow>,
     stall: Vec<StallRow>,
+    /// The long-running-reader and spread-free arms: every scheme with and
+    /// without the long reader.
+    long_reader: Vec<ArmRow>,
     targets: Targets,
 }
 
@@ -234,6 +261,62 @@ struct ChurnRow {
     write_wall_ns_per_free: f64,
     exhausted: u64,
     reuse_violations: u64,
+    /// The most objects pending, and pooled free, at the start of any of
+    /// the runs (after `barrier()` and `reclaim()`): pending should be ~0.
+    start_pending_max: u64,
+    start_cached_max: u64,
+}
+
+/// Operation latency quantiles, ns.
+#[derive(Serialize, Default)]
+struct OpLatencyNs {
+    samples: u64,
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+impl OpLatencyNs {
+    fn of(h: &Histogram<u64>) -> OpLatencyNs {
+        if h.is_empty() {
+            return OpLatencyNs::default();
+        }
+        OpLatencyNs {
+            samples: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ArmRow {
+    scheme: &'static str,
+    /// Length of each long section; `null`: no long reader (the baseline).
+    long_reader_ms: Option<u64>,
+    /// Long sections completed, over all runs.
+    long_sections: u64,
+    /// Medians over the runs (one reader, one churner flat out).
+    lookups_per_s: f64,
+    churn_ops_per_s: f64,
+    churn_ops_per_s_range: [f64; 2],
+    /// Pending objects sampled every ms: the highest sample of any run, and
+    /// the mean of the runs' means.
+    peak_pending: u64,
+    avg_pending: f64,
+    peak_pending_bytes: u64,
+    avg_pending_bytes: f64,
+    start_pending_max: u64,
+    start_cached_max: u64,
+    /// Every churn step (insert + remove), all runs.
+    churn_step_ns: OpLatencyNs,
+    /// One lookup in `LOOKUP_SAMPLE`, all runs.
+    lookup_ns: OpLatencyNs,
+    exhausted: u64,
+    reuse_violations: u64,
 }
 
 #[derive(Serialize)]
@@ -246,6 +329,8 @@ struct StallRow {
     pool_cap: Option<u64>,
     peak_pending: u64,
     peak_pending_bytes: u64,
+    /// Pending when the run started (after `barrier()` and `reclaim()`).
+    start_pending: u64,
     /// Pending when the run ended (after the reader left).
     final_pending: u64,
     /// Inserts and removes that succeeded per second, before the reader
@@ -307,6 +392,7 @@ impl Subjects {
         let tuples: Vec<FourTuple> = (0..plan.entries).map(tuple).collect();
         let tables = all_kinds()
             .into_iter()
+            .chain([Kind::EpochSpread])
             .map(|k| {
                 let t = scheme::build(k, sizing, &hash);
                 for (i, tu) in tuples.iter().enumerate() {
@@ -480,6 +566,8 @@ pub(super) fn run(args: &ReclaimArgs) -> io::Result<()> {
                 write_wall_ns_per_free: round(sum(|x| x.wall_ns) as f64 / frees.max(1) as f64),
                 exhausted: sum(|x| x.exhausted),
                 reuse_violations: sum(|x| x.violations),
+                start_pending_max: s.iter().map(|x| x.start_pending).max().unwrap_or(0),
+                start_cached_max: s.iter().map(|x| x.start_cached).max().unwrap_or(0),
             }
         })
         .collect();
@@ -490,6 +578,9 @@ pub(super) fn run(args: &ReclaimArgs) -> io::Result<()> {
         .iter()
         .map(|&k| stall_run(&subjects, k, stall_d, &mut base))
         .collect();
+
+    // 5. The long-running reader and spread frees, interleaved run by run.
+    let long_reader = arm_rows(&subjects, &plan, &mut base, node_bytes as u64);
 
     let targets = targets(&read_only, &churn, &stall, &plan);
     let report = Report {
@@ -502,13 +593,75 @@ pub(super) fn run(args: &ReclaimArgs) -> io::Result<()> {
         read_only,
         churn,
         stall,
+        long_reader,
         targets,
         plan,
     };
     if let Some(dir) = &args.plots {
         plot::write_all(dir, &report).map_err(|e| io::Error::other(format!("plots: {e}")))?;
     }
-    report::emit(args.json, &report, write_tables)
+    report::emit(args.json, &report, text::write_tables)
+}
+
+/// The schemes of the arms: every studied one, and epoch with spread frees.
+fn arm_kinds() -> Vec<Kind> {
+    let mut k = Kind::STUDIED.to_vec();
+    k.insert(
+        k.iter()
+            .position(|&k| k == Kind::Epoch)
+            .expect("epoch is studied")
+            + 1,
+        Kind::EpochSpread,
+    );
+    k
+}
+
+fn arm_rows(subjects: &Subjects, plan: &Plan, base: &mut u32, node_bytes: u64) -> Vec<ArmRow> {
+    let hold = Duration::from_millis(plan.long_reader_ms);
+    let budget = Duration::from_millis(plan.arm_ms);
+    let configs: Vec<(Kind, Option<Duration>)> = [None, Some(hold)]
+        .into_iter()
+        .flat_map(|h| arm_kinds().into_iter().map(move |k| (k, h)))
+        .collect();
+    let mut samples: Vec<Vec<ArmSample>> = configs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..plan.arm_runs {
+        for (i, &(k, h)) in configs.iter().enumerate() {
+            samples[i].push(arm_run(subjects, k, h, budget, base));
+        }
+    }
+    configs
+        .iter()
+        .zip(&samples)
+        .map(|(&(k, h), s)| {
+            let merged = |f: fn(&ArmSample) -> &Histogram<u64>| {
+                let mut acc = table::new_histogram();
+                for x in s {
+                    acc.add(f(x)).expect("same histogram shape");
+                }
+                OpLatencyNs::of(&acc)
+            };
+            let peak = s.iter().map(|x| x.peak_pending).max().unwrap_or(0);
+            let avg = s.iter().map(|x| x.avg_pending).sum::<f64>() / s.len().max(1) as f64;
+            ArmRow {
+                scheme: k.name(),
+                long_reader_ms: h.map(|d| d.as_millis() as u64),
+                long_sections: s.iter().map(|x| x.long_sections).sum(),
+                lookups_per_s: median(s.iter().map(|x| x.lookups_per_s)).round(),
+                churn_ops_per_s: median(s.iter().map(|x| x.churn_ops_per_s)).round(),
+                churn_ops_per_s_range: spread(s.iter().map(|x| x.churn_ops_per_s)),
+                peak_pending: peak,
+                avg_pending: round(avg),
+                peak_pending_bytes: peak * node_bytes,
+                avg_pending_bytes: round(avg * node_bytes as f64),
+                start_pending_max: s.iter().map(|x| x.start_pending).max().unwrap_or(0),
+                start_cached_max: s.iter().map(|x| x.start_cached).max().unwrap_or(0),
+                churn_step_ns: merged(|x| &x.step_ns),
+                lookup_ns: merged(|x| &x.lookup_ns),
+                exhausted: s.iter().map(|x| x.exhausted).sum(),
+                reuse_violations: s.iter().map(|x| x.violations).sum(),
+            }
+        })
+        .collect()
 }
 
 fn run_args_with(a: &report::RunArgs, millis: u64) -> report::RunArgs {
@@ -569,107 +722,4 @@ fn targets(read: &[ReadRow], churn: &[ChurnRow], stall: &[StallRow], plan: &Plan
             .filter(|s| s.scheme.starts_with("smr"))
             .all(|s| s.pool_cap.is_some_and(|c| s.peak_pending <= c)),
     }
-}
-
-fn write_tables(out: &mut dyn Write, r: &Report) -> io::Result<()> {
-    let p = &r.plan;
-    writeln!(
-        out,
-        "reclamation study: {} entries, median of {} runs x {} ms, {} cpus, pool cap {}, smr modes {:?}",
-        p.entries,
-        p.runs,
-        p.millis_per_run,
-        r.machine.cpus(),
-        p.pool_cap,
-        r.smr_modes
-    )?;
-    writeln!(out, "\nread section alone (ns per enter+exit, per thread)")?;
-    for s in &r.section_cost {
-        writeln!(
-            out,
-            "{:<22} {:>3} thr {:>8.2}",
-            s.scheme, s.threads, s.ns_per_section
-        )?;
-    }
-    writeln!(out, "\nread-only lookups (set = distinct tuples looked up)")?;
-    writeln!(
-        out,
-        "{:<22} {:>6} {:>7} {:>7} {:>12} {:>10} {:>8}",
-        "scheme", "table", "set", "readers", "lookups/s", "ns/lookup", "vs none"
-    )?;
-    for x in &r.read_only {
-        writeln!(
-            out,
-            "{:<22} {:>6} {:>7} {:>7} {:>12.0} {:>10.2} {:>8.3}",
-            x.scheme,
-            x.table,
-            x.working_set,
-            x.readers,
-            x.lookups_per_s,
-            x.ns_per_lookup,
-            x.vs_unprotected
-        )?;
-    }
-    writeln!(out, "\nunder churn (rate = target frees/s, max = flat out)")?;
-    writeln!(
-        out,
-        "{:<22} {:>3} {:>8} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8}",
-        "scheme",
-        "rd",
-        "rate",
-        "lookups/s",
-        "churn/s",
-        "reuse-p50",
-        "reuse-p99",
-        "peak-pend",
-        "gp/1kfr",
-        "xc/1kfr",
-        "cpu/fr",
-        "exhaust"
-    )?;
-    let opt = |x: Option<u64>| x.map_or("-".to_string(), |v| format!("{:.1}us", v as f64 / 1e3));
-    for c in &r.churn {
-        writeln!(
-            out,
-            "{:<22} {:>3} {:>8} {:>11.0} {:>10.0} {:>9} {:>9} {:>9} {:>8} {:>7.2} {:>7.0} {:>8}",
-            c.scheme,
-            c.readers,
-            c.target_frees_per_s
-                .map_or("max".to_string(), |x| format!("{x:.0}")),
-            c.lookups_per_s,
-            c.churn_ops_per_s,
-            opt(c.reuse_latency_ns.p50),
-            opt(c.reuse_latency_ns.p99),
-            c.peak_pending,
-            c.grace_periods_per_1000_frees
-                .map_or("-".to_string(), |g| format!("{g:.2}")),
-            c.xcalls_per_1000_frees,
-            c.write_cpu_ns_per_free,
-            c.exhausted
-        )?;
-    }
-    writeln!(
-        out,
-        "\nstalled reader ({} ms inside one section)",
-        p.stall_ms
-    )?;
-    for s in &r.stall {
-        writeln!(
-            out,
-            "{:<22} peak pending {:>8} (cap {:>8}) churn/s before {:>9.0} during {:>9.0} step max {:>10.1}us exhausted {:>6} intact {:?}",
-            s.scheme,
-            s.peak_pending,
-            s.pool_cap.map_or("-".to_string(), |c| c.to_string()),
-            s.churn_ops_per_s_before,
-            s.churn_ops_per_s_during,
-            s.writer_step_max_us,
-            s.exhausted,
-            s.held_node_intact
-        )?;
-    }
-    writeln!(
-        out,
-        "\n{}",
-        serde_json::to_string(&r.targets).map_err(io::Error::other)?
-    )
 }

@@ -13,6 +13,9 @@ use std::path::Path;
 
 type Series = (String, Vec<(f64, f64)>);
 
+/// Which latency of an arm row a chart draws.
+type Pick = fn(&super::ArmRow) -> &super::OpLatencyNs;
+
 struct Chart<'a> {
     file: &'a str,
     title: String,
@@ -25,7 +28,7 @@ struct Chart<'a> {
     band: Option<(f64, f64)>,
 }
 
-const COLORS: [RGBColor; 9] = [
+const COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -35,6 +38,9 @@ const COLORS: [RGBColor; 9] = [
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
     RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(0, 0, 0),
+    RGBColor(90, 200, 250),
 ];
 
 fn color(name: &str) -> RGBColor {
@@ -48,6 +54,9 @@ fn color(name: &str) -> RGBColor {
         "rwlock",
         "dashmap",
         "none",
+        "epoch-spread",
+        "epoch, long reader",
+        "epoch-spread, long reader",
     ];
     let i = order.iter().position(|n| *n == name).unwrap_or(8);
     COLORS[i]
@@ -339,5 +348,57 @@ pub(super) fn write_all(dir: &Path, r: &Report) -> Result<(), Err> {
             band: None,
         },
     )?;
+    // Spread vs batch frees: latency quantiles of the churner's steps and
+    // of the reader's lookups, epoch with and without spreading, with and
+    // without the long reader. x is the quantile in "nines".
+    let nines = |q: f64| -(1.0 - q).log10();
+    let pickers: [(&str, &str, Pick); 2] = [
+        (
+            "reclaim-spread-churn-latency",
+            "churn step (insert + remove)",
+            |a| &a.churn_step_ns,
+        ),
+        ("reclaim-spread-lookup-latency", "lookup", |a| &a.lookup_ns),
+    ];
+    for (file, what, pick) in pickers {
+        let series = ["epoch", "epoch-spread"]
+            .into_iter()
+            .flat_map(|n| [(n, false), (n, true)])
+            .filter_map(|(n, long)| {
+                let a = r
+                    .long_reader
+                    .iter()
+                    .find(|a| a.scheme == n && a.long_reader_ms.is_some() == long)?;
+                let l = pick(a);
+                let label = if long {
+                    format!("{n}, long reader")
+                } else {
+                    n.to_string()
+                };
+                let pts = [(0.5, l.p50), (0.99, l.p99), (0.999, l.p999)]
+                    .into_iter()
+                    .map(|(q, v)| (nines(q), v.max(1) as f64))
+                    .chain([(4.0, l.max.max(1) as f64)])
+                    .collect();
+                Some((label, pts))
+            })
+            .collect();
+        write(
+            dir,
+            &Chart {
+                file,
+                title: format!(
+                    "epoch: batch vs spread frees, {what} latency ({} ms long sections)",
+                    r.plan.long_reader_ms
+                ),
+                x_desc: "quantile in nines (0.3 = p50, 2 = p99, 3 = p99.9, 4 = max)",
+                y_desc: "ns (log)",
+                log_x: false,
+                log_y: true,
+                series,
+                band: None,
+            },
+        )?;
+    }
     Ok(())
 }

@@ -13,7 +13,7 @@ use pcb::{ConnTable, DashMapTable, FlowHash, FourTuple, RwLockTable};
 use smr::{Domain, Mode, PoolCache, PoolConfig, Protection, Pserialize, Variant};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 /// The schemes, in the order every table and plot lists them.
@@ -25,6 +25,9 @@ pub(crate) enum Kind {
     Pserialize,
     PserializeCoalesced,
     Epoch,
+    /// crossbeam-epoch with spread frees: the long-running-reader and
+    /// spread-free arms only.
+    EpochSpread,
     RwLock,
     DashMap,
     /// No protection: read-only runs only.
@@ -51,6 +54,7 @@ impl Kind {
             Kind::Pserialize => "pserialize",
             Kind::PserializeCoalesced => "pserialize-coalesced",
             Kind::Epoch => "epoch",
+            Kind::EpochSpread => "epoch-spread",
             Kind::RwLock => "rwlock",
             Kind::DashMap => "dashmap",
             Kind::None => "none",
@@ -63,6 +67,9 @@ impl Kind {
 pub(crate) struct Counters {
     /// Objects retired and not yet reusable (or not yet freed).
     pub(crate) pending: u64,
+    /// Free objects the pool can hand out at once (its ready list and
+    /// magazines); 0 where nothing is pooled.
+    pub(crate) cached: u64,
     /// Objects handed back by removes.
     pub(crate) frees: u64,
     /// Write-side sequence operations / `perform` calls: goals taken.
@@ -102,8 +109,10 @@ pub(crate) trait Subject: Sync {
     fn violations(&self) -> u64;
     /// The most objects that may be pending, if bounded.
     fn cap(&self) -> Option<u64>;
-    /// Make everything retired so far reusable (no reader may be running),
-    /// so an episode starts from an empty pending queue.
+    /// Between runs (no reader or writer running): make everything retired
+    /// so far reusable and give back what is then wholly free, so that a
+    /// run starts with nothing pending and no backlog of the previous run's
+    /// memory to allocate from (see `Counted::settle`).
     fn settle(&self) {}
 }
 
@@ -166,10 +175,78 @@ struct Garbage(NonNull<Node>);
 unsafe impl Send for Garbage {}
 
 /// Boxed nodes, freed by crossbeam-epoch once no pinned thread can see them.
+///
+/// Batch free (`spread: None`, crossbeam's own behaviour): the deferred
+/// destructors run inside whichever thread's `pin` collects (every 128th
+/// pin of a thread: up to 8 bags of 64, so 512 nodes), readers included,
+/// and each frees its node there.
+/// Spread free (`spread: Some`, "Are Your Epochs Too Epic? Batch Free Can
+/// Be Harmful", PPoPP 2024): a destructor only moves its node to a freeable
+/// list, and the writer frees at most [`SPREAD_PER_OP`] of them per insert,
+/// so a grace period that releases thousands of nodes at once costs no one
+/// operation more than a few `free` calls. A node counts as pending until
+/// it is actually freed in both variants.
 pub(crate) struct EpochScheme {
     retired: AtomicU64,
     freed: Arc<AtomicU64>,
     latency: Arc<Latency>,
+    spread: Option<Arc<Freeable>>,
+}
+
+/// Nodes past their grace period, waiting to be freed a few per operation.
+/// Locking key: `nodes` under its mutex (pushed by whichever thread runs a
+/// destructor, popped by the writer).
+#[derive(Default)]
+struct Freeable {
+    nodes: Mutex<Vec<Garbage>>,
+}
+
+/// Nodes the spread-free writer frees per insert at most. Above 1, the one
+/// node each churn step retires, so the freeable list drains whenever the
+/// grace periods let it; small, so no insert pays for a batch.
+pub(crate) const SPREAD_PER_OP: usize = 8;
+
+impl EpochScheme {
+    fn new(latency: Arc<Latency>, spread: bool) -> EpochScheme {
+        EpochScheme {
+            retired: AtomicU64::new(0),
+            freed: Arc::new(AtomicU64::new(0)),
+            latency,
+            spread: spread.then(Arc::default),
+        }
+    }
+
+    /// Free at most `max` nodes from the freeable list.
+    fn free_some(&self, max: usize) {
+        let Some(f) = &self.spread else { return };
+        let batch: Vec<Garbage> = {
+            let mut nodes = f.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+            let keep = nodes.len().saturating_sub(max);
+            nodes.split_off(keep)
+        };
+        for g in batch {
+            free_garbage(g, &self.latency, &self.freed);
+        }
+    }
+}
+
+/// Free a node whose grace period has passed.
+fn free_garbage(g: Garbage, latency: &Latency, freed: &AtomicU64) {
+    // SAFETY: from `Box::leak` in `alloc`, past its grace period, and owned
+    // by `g` alone (moved out of its destructor or the freeable list once).
+    let node = unsafe { Box::from_raw(g.0.as_ptr()) };
+    latency.finish(&node);
+    drop(node);
+    // Relaxed: statistics only.
+    freed.fetch_add(1, Relaxed);
+}
+
+impl Drop for EpochScheme {
+    fn drop(&mut self) {
+        // Nodes already past their grace period; the rest are freed by
+        // their destructors, which only touch the list through its `Arc`.
+        self.free_some(usize::MAX);
+    }
 }
 
 impl Scheme for EpochScheme {
@@ -179,25 +256,30 @@ impl Scheme for EpochScheme {
         epoch::pin()
     }
     fn alloc(&self) -> Option<NonNull<Node>> {
+        self.free_some(SPREAD_PER_OP);
         Some(NonNull::from(Box::leak(Box::new(Node::new()))))
     }
     unsafe fn retire(&self, node: NonNull<Node>) {
         // Relaxed: statistics only.
         self.retired.fetch_add(1, Relaxed);
         let (freed, latency, garbage) = (self.freed.clone(), self.latency.clone(), Garbage(node));
+        let spread = self.spread.clone();
         let guard = epoch::pin();
         // SAFETY: the node is unreachable (caller), so only sections pinned
         // before this point can hold it, and the destructor runs after all
-        // of them; it owns the box alone.
+        // of them; it owns the box alone (freeing it, or handing it to the
+        // freeable list, which frees it once).
         unsafe {
             guard.defer_unchecked(move || {
                 let garbage = garbage;
-                // SAFETY: from `Box::leak` in `alloc`, freed once, here.
-                let node = Box::from_raw(garbage.0.as_ptr());
-                latency.finish(&node);
-                drop(node);
-                // Relaxed: statistics only.
-                freed.fetch_add(1, Relaxed);
+                match spread {
+                    Some(f) => f
+                        .nodes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(garbage),
+                    None => free_garbage(garbage, &latency, &freed),
+                }
             })
         };
     }
@@ -236,22 +318,35 @@ pub(crate) trait Counted {
     }
 }
 
-fn pool_counters(pool: &PoolCache<Node>) -> (u64, u64, u64) {
+fn pool_counters(pool: &PoolCache<Node>) -> (u64, u64, u64, u64) {
     let s = pool.stats();
-    (s.pending, s.retires, s.exhausted)
+    (s.pending, s.cached, s.retires, s.exhausted)
+}
+
+/// A pool between runs: `barrier()` makes every retired node reusable (it
+/// waits for the grace period of everything pending), then `reclaim()`
+/// frees the slab chunks whose nodes are all reusable. Without the second
+/// step the previous run's whole pending queue stays in the ready list, and
+/// the next run allocates from that backlog instead of reusing its own
+/// retires (nodes of a chunk that also holds a live connection stay ready:
+/// at most 63 a chunk).
+fn settle_pool(pool: &PoolCache<Node>) {
+    pool.barrier();
+    pool.reclaim();
 }
 
 impl Counted for SmrScheme {
     fn settle(&self) {
-        self.pool.barrier();
+        settle_pool(&self.pool);
     }
     fn counters(&self) -> Counters {
-        let (pending, frees, exhausted) = pool_counters(&self.pool);
+        let (pending, cached, frees, exhausted) = pool_counters(&self.pool);
         let d = self.domain.stats();
         let steps =
             smr::seq_order::delta(d.write_seq, self.start_seq).max(0) as u64 / self.incr.max(1);
         Counters {
             pending,
+            cached,
             frees,
             advances: d.advances,
             membarriers: d.membarriers,
@@ -274,13 +369,14 @@ impl Counted for SmrScheme {
 
 impl Counted for PsScheme {
     fn settle(&self) {
-        self.pool.barrier();
+        settle_pool(&self.pool);
     }
     fn counters(&self) -> Counters {
-        let (pending, frees, exhausted) = pool_counters(&self.pool);
+        let (pending, cached, frees, exhausted) = pool_counters(&self.pool);
         let p = self.ps.stats();
         Counters {
             pending,
+            cached,
             frees,
             advances: p.callers_served,
             membarriers: p.membarriers,
@@ -293,7 +389,30 @@ impl Counted for PsScheme {
     }
 }
 
+/// Pins (each collecting a few bags) that settling an epoch table may take.
+const SETTLE_PINS: usize = 100_000;
+
 impl Counted for EpochScheme {
+    /// crossbeam-epoch has no barrier: pin and flush until every deferred
+    /// destructor has run (no other thread is pinned between runs, so the
+    /// epoch can advance), bounded in pins and in time; then free what the
+    /// spread variant still holds.
+    fn settle(&self) {
+        let t0 = std::time::Instant::now();
+        for _ in 0..SETTLE_PINS {
+            let c = self.counters();
+            // Relaxed: statistics only.
+            let waiting = self.retired.load(Relaxed) - self.freed.load(Relaxed);
+            let listed = self.spread.as_ref().map_or(0, |f| {
+                f.nodes.lock().unwrap_or_else(PoisonError::into_inner).len() as u64
+            });
+            if c.pending == 0 || waiting == listed || t0.elapsed() > Duration::from_millis(500) {
+                break;
+            }
+            epoch::pin().flush();
+        }
+        self.free_some(usize::MAX);
+    }
     fn counters(&self) -> Counters {
         // Relaxed: statistics only.
         let retired = self.retired.load(Relaxed);
@@ -479,12 +598,8 @@ pub(crate) fn build(kind: Kind, sizing: Sizing, hash: &FlowHash) -> Box<dyn Subj
         Kind::SmrDeferred => smr(Mode::Deferred),
         Kind::Pserialize => ps(Variant::Naive),
         Kind::PserializeCoalesced => ps(Variant::Coalesced),
-        Kind::Epoch => {
-            let scheme = EpochScheme {
-                retired: AtomicU64::new(0),
-                freed: Arc::new(AtomicU64::new(0)),
-                latency: latency.clone(),
-            };
+        Kind::Epoch | Kind::EpochSpread => {
+            let scheme = EpochScheme::new(latency.clone(), kind == Kind::EpochSpread);
             Box::new(ChainTable::new(scheme, n, hash.clone(), latency))
         }
         Kind::None => Box::new(ChainTable::new(Unprotected, n, hash.clone(), latency)),
