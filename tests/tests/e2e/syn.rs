@@ -40,26 +40,7 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
         "only {:.1} % of the flood's SYNs reached the listener",
         reached * 100.0
     );
-    let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
-    assert!(
-        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
-        "SYN cache + cookies answered too few: {:?}",
-        report.daemon
-    );
-    for (phase, p) in [
-        ("no flood", &report.baseline),
-        ("under flood", &report.under_flood),
-    ] {
-        let p = p.as_ref().expect("the probe ran");
-        let ratio = syn::success_ratio(p);
-        assert!(
-            p.attempted >= 100 && ratio >= 0.99,
-            "legit {phase}: {} ok of {} ({:.2} %)",
-            p.ok,
-            p.attempted,
-            ratio * 100.0
-        );
-    }
+    assert_answered_and_probes_ok(&report, sent, "");
     // The SYN-ACKs to the spoofed sources ended in the lab namespace's
     // kernel: dropped as not its address (no forwarding), with no ICMP
     // unreachable and nothing forwarded anywhere.
@@ -112,26 +93,7 @@ pub fn ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect()
         sent >= 0.8 * 3.0 * RATE6 as f64,
         "sent {sent} IPv6 SYNs in 3 s at {RATE6}/s"
     );
-    let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
-    assert!(
-        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
-        "SYN cache + cookies answered too few of {sent} IPv6 SYNs: {:?}",
-        report.daemon
-    );
-    for (phase, p) in [
-        ("no flood", &report.baseline),
-        ("under flood", &report.under_flood),
-    ] {
-        let p = p.as_ref().expect("the probe ran");
-        let ratio = syn::success_ratio(p);
-        assert!(
-            p.attempted >= 100 && ratio >= 0.99,
-            "legit IPv6 {phase}: {} ok of {} ({:.2} %)",
-            p.ok,
-            p.attempted,
-            ratio * 100.0
-        );
-    }
+    assert_answered_and_probes_ok(&report, sent, "IPv6 ");
     let k = |name: &str| kernel_after[name] - kernel_before[name];
     assert!(
         k("Ip6InAddrErrors") >= 0.9 * sent,
@@ -182,4 +144,31 @@ fn kernel_snmp() -> HashMap<String, f64> {
         }
     }
     out
+}
+
+/// The daemon answered (SYN cache or cookies) at least 90 % of the `sent`
+/// spoofed SYNs, and the legitimate probe made at least 100 attempts with
+/// 99 % success both before and during the flood. `family` prefixes the
+/// messages ("" or "IPv6 ").
+fn assert_answered_and_probes_ok(report: &syn::SynReport, sent: f64, family: &str) {
+    let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
+    assert!(
+        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
+        "SYN cache + cookies answered too few of {sent} {family}SYNs: {:?}",
+        report.daemon
+    );
+    for (phase, p) in [
+        ("no flood", &report.baseline),
+        ("under flood", &report.under_flood),
+    ] {
+        let p = p.as_ref().expect("the probe ran");
+        let ratio = syn::success_ratio(p);
+        assert!(
+            p.attempted >= 100 && ratio >= 0.99,
+            "legit {family}{phase}: {} ok of {} ({:.2} %)",
+            p.ok,
+            p.attempted,
+            ratio * 100.0
+        );
+    }
 }
