@@ -45,13 +45,21 @@ fn domain(mode: Mode) -> Arc<Domain> {
 /// A reader that may have loaded the pointer before the unlink keeps `poll`
 /// false until it exits; the writer frees only after `poll` passes.
 fn reader_holds_back_poll(mode: Mode) {
+    sections_then_free(mode, 1);
+}
+
+/// The writer unlinks, advances and frees once `poll` passes, while the
+/// reader runs `sections` read sections in a row, each reading the object.
+fn sections_then_free(mode: Mode, sections: usize) {
     model(move || {
         let d = domain(mode);
         let s = Shared::new();
         let (d2, s2) = (d.clone(), s.clone());
         let reader = thread::spawn(move || {
-            let _section = d2.enter();
-            s2.read();
+            for _ in 0..sections {
+                let _section = d2.enter();
+                s2.read();
+            }
         });
         s.unlink();
         let goal = d.advance();
@@ -134,23 +142,7 @@ fn deferred_wait_returns_after_reader() {
 /// order; in the lazy mode only the publishing store itself can (a later
 /// Relaxed store does not continue the exit's release sequence).
 fn back_to_back_sections_order_the_first_before_the_free(mode: Mode) {
-    model(move || {
-        let d = domain(mode);
-        let s = Shared::new();
-        let (d2, s2) = (d.clone(), s.clone());
-        let reader = thread::spawn(move || {
-            for _ in 0..2 {
-                let _section = d2.enter();
-                s2.read();
-            }
-        });
-        s.unlink();
-        let goal = d.advance();
-        if d.poll(goal) {
-            s.poison();
-        }
-        reader.join().unwrap();
-    });
+    sections_then_free(mode, 2);
 }
 
 #[test]
