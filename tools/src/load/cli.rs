@@ -260,6 +260,12 @@ pub struct HoldArgs {
     /// pool to drain.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// How long the close may pace itself (batches of 1,024, waiting while
+    /// the kernel's orphaned sockets are over a quarter of
+    /// `net.ipv4.tcp_max_orphans`) before it closes the rest at once
+    /// [default: 250 µs per connection, at least 100 s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub close_timeout: Option<Duration>,
     /// Show a progress bar [default: only when stderr is a terminal and no JSON is asked for].
     #[arg(long)]
     pub progress: bool,
@@ -271,6 +277,10 @@ pub struct HoldArgs {
     /// process may not open enough descriptors); speaks JSON lines.
     #[arg(long, hide = true)]
     pub worker: bool,
+    /// Internal: the hold-wide index of a holding process's first
+    /// connection, which decides its (source address, local port) pairs.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub first_index: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -286,6 +296,10 @@ impl HoldArgs {
         o.keepalive_interval = self.keepalive_interval;
         o.source_addrs = default_sources(target, &self.source_addrs);
         o.connect_timeout = self.connect_timeout;
+        o.close_timeout = self
+            .close_timeout
+            .unwrap_or(super::hold::close::bound(self.connections));
+        o.first_index = self.first_index;
         o.allowed_networks = self.common.allow_network.clone();
         o.progress =
             !self.worker && (self.progress || (io::stderr().is_terminal() && !self.common.json));
@@ -482,6 +496,40 @@ mod tests {
             LoadCommand::Churn(a) => a,
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    fn hold(argv: &[&str]) -> HoldArgs {
+        let mut full = vec!["smrnet", "hold"];
+        full.extend(argv);
+        match Cli::try_parse_from(full).unwrap().load {
+            LoadCommand::Hold(a) => a,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// The close's pacing bound follows the whole hold's size, and a holding
+    /// child, which sees only its share, is handed the parent's bound.
+    #[test]
+    fn the_hold_close_timeout_grows_with_the_hold_and_reaches_the_children() {
+        let small = hold(&["-n", "3000"]).opts();
+        assert_eq!(small.close_timeout, Duration::from_secs(100));
+        let large = hold(&["-n", "1000000"]).opts();
+        assert_eq!(large.close_timeout, Duration::from_secs(250));
+        let given = hold(&["-n", "1000000", "--close-timeout", "7s"]).opts();
+        assert_eq!(given.close_timeout, Duration::from_secs(7));
+
+        let parent = hold(&["-n", "1000000"]);
+        let argv =
+            super::super::hold::procs::child_args(&parent, &parent.opts(), 20_000, 40_000, 50);
+        let mut full = vec!["smrnet"];
+        full.extend(argv.iter().skip(1).map(String::as_str));
+        let child = match Cli::try_parse_from(full).unwrap().load {
+            LoadCommand::Hold(a) => a,
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(child.connections, 20_000);
+        assert_eq!(child.opts().first_index, 40_000);
+        assert_eq!(child.opts().close_timeout, Duration::from_secs(250));
     }
 
     #[test]

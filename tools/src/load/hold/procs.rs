@@ -88,7 +88,13 @@ impl Drop for Children {
 }
 
 /// The flags a child needs: the parent's hold, with `share` connections.
-fn child_args(args: &HoldArgs, opts: &HoldOpts, share: usize, procs: usize) -> Vec<String> {
+pub(crate) fn child_args(
+    args: &HoldArgs,
+    opts: &HoldOpts,
+    share: usize,
+    first: u64,
+    procs: usize,
+) -> Vec<String> {
     let ms = |d: Duration| format!("{}ms", d.as_millis().max(1));
     let mut a: Vec<String> = vec![
         "load".into(),
@@ -105,6 +111,12 @@ fn child_args(args: &HoldArgs, opts: &HoldOpts, share: usize, procs: usize) -> V
         ms(opts.duration),
         "--connect-timeout".into(),
         ms(opts.connect_timeout),
+        // The whole hold's bound, not one share's: every child paces
+        // against the same machine-wide orphan count.
+        "--close-timeout".into(),
+        ms(opts.close_timeout),
+        "--first-index".into(),
+        first.to_string(),
     ];
     if let Some(k) = opts.keepalive_interval {
         a.extend(["--keepalive-interval".into(), ms(k)]);
@@ -143,9 +155,10 @@ pub(super) fn run(
         procs: Vec::new(),
         stdins: Vec::new(),
     };
+    let mut first = opts.first_index;
     for (i, share) in shares(opts.connections, procs).into_iter().enumerate() {
         let mut child = Command::new(&exe)
-            .args(child_args(args, opts, share, procs))
+            .args(child_args(args, opts, share, first, procs))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -154,6 +167,7 @@ pub(super) fn run(
         let stdout = child.stdout.take().expect("piped stdout");
         children.stdins.push(child.stdin.take());
         children.procs.push(child);
+        first += share as u64;
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -183,10 +197,7 @@ pub(super) fn run(
             let _ = s.write_all(b"close\n");
         }
     }
-    let closed = inbox.collect(
-        "closed",
-        super::close::CLOSE_BOUND + Duration::from_secs(30),
-    )?;
+    let closed = inbox.collect("closed", opts.close_timeout + Duration::from_secs(30))?;
     for (i, c) in children.procs.iter_mut().enumerate() {
         let status = c.wait()?;
         if !status.success() {
@@ -279,6 +290,7 @@ pub(super) fn merge(parts: &[HoldStats]) -> HoldStats {
         m.keepalive_rounds = m.keepalive_rounds.max(p.keepalive_rounds);
         m.keepalive_failures += p.keepalive_failures;
         m.open_at_end += p.open_at_end;
+        m.port_fallbacks += p.port_fallbacks;
         let c = &p.connect_latency;
         lat.count += c.count;
         weighted_mean += c.mean_us * c.count as f64;
