@@ -33,18 +33,28 @@ const READ_CHUNK: usize = 16 * 1024;
 const SPARE_OUTPUTS: usize = 64;
 const SPARE_MAX_BYTES: usize = 4 * READ_CHUNK;
 
-/// One connection being served. Every held connection has one, so it stays
-/// small: an idle connection holds no output buffer (`out` goes back to the
-/// worker's spares once sent) and the http state is boxed.
+/// One connection being served. Every held connection has one (plus its
+/// handle, as the key of the worker's map), so it stays small: an idle
+/// connection holds no output buffer (`out` goes back to the worker's
+/// spares once sent) and the http state is boxed. 32 bytes, where an inline
+/// buffer and offset made 56: with the map's slots at 80 bytes instead of
+/// 104, a million held connections cost about 50 MB less.
 struct Served {
     session: Session,
-    /// Output not yet taken by the stack; no allocation while empty.
-    out: Vec<u8>,
-    off: usize,
+    /// Output not yet taken by the stack; `None` while there is none.
+    out: Option<Box<Pending>>,
     /// Close once `out` is sent.
     close_after_flush: bool,
     /// `close` has been called.
     closing: bool,
+}
+
+/// Output a connection has produced, from `off` on not yet taken by the
+/// stack.
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    off: usize,
 }
 
 enum Visit {
@@ -68,8 +78,10 @@ pub struct Server {
     again: Vec<ConnHandle>,
     scratch: Vec<u8>,
     /// Emptied output buffers for the next connection that answers (at most
-    /// [`SPARE_OUTPUTS`]).
-    spare: Vec<Vec<u8>>,
+    /// [`SPARE_OUTPUTS`]). Boxed because a connection holds its `Pending`
+    /// by box: reusing the box saves an allocation per answer.
+    #[expect(clippy::vec_box, reason = "the boxes are what is reused")]
+    spare: Vec<Box<Pending>>,
     stopping: bool,
     /// The tokio API, once a forward listener exists: events of
     /// connections no session here serves go to it.
@@ -178,8 +190,7 @@ impl Server {
             started = 1;
             slot.insert(Served {
                 session,
-                out: Vec::new(),
-                off: 0,
+                out: None,
                 close_after_flush: self.stopping,
                 closing: false,
             });
@@ -197,7 +208,7 @@ impl Server {
         self.stopping = true;
         for (conn, s) in self.served.iter_mut() {
             s.close_after_flush = true;
-            if s.off >= s.out.len() && !s.closing {
+            if s.out.is_none() && !s.closing {
                 let _ = stack.close(conn);
                 s.closing = true;
             }
@@ -268,45 +279,53 @@ impl ConnOps for ByHandle<'_> {
 
 /// Moves one connection along: send what is queued, then read and answer,
 /// until it would block or the per-visit budget is spent.
+#[expect(clippy::vec_box, reason = "the boxes are what is reused")]
 fn visit(
     ops: &mut impl ConnOps,
     s: &mut Served,
     scratch: &mut [u8],
-    spare: &mut Vec<Vec<u8>>,
+    spare: &mut Vec<Box<Pending>>,
 ) -> Visit {
-    if s.out.capacity() == 0 {
-        s.out = spare.pop().unwrap_or_default();
-    }
-    let visit = visit_with_buffer(ops, s, scratch);
+    let mut out = s
+        .out
+        .take()
+        .unwrap_or_else(|| spare.pop().unwrap_or_default());
+    let visit = visit_with_buffer(ops, s, &mut out, scratch);
     // An idle connection keeps no buffer: a held connection costs only its
     // `Served`.
-    if s.out.is_empty() && s.out.capacity() > 0 {
-        let out = core::mem::take(&mut s.out);
-        if spare.len() < SPARE_OUTPUTS && out.capacity() <= SPARE_MAX_BYTES {
-            spare.push(out);
-        }
+    if out.off < out.buf.len() {
+        s.out = Some(out);
+    } else if spare.len() < SPARE_OUTPUTS && out.buf.capacity() <= SPARE_MAX_BYTES {
+        out.buf.clear();
+        out.off = 0;
+        spare.push(out);
     }
     visit
 }
 
-fn visit_with_buffer(ops: &mut impl ConnOps, s: &mut Served, scratch: &mut [u8]) -> Visit {
+fn visit_with_buffer(
+    ops: &mut impl ConnOps,
+    s: &mut Served,
+    out: &mut Pending,
+    scratch: &mut [u8],
+) -> Visit {
     for _ in 0..READS_PER_VISIT {
-        while s.off < s.out.len() {
-            match ops.write(&s.out[s.off..]) {
+        while out.off < out.buf.len() {
+            match ops.write(&out.buf[out.off..]) {
                 Ok(0) | Err(AppError::Conn(ConnError::WouldBlock)) => return Visit::Idle,
-                Ok(n) => s.off += n,
+                Ok(n) => out.off += n,
                 Err(_) => return Visit::Gone,
             }
         }
-        s.out.clear();
-        s.off = 0;
+        out.buf.clear();
+        out.off = 0;
         if s.closing {
             return Visit::Idle;
         }
-        if s.session.has_backlog() && s.session.resume(&mut s.out) == Next::Close {
+        if s.session.has_backlog() && s.session.resume(&mut out.buf) == Next::Close {
             s.close_after_flush = true;
         }
-        if !s.out.is_empty() {
+        if !out.buf.is_empty() {
             continue;
         }
         if s.close_after_flush {
@@ -321,7 +340,7 @@ fn visit_with_buffer(ops: &mut impl ConnOps, s: &mut Served, scratch: &mut [u8])
         match ops.read(scratch) {
             Ok(0) => s.close_after_flush = true,
             Ok(n) => {
-                if s.session.on_data(&scratch[..n], &mut s.out) == Next::Close {
+                if s.session.on_data(&scratch[..n], &mut out.buf) == Next::Close {
                     s.close_after_flush = true;
                 }
             }

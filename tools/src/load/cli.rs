@@ -281,6 +281,10 @@ pub struct HoldArgs {
     /// connection, which decides its (source address, local port) pairs.
     #[arg(long, hide = true, default_value_t = 0)]
     pub first_index: u64,
+    /// Internal: connections a holding process closes between two looks at
+    /// the orphan count (its share of the machine-wide limit).
+    #[arg(long, hide = true)]
+    pub close_batch: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -300,6 +304,9 @@ impl HoldArgs {
             .close_timeout
             .unwrap_or(super::hold::close::bound(self.connections));
         o.first_index = self.first_index;
+        if let Some(b) = self.close_batch {
+            o.close_batch = b;
+        }
         o.allowed_networks = self.common.allow_network.clone();
         o.progress =
             !self.worker && (self.progress || (io::stderr().is_terminal() && !self.common.json));
@@ -529,6 +536,11 @@ mod tests {
         };
         assert_eq!(child.connections, 20_000);
         assert_eq!(child.opts().first_index, 40_000);
+        assert_eq!(
+            child.opts().close_batch,
+            super::super::hold::close::batch_for(50)
+        );
+        assert!(child.opts().close_batch < parent.opts().close_batch);
         assert_eq!(child.opts().close_timeout, Duration::from_secs(250));
     }
 

@@ -60,6 +60,8 @@ pub struct HoldOpts {
     pub allowed_networks: Vec<Cidr>,
     /// How long the close may pace before it closes the rest at once.
     pub close_timeout: Duration,
+    /// Connections closed between two looks at the orphan count.
+    pub close_batch: usize,
     /// The hold-wide index of this process's first connection. A
     /// multi-process hold gives each child its own range, so the (source
     /// address, local port) pairs the children choose never collide.
@@ -83,6 +85,7 @@ impl HoldOpts {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             allowed_networks: Vec::new(),
             close_timeout: close::bound(10_000),
+            close_batch: close::CLOSE_BATCH,
             first_index: 0,
         }
     }
@@ -261,6 +264,7 @@ impl Holder {
         // Dropping the streams inside the runtime closes them.
         let closed = rt.block_on(close::paced(
             groups,
+            opts.close_batch,
             close::orphan_limit(),
             opts.close_timeout,
             close::orphans,

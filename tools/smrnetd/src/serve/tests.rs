@@ -193,13 +193,14 @@ fn stop_closes_served_connections_and_refuses_new_sessions() {
     assert!(p.srv.is_empty());
 }
 
-/// What a held connection costs the server, beyond the stack: one map entry.
+/// What a held connection costs the server, beyond the stack: one map entry
+/// (a map's slots run from one to two entries per connection held).
 /// Measured RSS per held connection is about 1 KiB in all, so this entry is
 /// a budget, not a curiosity.
 #[test]
 fn a_served_connection_is_a_small_map_entry() {
     let entry = core::mem::size_of::<(ConnHandle, Served)>();
-    assert!(entry <= 104, "(ConnHandle, Served) grew to {entry} bytes");
+    assert!(entry <= 80, "(ConnHandle, Served) grew to {entry} bytes");
 }
 
 #[test]
@@ -219,9 +220,8 @@ fn idle_connections_hold_no_output_buffer_and_buffers_are_reused() {
     }
     assert_eq!(p.srv.len(), 4);
     for (conn, s) in &p.srv.served {
-        assert_eq!(
-            s.out.capacity(),
-            0,
+        assert!(
+            s.out.is_none(),
             "idle connection {conn:?} still holds an output buffer"
         );
     }
@@ -230,5 +230,5 @@ fn idle_connections_hold_no_output_buffer_and_buffers_are_reused() {
         "sent buffers are kept for reuse, within the bound: {}",
         p.srv.spare.len()
     );
-    assert!(p.srv.spare.iter().all(|b| b.is_empty()));
+    assert!(p.srv.spare.iter().all(|b| b.buf.is_empty() && b.off == 0));
 }

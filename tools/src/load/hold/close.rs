@@ -9,21 +9,32 @@
 //! ESTABLISHED connection nobody will ever close: a 200,000-connection hold
 //! closed all at once left 51,472 such connections in the daemon.
 //!
-//! So the close is paced: connections are dropped in batches of
-//! [`CLOSE_BATCH`], and before each batch the closer waits while the
-//! machine's orphan count (`/proc/net/sockstat`) is at or over a quarter of
-//! the cap. A quarter leaves room for every holding process of a
-//! multi-process hold to close one batch on the same reading (256 processes
-//! × 1024 would not fit; the 50-odd processes of a million-connection hold
-//! do). Bounded: after [`bound`] (or `--close-timeout`) the rest are
-//! closed unpaced, and counted.
+//! A FIN the daemon never reads is as bad: each orphan's FIN (and its
+//! retransmissions) waits in the TUN device's queue (the lab's is
+//! [`TUN_TXQUEUELEN`] frames deep), and past it the kernel drops them. The
+//! client gives up after its orphan retries (`TcpExtTCPAbortOnTimeout`,
+//! with no RST), and again the daemon keeps an ESTABLISHED connection: a
+//! million-connection hold on a loaded machine, paced only by the orphan
+//! cap, dropped 2.16 million frames at the queue and left 5,085.
+//!
+//! So the close is paced: connections are dropped in batches, and before
+//! each batch the closer waits while the machine's orphan count
+//! (`/proc/net/sockstat`) is at or over [`orphan_limit`]: a quarter of the
+//! cap, and at most half the TUN queue. The holding processes of a
+//! multi-process hold may all read the count at once, so each closes
+//! [`batch_for`] its share of that limit at a time, and the worst burst is
+//! twice the limit. Bounded: after [`bound`] (or `--close-timeout`) the rest
+//! are closed unpaced, and counted.
 
+use crate::lab::TUN_TXQUEUELEN;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Connections dropped between two looks at the orphan count.
-pub(super) const CLOSE_BATCH: usize = 1024;
+/// Connections dropped between two looks at the orphan count, at most.
+pub(crate) const CLOSE_BATCH: usize = 1024;
+/// ... and at least, however many processes share the limit.
+const MIN_BATCH: usize = 16;
 /// The shortest time the paced close may pace for.
 const MIN_BOUND: Duration = Duration::from_secs(100);
 /// Pacing time allowed per connection of the whole hold: 4,000 closes a
@@ -55,11 +66,22 @@ pub(super) struct Closed {
     pub unpaced: u64,
 }
 
-/// Drop every stream of `groups`, a batch at a time, waiting before each
+/// The batch each of `procs` holding processes closes between two looks at
+/// the orphan count: its share of [`orphan_limit`], within
+/// [`MIN_BATCH`]..=[`CLOSE_BATCH`].
+pub(crate) fn batch_for(procs: usize) -> usize {
+    let share = orphan_limit() / procs.max(1) as u64;
+    usize::try_from(share)
+        .unwrap_or(CLOSE_BATCH)
+        .clamp(MIN_BATCH, CLOSE_BATCH)
+}
+
+/// Drop every stream of `groups`, `batch` at a time, waiting before each
 /// batch while `orphans()` is at or over `limit`. Runs inside the runtime
 /// that owns the streams.
 pub(super) async fn paced(
     groups: Vec<Vec<TcpStream>>,
+    batch_len: usize,
     limit: u64,
     bound: Duration,
     mut orphans: impl FnMut() -> Option<u64>,
@@ -67,10 +89,11 @@ pub(super) async fn paced(
     let start = Instant::now();
     let deadline = start + bound;
     let mut out = Closed::default();
-    let mut batch = Vec::with_capacity(CLOSE_BATCH);
+    let batch_len = batch_len.max(1);
+    let mut batch = Vec::with_capacity(batch_len);
     let mut all = groups.into_iter().flatten().peekable();
     while all.peek().is_some() {
-        batch.extend(all.by_ref().take(CLOSE_BATCH));
+        batch.extend(all.by_ref().take(batch_len));
         if Instant::now() >= deadline {
             out.unpaced += batch.len() as u64;
         } else {
@@ -85,14 +108,15 @@ pub(super) async fn paced(
     out
 }
 
-/// The machine's orphan limit for pacing: a quarter of
-/// `net.ipv4.tcp_max_orphans`.
-pub(super) fn orphan_limit() -> u64 {
+/// The orphans a close lets be in flight: a quarter of
+/// `net.ipv4.tcp_max_orphans`, and no more than half the lab's TUN queue,
+/// so the FINs, their acknowledgements and retransmissions fit in it.
+pub(crate) fn orphan_limit() -> u64 {
     let cap = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_orphans")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(ASSUMED_MAX_ORPHANS);
-    (cap / 4).max(1)
+    (cap / 4).min(u64::from(TUN_TXQUEUELEN) / 2).max(1)
 }
 
 /// TCP orphans now, machine-wide: `orphan` of the `TCP:` line of
@@ -124,6 +148,36 @@ mod tests {
         assert_eq!(parse_orphans(s), Some(17));
         assert_eq!(parse_orphans("sockets: used 5\n"), None);
         assert!(orphan_limit() >= 1);
+        assert!(orphan_limit() <= u64::from(TUN_TXQUEUELEN) / 2);
+    }
+
+    /// Fifty processes share the limit; one process closes whole batches.
+    #[test]
+    fn the_batch_is_a_share_of_the_limit() {
+        assert!(batch_for(50) as u64 * 50 <= orphan_limit().max(50 * MIN_BATCH as u64));
+        assert!(batch_for(50) >= MIN_BATCH);
+        assert_eq!(batch_for(100_000), MIN_BATCH);
+        assert!(batch_for(1) <= CLOSE_BATCH);
+    }
+
+    /// The orphan count is looked at once per batch of the given size.
+    #[test]
+    fn a_close_looks_once_per_batch() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (groups, _peers) = pairs(25).await;
+            let looks = Cell::new(0u64);
+            let closed = paced(groups, 10, 100, Duration::from_secs(10), || {
+                looks.set(looks.get() + 1);
+                Some(0)
+            })
+            .await;
+            assert_eq!(looks.get(), 3);
+            assert_eq!((closed.waits, closed.unpaced), (0, 0));
+        });
     }
 
     /// `n` connected pairs over loopback; the accepted ends are returned
@@ -157,7 +211,7 @@ mod tests {
             let (groups, _peers) = pairs(CLOSE_BATCH + 1).await;
             // Over the limit for the first five looks, then under it.
             let looks = Cell::new(0u64);
-            let closed = paced(groups, 100, Duration::from_secs(10), || {
+            let closed = paced(groups, CLOSE_BATCH, 100, Duration::from_secs(10), || {
                 looks.set(looks.get() + 1);
                 Some(if looks.get() <= 5 { 100 } else { 0 })
             })
@@ -175,7 +229,10 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let (groups, _peers) = pairs(CLOSE_BATCH + 10).await;
-            let closed = paced(groups, 1, Duration::from_millis(50), || Some(5)).await;
+            let closed = paced(groups, CLOSE_BATCH, 1, Duration::from_millis(50), || {
+                Some(5)
+            })
+            .await;
             assert!(closed.waits >= 1);
             assert_eq!(closed.unpaced, 10, "{closed:?}");
         });

@@ -117,6 +117,10 @@ pub(crate) fn child_args(
         ms(opts.close_timeout),
         "--first-index".into(),
         first.to_string(),
+        // All children may look at the orphan count at once: each closes
+        // its share of the limit at a time.
+        "--close-batch".into(),
+        super::close::batch_for(procs).to_string(),
     ];
     if let Some(k) = opts.keepalive_interval {
         a.extend(["--keepalive-interval".into(), ms(k)]);
