@@ -18,6 +18,11 @@
 //!   (`Worker::park`), so a worker asleep in poll(2) wakes at once. This
 //!   crate adds no wake-up path of its own; [`Wakers`] is one eventfd per
 //!   worker for a driver's poll set.
+//! - **Wake-ups from the workers can be batched.** Spawned on the
+//!   application's runtime, [`Net::wake_relay`] receives the wakers the
+//!   events release and wakes them from that runtime's own thread: one wake
+//!   from outside the runtime (tokio's eventfd write) per batch instead of
+//!   one per task.
 //! - **Backpressure is the stack's.** `poll_read` takes only what the task
 //!   asks for, so a task that does not read leaves the receive buffer full
 //!   and the advertised window shrinks; `poll_write` returns `Pending` while
@@ -42,11 +47,13 @@ mod error;
 mod listener;
 mod net;
 mod registry;
+mod relay;
 mod stream;
 mod wake;
 
 pub use self::driver::{Driver, Frames};
 pub use self::listener::TcpListener;
 pub use self::net::{Clock, Net, NetCounters};
+pub use self::relay::WakeRelay;
 pub use self::stream::TcpStream;
 pub use self::wake::Wakers;

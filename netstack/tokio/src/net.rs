@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use netstack::{ConnHandle, Events, Instant, Stack};
 
 use crate::registry::Registry;
+use crate::relay::WakeRelay;
 
 /// The stack's clock (what its driver passes as `now`).
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
@@ -49,6 +50,12 @@ pub struct NetCounters {
     pub foreign_events: u64,
     /// Streams open now.
     pub streams: usize,
+    /// Task wake-ups handed to a [`WakeRelay`] (not woken from the
+    /// worker's thread directly).
+    pub relayed: u64,
+    /// Times the relay task itself was woken: the wake-ups from outside
+    /// the application's runtime that those cost.
+    pub relay_wakes: u64,
 }
 
 impl core::fmt::Debug for Net {
@@ -110,6 +117,16 @@ impl Net {
         n
     }
 
+    /// A future that, spawned on the runtime whose tasks use this `Net`,
+    /// batches their wake-ups: the registry then queues the wakers a
+    /// worker's events release and wakes this one task, which wakes them on
+    /// the runtime's own thread (see [`WakeRelay`]). `None` when a relay
+    /// already exists. Worth it with a single-threaded runtime fed by other
+    /// threads' events; without one, tasks are woken directly.
+    pub fn wake_relay(&self) -> Option<WakeRelay> {
+        crate::relay::Relay::start(&self.inner.registry.relay)
+    }
+
     /// The API's counters.
     pub fn counters(&self) -> NetCounters {
         let c = &self.inner.counters;
@@ -118,6 +135,13 @@ impl Net {
             events: c.events.load(Ordering::Relaxed),
             foreign_events: c.foreign_events.load(Ordering::Relaxed),
             streams: self.inner.registry.streams(),
+            relayed: self.inner.registry.relay.relayed.load(Ordering::Relaxed),
+            relay_wakes: self
+                .inner
+                .registry
+                .relay
+                .relay_wakes
+                .load(Ordering::Relaxed),
         }
     }
 

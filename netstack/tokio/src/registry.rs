@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use netstack::{ConnHandle, Events};
 
+use crate::relay::Relay;
+
 const SHARDS: usize = 16;
 
 /// Events that can unblock a reader / a writer.
@@ -77,6 +79,8 @@ type Shard = Mutex<HashMap<ConnHandle, Arc<ConnSlot>>>;
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
     listeners: Mutex<Vec<Arc<ListenSlot>>>,
+    /// Where the wakers taken here go (direct unless a relay runs).
+    pub(crate) relay: Arc<Relay>,
 }
 
 fn shard_of(conn: &ConnHandle) -> usize {
@@ -89,6 +93,7 @@ impl Registry {
         Registry {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             listeners: Mutex::default(),
+            relay: Arc::default(),
         }
     }
 
@@ -161,10 +166,10 @@ impl Registry {
             (read, write)
         };
         if let Some(r) = read {
-            r.wake();
+            self.relay.wake(r);
         }
         if let Some(w) = write {
-            w.wake();
+            self.relay.wake(w);
         }
         true
     }
@@ -185,7 +190,7 @@ impl Registry {
         };
         let waker = listener.lock().take();
         if let Some(w) = waker {
-            w.wake();
+            self.relay.wake(w);
         }
         true
     }

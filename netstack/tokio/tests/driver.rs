@@ -110,3 +110,53 @@ async fn an_application_write_wakes_the_sleeping_driver_at_once() {
         rounds[ROUNDS - 1]
     );
 }
+
+/// With a wake relay spawned on the application's runtime, the drivers'
+/// events reach the tasks through it (the registry wakes no task from a
+/// driver's thread itself), an exchange is still byte-exact, and the
+/// relay is woken at most once per task wake-up it carries.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wake_relay_carries_the_drivers_wake_ups_to_the_tasks() {
+    const ROUNDS: usize = 50;
+    let (relayed, relay_wakes) = with_two_stacks(|a, b| async move {
+        let relays: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|n| tokio::spawn(n.wake_relay().expect("the first relay")))
+            .collect();
+        assert!(a.wake_relay().is_none(), "one relay per Net");
+        let listener = TcpListener::bind(&b, SocketAddr::new(B, 7)).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 100];
+            while s.read_exact(&mut buf).await.is_ok() {
+                s.write_all(&buf).await.unwrap();
+            }
+        });
+        let mut c = TcpStream::connect(&a, SocketAddr::new(B, 7)).await.unwrap();
+        for i in 0..ROUNDS {
+            let sent = [i as u8; 100];
+            c.write_all(&sent).await.unwrap();
+            let mut got = [0u8; 100];
+            c.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, sent, "round {i}");
+        }
+        drop(c);
+        server.await.unwrap();
+        let (ca, cb) = (a.counters(), b.counters());
+        for r in relays {
+            r.abort();
+        }
+        (ca.relayed + cb.relayed, ca.relay_wakes + cb.relay_wakes)
+    })
+    .await;
+    // Each round wakes the server's reader and the client's reader at
+    // least once; every one of those went through a relay.
+    assert!(
+        relayed >= 2 * ROUNDS as u64,
+        "{relayed} wake-ups relayed in {ROUNDS} rounds"
+    );
+    assert!(
+        (1..=relayed).contains(&relay_wakes),
+        "{relay_wakes} relay wake-ups for {relayed} relayed"
+    );
+}

@@ -219,6 +219,20 @@ impl Plane {
     }
 }
 
+impl Plane {
+    /// Appends the Prometheus exposition of the forward service: its
+    /// counters and how the workers' wake-ups reached its tasks.
+    pub fn render(&self, text: &mut String) {
+        self.counters.render(text);
+        let n = self.net.counters();
+        let _ = writeln!(
+            text,
+            "# HELP smrnet_forward_task_wakeups_total Forward tasks woken by the packet workers' events, by path: through the wake relay (batched), and the relay's own wake-ups (each one a wake from outside the forward runtime).\n# TYPE smrnet_forward_task_wakeups_total counter\nsmrnet_forward_task_wakeups_total{{path=\"relayed\"}} {}\nsmrnet_forward_task_wakeups_total{{path=\"relay\"}} {}",
+            n.relayed, n.relay_wakes
+        );
+    }
+}
+
 impl core::fmt::Debug for Plane {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Plane").finish_non_exhaustive()
@@ -311,6 +325,14 @@ async fn plane(shared: Arc<Shared>) {
     // Keyed by listener and service: a reload that swaps a listener's
     // service ends its loop here (the workers serve it from then on).
     let mut loops: HashMap<(ListenerHandle, Service), tokio::task::JoinHandle<()>> = HashMap::new();
+    // The workers' events wake this runtime's tasks through one relay task:
+    // one wake from outside the runtime (an eventfd write) per batch of
+    // events instead of one per task.
+    // It runs until the runtime is dropped (the splices' closes still
+    // wait on events during the stop).
+    if let Some(relay) = shared.forward.net.wake_relay() {
+        tokio::spawn(relay);
+    }
     loop {
         // Acquire: pairs with the control plane's Release store.
         if shared.stop.load(Ordering::Acquire) {

@@ -849,7 +849,7 @@ impl Metrics {
             &hs.buckets,
             Some(hs.sum_ns),
         );
-        self.shared.forward.counters.render(text);
+        self.shared.forward.render(text);
         let totals: Vec<_> = self
             .shared
             .stats
