@@ -74,6 +74,7 @@ fn main() {
         load::syn_compare_kernel_floods_both_with_one_seed_and_removes_its_namespaces,
         steering::ebpf_steering_keeps_every_segment_on_its_home_worker,
         steering::steering_off_runs_on_the_kernels_default_and_says_so,
+        steering::steering_refused_falls_back_logs_why_and_serves,
         syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
         syn::ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect,
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
