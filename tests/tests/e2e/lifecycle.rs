@@ -168,9 +168,16 @@ pub fn lab_cli_up_exec_down_leaves_nothing_behind() -> Outcome {
         .trim_end_matches("/metrics")
         .parse()
         .expect("metrics address");
-    let (status, _) =
+    let (status, body) =
         tools::lab::http_get(addr, "/metrics", Duration::from_secs(5)).expect("scrape");
     assert_eq!(status, 200);
+    // A lab the CLI starts gets `SMRNET_LAB_OFFLOAD` too (inherited).
+    assert_eq!(
+        tests::Metrics::parse(&body).sum("smrnet_offload_enabled"),
+        crate::offload::offload_enabled_by_the_environment(),
+        "smrnet_offload_enabled of a CLI lab with SMRNET_LAB_OFFLOAD={:?}",
+        std::env::var_os("SMRNET_LAB_OFFLOAD")
+    );
     assert!(smrnet(&["lab", "list"]).contains(&netns));
 
     smrnet(&["lab", "down"]);

@@ -43,6 +43,7 @@ fn main() {
         offload::offload_on_carries_super_segments_byte_exact_both_ways,
         offload::offload_off_moves_the_same_bytes_one_frame_at_a_time,
         offload::offload_refused_falls_back_logs_why_and_serves,
+        offload::a_lab_daemon_runs_with_the_offload_the_environment_names,
         bench::bench_forward_reports_both_proxies_in_both_modes_and_the_flood_reaches_only_legit,
         traffic::ping_v4_and_v6_are_answered,
         traffic::http_body_reaches_curl_and_a_std_client,
@@ -73,6 +74,7 @@ fn main() {
         load::syn_compare_kernel_floods_both_with_one_seed_and_removes_its_namespaces,
         steering::ebpf_steering_keeps_every_segment_on_its_home_worker,
         steering::steering_off_runs_on_the_kernels_default_and_says_so,
+        steering::steering_refused_falls_back_logs_why_and_serves,
         syn::syn_flood_reaches_the_listener_and_legit_clients_still_connect,
         syn::ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect,
         demo::demo_quick_writes_its_folder_and_leaves_no_namespace,
@@ -81,5 +83,6 @@ fn main() {
         forward::forward_to_a_silent_upstream_resets_the_client_after_the_connect_timeout,
         forward::forward_under_a_syn_flood_reaches_the_upstream_only_for_legit_clients,
         forward::sigint_closes_both_sides_of_every_splice,
+        forward::forward_reply_written_off_the_home_worker_is_sent_within_a_millisecond,
     ]);
 }

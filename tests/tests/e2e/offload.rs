@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::clients::{connect, pattern};
 use tests::{
-    DAEMON_V4, DAEMON_V6, DISCARD_PORT, ECHO_PORT, Lab, Metrics, Outcome, lab_with, scrape,
+    DAEMON_V4, DAEMON_V6, DISCARD_PORT, ECHO_PORT, Lab, Metrics, Outcome, lab, lab_with, scrape,
 };
 
 const FRAMES: &str = "smrnet_worker_offload_frames_total";
@@ -162,5 +162,28 @@ pub fn offload_refused_falls_back_logs_why_and_serves() -> Outcome {
     );
     let after = scrape(&lab);
     assert_eq!(gso(&after, "rx") + gso(&after, "tx"), 0.0);
+    Outcome::Passed
+}
+
+/// What `smrnet_offload_enabled` reads on a lab daemon started without an
+/// `--offload` of its own: `SMRNET_LAB_OFFLOAD` (how the suite is run with
+/// offload off) must reach it; without the variable it is the default,
+/// `on`, which the kernel accepts for root.
+pub(crate) fn offload_enabled_by_the_environment() -> f64 {
+    match std::env::var("SMRNET_LAB_OFFLOAD").as_deref() {
+        Ok("off" | "force-fallback") => 0.0,
+        _ => 1.0,
+    }
+}
+
+pub fn a_lab_daemon_runs_with_the_offload_the_environment_names() -> Outcome {
+    let lab = lab();
+    let m = scrape(&lab);
+    assert_eq!(
+        m.sum(ENABLED),
+        offload_enabled_by_the_environment(),
+        "{ENABLED} with SMRNET_LAB_OFFLOAD={:?}",
+        std::env::var_os("SMRNET_LAB_OFFLOAD")
+    );
     Outcome::Passed
 }

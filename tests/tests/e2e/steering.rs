@@ -76,3 +76,17 @@ pub fn steering_off_runs_on_the_kernels_default_and_says_so() -> Outcome {
     assert!(log.contains("--steering off"), "{log}");
     Outcome::Passed
 }
+
+pub fn steering_refused_falls_back_logs_why_and_serves() -> Outcome {
+    let lab = lab_with(2, &["--steering", "force-fallback"]);
+    let m = scrape(&lab);
+    assert_eq!(m.sum(STEERING_LOADED), 0.0);
+    assert_eq!(m.sum(STEERING_REFUSED), 1.0, "a refusal is counted");
+    churn(&lab);
+    let log = std::fs::read_to_string(lab.log()).expect("daemon log");
+    assert!(
+        log.contains("refused") && log.contains("force-fallback"),
+        "the log names the refusal and its reason: {log}"
+    );
+    Outcome::Passed
+}

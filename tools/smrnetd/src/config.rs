@@ -157,7 +157,8 @@ pub struct Args {
     /// steering program picks it from the 4-tuple with the stack's flow
     /// function, so a connection's segments all reach its home worker;
     /// falls back to `off`, logged, where the kernel refuses it) or `off`
-    /// (the kernel's default flow steering). [default: ebpf]
+    /// (the kernel's default flow steering). `force-fallback` is `ebpf` with
+    /// the kernel's refusal forced (tests the fallback path). [default: ebpf]
     #[arg(long, value_name = "MODE")]
     pub steering: Option<String>,
 
@@ -290,6 +291,9 @@ pub struct Config {
     pub pcb_backend: pcb::Backend,
     /// Load the eBPF steering program (`--steering ebpf`).
     pub steering_ebpf: bool,
+    /// `--steering force-fallback`: ask, and take the refusal path as if
+    /// the kernel had refused the program.
+    pub steering_force_fallback: bool,
     /// `--offload`: asked for, and the refusal forced for a test.
     pub offload: OffloadMode,
     pub metrics: Option<SocketAddr>,
@@ -565,16 +569,18 @@ impl Args {
                 )
             })?,
         };
-        let steering_ebpf = match self.steering.as_deref().unwrap_or("ebpf") {
-            "ebpf" => true,
-            "off" => false,
-            other => {
-                return Err(bad(
-                    "steering",
-                    format!("`{other}` is not one of ebpf, off"),
-                ));
-            }
-        };
+        let (steering_ebpf, steering_force_fallback) =
+            match self.steering.as_deref().unwrap_or("ebpf") {
+                "ebpf" => (true, false),
+                "off" => (false, false),
+                "force-fallback" => (true, true),
+                other => {
+                    return Err(bad(
+                        "steering",
+                        format!("`{other}` is not one of ebpf, off, force-fallback"),
+                    ));
+                }
+            };
         let offload = match self.offload.as_deref().unwrap_or("on") {
             "on" => OffloadMode::On,
             "off" => OffloadMode::Off,
@@ -644,6 +650,7 @@ impl Args {
             smr_mode,
             pcb_backend,
             steering_ebpf,
+            steering_force_fallback,
             offload,
             metrics,
             log: self.log,

@@ -182,6 +182,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let steering = steering::set_up(
         &queues[0],
         cfg.steering_ebpf,
+        cfg.steering_force_fallback,
         &netstack::FlowSteering {
             key: steering::key(cfg.insecure_deterministic_seed),
             queues: u16::try_from(queues.len()).unwrap_or(u16::MAX),

@@ -168,7 +168,11 @@ pub fn plan(old: &Config, new: &Config, syncache_capacity: usize) -> Result<Plan
         ("pool-cap", old.pool_cap != new.pool_cap),
         ("smr-mode", old.smr_mode != new.smr_mode),
         ("pcb-backend", old.pcb_backend != new.pcb_backend),
-        ("steering", old.steering_ebpf != new.steering_ebpf),
+        (
+            "steering",
+            old.steering_ebpf != new.steering_ebpf
+                || old.steering_force_fallback != new.steering_force_fallback,
+        ),
         ("metrics", old.metrics != new.metrics),
         (
             "pcap",

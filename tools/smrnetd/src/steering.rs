@@ -11,7 +11,8 @@
 //! ends the program with 0), so it needs no helper and no map.
 //!
 //! Invariant: where loading or attaching is refused (no `bpf(2)`, a locked
-//! down kernel, `--steering off`), the daemon runs on the kernel's default
+//! down kernel, `--steering off`; `--steering force-fallback` forces the
+//! refusal, for the tests), the daemon runs on the kernel's default
 //! steering, logs why once and reports `loaded = false`; it never fails to
 //! start over steering.
 
@@ -268,13 +269,26 @@ pub fn key(seed: Option<u64>) -> u32 {
 }
 
 /// Sets the steering program on the device of `queue` if `requested`;
-/// where that is refused, logs why and runs on the kernel's default.
-pub fn set_up(queue: &impl AsRawFd, requested: bool, steering: &FlowSteering) -> Status {
+/// where that is refused (or `force_refusal` says to act as if it were),
+/// logs why and runs on the kernel's default.
+pub fn set_up(
+    queue: &impl AsRawFd,
+    requested: bool,
+    force_refusal: bool,
+    steering: &FlowSteering,
+) -> Status {
     if !requested {
         tracing::info!("steering: the kernel's default (--steering off)");
         return Status::default();
     }
-    match attach(queue, steering) {
+    let attached = if force_refusal {
+        Err(io::Error::other(
+            "refusal forced by --steering force-fallback",
+        ))
+    } else {
+        attach(queue, steering)
+    };
+    match attached {
         Ok(()) => {
             tracing::info!(
                 queues = steering.queues,

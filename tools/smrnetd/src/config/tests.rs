@@ -162,6 +162,10 @@ fn steering_is_ebpf_unless_turned_off() {
     assert!(flags(&[]).unwrap().steering_ebpf);
     assert!(flags(&["--steering", "ebpf"]).unwrap().steering_ebpf);
     assert!(!flags(&["--steering", "off"]).unwrap().steering_ebpf);
+    assert!(!flags(&[]).unwrap().steering_force_fallback);
+    let forced = flags(&["--steering", "force-fallback"]).unwrap();
+    assert!(forced.steering_ebpf && forced.steering_force_fallback);
+    assert!(flags(&["--steering", "maybe"]).is_err());
 }
 
 #[test]

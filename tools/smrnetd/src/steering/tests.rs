@@ -281,13 +281,13 @@ fn a_refused_program_falls_back_to_the_kernels_steering() {
     let not_tun = std::fs::File::open("/dev/null").unwrap();
     let s = FlowSteering { key: 1, queues: 2 };
     assert_eq!(
-        set_up(&not_tun, true, &s),
+        set_up(&not_tun, true, false, &s),
         Status {
             requested: true,
             loaded: false
         }
     );
-    assert_eq!(set_up(&not_tun, false, &s), Status::default());
+    assert_eq!(set_up(&not_tun, false, false, &s), Status::default());
     let e = attach(&not_tun, &s).unwrap_err().to_string();
     assert!(
         e.contains("TUNSETSTEERINGEBPF") || e.contains("BPF_PROG_LOAD"),
