@@ -2,6 +2,7 @@
 //! legitimate client keeps succeeding, and the daemon keeps serving.
 
 use crate::clients::http_get_once;
+use crate::names as metric;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
@@ -153,7 +154,7 @@ fn kernel_snmp() -> HashMap<String, f64> {
 fn assert_answered_and_probes_ok(report: &syn::SynReport, sent: f64, family: &str) {
     let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
     assert!(
-        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
+        d(metric::SYNCACHE_ADDED) + d(metric::SYNCOOKIES_SENT) >= 0.9 * sent,
         "SYN cache + cookies answered too few of {sent} {family}SYNs: {:?}",
         report.daemon
     );

@@ -31,6 +31,7 @@ pub use prometheus::{Prometheus, PrometheusState};
 pub use state::{LabState, run_dir};
 
 use crate::load::scrape::Samples;
+use smrnetd::metrics::names as metric;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -307,10 +308,9 @@ impl Lab {
                 };
                 let m = Samples::parse(&body);
                 let zero = |name| m.sum(name) == Some(0.0);
-                Ok(zero("smrnet_table_entries")
-                    && zero("smrnet_syncache_entries")
-                    && m.sum("smrnet_tcp_passive_opens_total")
-                        .is_some_and(|n| n >= 2.0))
+                Ok(zero(metric::TABLE_ENTRIES)
+                    && zero(metric::SYNCACHE_ENTRIES)
+                    && m.sum(metric::TCP_PASSIVE_OPENS).is_some_and(|n| n >= 2.0))
             },
         )
     }
