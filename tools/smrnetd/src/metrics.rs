@@ -35,6 +35,7 @@ pub struct Metrics {
 /// there rather than a missing series in a lab.
 pub mod names {
     pub use crate::faults::names::*;
+    pub use crate::worker::worker_names::*;
     pub use netstack::names::*;
 
     smr::metric_table! {
@@ -153,24 +154,8 @@ pub mod names {
             "Slab chunks created.";
         pool_chunks_freed: Counter Count POOL_CHUNKS_FREED = "smrnet_pool_chunks_freed_total",
             "Slab chunks freed by the shrinker.";
-        worker_packets_in: Counter Count WORKER_PACKETS_IN = "smrnet_worker_packets_in_total",
-            "Frames read from the worker's TUN queue.";
-        worker_packets_out: Counter Count WORKER_PACKETS_OUT = "smrnet_worker_packets_out_total",
-            "Frames written to the worker's TUN queue.";
-        worker_received_bytes: Counter Bytes WORKER_RECEIVED_BYTES = "smrnet_worker_received_bytes_total",
-            "Bytes read from the worker's TUN queue.";
-        worker_sent_bytes: Counter Bytes WORKER_SENT_BYTES = "smrnet_worker_sent_bytes_total",
-            "Bytes written to the worker's TUN queue.";
-        worker_batches: Counter Count WORKER_BATCHES = "smrnet_worker_batches_total",
-            "Worker turns that read at least one frame.";
-        worker_write_errors: Counter Count WORKER_WRITE_ERRORS = "smrnet_worker_write_errors_total",
-            "Frames the TUN queue refused.";
-        worker_sessions: Counter Count WORKER_SESSIONS = "smrnet_worker_sessions_total",
-            "Service sessions (echo, discard, http connections) started.";
         worker_wakeups_sent: Counter Count WORKER_WAKEUPS_SENT = "smrnet_worker_wakeups_sent_total",
             "Wake-ups sent to the worker: another thread queued work while it slept.";
-        worker_wakeups_received: Counter Count WORKER_WAKEUPS_RECEIVED = "smrnet_worker_wakeups_received_total",
-            "Sleeps the worker's wake-up eventfd ended.";
     }
 
     /// The handshake-time histogram (rendered by hand).
@@ -214,6 +199,7 @@ fn described() -> impl Iterator<Item = &'static smr::stat::Metric> {
         .chain(netstack::WireCountersSnapshot::METRICS)
         .chain(netstack::names::DROP_METRICS)
         .chain(netstack::StackCountersSnapshot::METRICS)
+        .chain(super::worker::WorkerCountersSnapshot::METRICS)
         .chain(COUNTERS)
         .chain(GAUGES)
         .chain(super::faults::DESCRIBED)
@@ -339,28 +325,13 @@ impl Metrics {
         if let Some(rss) = resident_bytes() {
             gauge!(names::PROCESS_RESIDENT_MEMORY_BYTES).set(rss as f64);
         }
-        let read = |c: &std::sync::atomic::AtomicU64| {
-            // Relaxed: statistics only.
-            c.load(std::sync::atomic::Ordering::Relaxed)
-        };
         for (i, w) in self.shared.stats.iter().enumerate() {
             let worker = i.to_string();
-            counter!(names::WORKER_PACKETS_IN, "worker" => worker.clone())
-                .absolute(read(&w.packets_in));
-            counter!(names::WORKER_PACKETS_OUT, "worker" => worker.clone())
-                .absolute(read(&w.packets_out));
-            counter!(names::WORKER_RECEIVED_BYTES, "worker" => worker.clone())
-                .absolute(read(&w.bytes_in));
-            counter!(names::WORKER_SENT_BYTES, "worker" => worker.clone())
-                .absolute(read(&w.bytes_out));
-            counter!(names::WORKER_BATCHES, "worker" => worker.clone()).absolute(read(&w.batches));
-            counter!(names::WORKER_WRITE_ERRORS, "worker" => worker.clone())
-                .absolute(read(&w.write_errors));
-            counter!(names::WORKER_SESSIONS, "worker" => worker.clone())
-                .absolute(read(&w.sessions));
-            counter!(names::WORKER_WAKEUPS_SENT, "worker" => worker.clone())
+            for (m, value) in w.counters.snapshot().metrics() {
+                counter!(m.name, "worker" => worker.clone()).absolute(value);
+            }
+            counter!(names::WORKER_WAKEUPS_SENT, "worker" => worker)
                 .absolute(self.shared.stack.wakes_sent(i));
-            counter!(names::WORKER_WAKEUPS_RECEIVED, "worker" => worker).absolute(read(&w.wakeups));
         }
     }
 
