@@ -26,19 +26,67 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::wire::{Datagram, Drop, Transport};
 
+smr::counter_block! {
+    /// One worker's wire counters (the kernel-style totals; the drops by
+    /// reason sit beside them in [`WorkerCounters`]).
+    pub struct WireCounters(AtomicU64);
+    /// Plain values of [`WireCounters`].
+    pub struct WireCountersSnapshot;
+    /// The Prometheus names of the wire counters the daemon exports.
+    pub mod wire_names;
+    /// Frames handed to the parser (`Ip: InReceives`).
+    in_receives
+        => Counter Count IP_IN_RECEIVES = "smrnet_ip_in_receives_total",
+        "Frames read from the TUN device and parsed (Ip: InReceives).";
+    /// Frames parsed into a datagram.
+    delivered
+        => Counter Count IP_IN_DELIVERS = "smrnet_ip_in_delivers_total",
+        "Frames parsed into a datagram.";
+    /// `Tcp: InSegs`.
+    in_segs
+        => Counter Count TCP_IN_SEGS = "smrnet_tcp_in_segs_total",
+        "TCP segments received, errors included (Tcp: InSegs).";
+    /// `Tcp: InErrs`.
+    in_errs
+        => Counter Count TCP_IN_ERRS = "smrnet_tcp_in_errs_total",
+        "TCP segments dropped as malformed (Tcp: InErrs).";
+    /// `InCsumErrors`, all protocols.
+    in_csum_errors
+        => Counter Count IN_CSUM_ERRORS = "smrnet_in_csum_errors_total",
+        "Frames with a bad IP, TCP or ICMP checksum (InCsumErrors).";
+    /// `Ip: InHdrErrors`.
+    in_hdr_errors
+        => Counter Count IP_IN_HDR_ERRORS = "smrnet_ip_in_hdr_errors_total",
+        "Frames with IP-level damage (Ip: InHdrErrors).";
+    /// `Ip: InAddrErrors`.
+    in_addr_errors
+        => Counter Count IP_IN_ADDR_ERRORS = "smrnet_ip_in_addr_errors_total",
+        "Frames with a martian address (Ip: InAddrErrors).";
+    /// `Ip: InUnknownProtos`.
+    in_unknown_protos
+        => Counter Count IP_IN_UNKNOWN_PROTOS = "smrnet_ip_in_unknown_protos_total",
+        "Frames of an unsupported protocol (Ip: InUnknownProtos).";
+    /// `Icmp: InEchos`.
+    icmp_in_echos
+        => Counter Count ICMP_IN_ECHOS = "smrnet_icmp_in_echos_total",
+        "ICMP/ICMPv6 echo requests received.";
+}
+
+/// The labelled family the drops by reason are exported as.
+pub mod drop_names {
+    smr::metric_table! {
+        /// The drops family (one sample per [`Drop`](crate::Drop) reason,
+        /// labelled `reason`).
+        pub const DROP_METRICS;
+        drops: Counter Count IP_DROPS = "smrnet_ip_drops_total", "Frames dropped by the parser, by reason.";
+    }
+}
+
 /// One worker's counters. Write from the owning worker only.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct WorkerCounters {
-    in_receives: AtomicU64,
-    delivered: AtomicU64,
-    in_segs: AtomicU64,
-    in_errs: AtomicU64,
-    in_csum_errors: AtomicU64,
-    in_hdr_errors: AtomicU64,
-    in_addr_errors: AtomicU64,
-    in_unknown_protos: AtomicU64,
-    icmp_in_echos: AtomicU64,
+    wire: WireCounters,
     drops: [AtomicU64; Drop::COUNT],
 }
 
@@ -53,13 +101,14 @@ impl WorkerCounters {
 
     /// Counts the outcome of parsing one frame.
     pub fn record(&self, outcome: &Result<Datagram<'_>, Drop>) {
+        let w = &self.wire;
         match outcome {
             Ok(datagram) => {
-                bump(&self.in_receives);
-                bump(&self.delivered);
+                bump(&w.in_receives);
+                bump(&w.delivered);
                 match datagram.transport {
-                    Transport::Tcp(_) => bump(&self.in_segs),
-                    Transport::EchoRequest(_) => bump(&self.icmp_in_echos),
+                    Transport::Tcp(_) => bump(&w.in_segs),
+                    Transport::EchoRequest(_) => bump(&w.icmp_in_echos),
                 }
             }
             Err(reason) => self.record_drop(*reason),
@@ -68,25 +117,26 @@ impl WorkerCounters {
 
     /// Counts one frame received and dropped, and the kernel-style totals it belongs to.
     pub fn record_drop(&self, reason: Drop) {
-        bump(&self.in_receives);
+        let w = &self.wire;
+        bump(&w.in_receives);
         if let Some(counter) = self.drops.get(reason.index()) {
             bump(counter);
         }
         if reason.is_tcp() {
-            bump(&self.in_segs);
-            bump(&self.in_errs);
+            bump(&w.in_segs);
+            bump(&w.in_errs);
         }
         if reason.is_checksum() {
-            bump(&self.in_csum_errors);
+            bump(&w.in_csum_errors);
         }
         match reason {
-            Drop::MartianAddress => bump(&self.in_addr_errors),
-            Drop::UnsupportedProtocol => bump(&self.in_unknown_protos),
+            Drop::MartianAddress => bump(&w.in_addr_errors),
+            Drop::UnsupportedProtocol => bump(&w.in_unknown_protos),
             Drop::TruncatedIp
             | Drop::BadIpVersion
             | Drop::BadIpHeaderLen
             | Drop::BadIpChecksum
-            | Drop::BadIpv6ExtHeader => bump(&self.in_hdr_errors),
+            | Drop::BadIpv6ExtHeader => bump(&w.in_hdr_errors),
             _ => {}
         }
     }
@@ -95,42 +145,27 @@ impl WorkerCounters {
     pub fn snapshot(&self) -> CounterSnapshot {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CounterSnapshot {
-            in_receives: read(&self.in_receives),
-            delivered: read(&self.delivered),
-            in_segs: read(&self.in_segs),
-            in_errs: read(&self.in_errs),
-            in_csum_errors: read(&self.in_csum_errors),
-            in_hdr_errors: read(&self.in_hdr_errors),
-            in_addr_errors: read(&self.in_addr_errors),
-            in_unknown_protos: read(&self.in_unknown_protos),
-            icmp_in_echos: read(&self.icmp_in_echos),
+            wire: self.wire.snapshot(),
             drops: core::array::from_fn(|i| self.drops.get(i).map_or(0, read)),
         }
     }
 }
 
-/// Plain counter values, from one worker or summed over many.
+/// Plain counter values, from one worker or summed over many: the wire
+/// counters (reached through `Deref`, e.g. `snapshot.in_receives`) and the
+/// drops by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CounterSnapshot {
-    /// Frames handed to the parser (`Ip: InReceives`).
-    pub in_receives: u64,
-    /// Frames parsed into a datagram.
-    pub delivered: u64,
-    /// `Tcp: InSegs`.
-    pub in_segs: u64,
-    /// `Tcp: InErrs`.
-    pub in_errs: u64,
-    /// `InCsumErrors`, all protocols.
-    pub in_csum_errors: u64,
-    /// `Ip: InHdrErrors`.
-    pub in_hdr_errors: u64,
-    /// `Ip: InAddrErrors`.
-    pub in_addr_errors: u64,
-    /// `Ip: InUnknownProtos`.
-    pub in_unknown_protos: u64,
-    /// `Icmp: InEchos`.
-    pub icmp_in_echos: u64,
+    /// The kernel-style totals.
+    pub wire: WireCountersSnapshot,
     drops: [u64; Drop::COUNT],
+}
+
+impl core::ops::Deref for CounterSnapshot {
+    type Target = WireCountersSnapshot;
+    fn deref(&self) -> &WireCountersSnapshot {
+        &self.wire
+    }
 }
 
 impl CounterSnapshot {
@@ -168,31 +203,13 @@ impl CounterSnapshot {
                 "drop_icmp_ignored",
             ]
         };
-        [
-            ("in_receives", self.in_receives),
-            ("delivered", self.delivered),
-            ("in_segs", self.in_segs),
-            ("in_errs", self.in_errs),
-            ("in_csum_errors", self.in_csum_errors),
-            ("in_hdr_errors", self.in_hdr_errors),
-            ("in_addr_errors", self.in_addr_errors),
-            ("in_unknown_protos", self.in_unknown_protos),
-            ("icmp_in_echos", self.icmp_in_echos),
-        ]
-        .into_iter()
-        .chain(DROP_NAMES.into_iter().zip(self.drops))
+        self.wire
+            .iter()
+            .chain(DROP_NAMES.into_iter().zip(self.drops))
     }
 
     fn add(mut self, other: &CounterSnapshot) -> CounterSnapshot {
-        self.in_receives += other.in_receives;
-        self.delivered += other.delivered;
-        self.in_segs += other.in_segs;
-        self.in_errs += other.in_errs;
-        self.in_csum_errors += other.in_csum_errors;
-        self.in_hdr_errors += other.in_hdr_errors;
-        self.in_addr_errors += other.in_addr_errors;
-        self.in_unknown_protos += other.in_unknown_protos;
-        self.icmp_in_echos += other.icmp_in_echos;
+        self.wire.add(&other.wire);
         for (mine, theirs) in self.drops.iter_mut().zip(other.drops) {
             *mine += theirs;
         }

@@ -14,7 +14,9 @@ mod tcp;
 mod time;
 mod wire;
 
-pub use crate::counters::{CounterSnapshot, WorkerCounters, sum as sum_counters};
+pub use crate::counters::{
+    CounterSnapshot, WireCounters, WireCountersSnapshot, WorkerCounters, sum as sum_counters,
+};
 pub use crate::stack::{
     AppError, ConnHandle, ConnTurn, ConnectError, HANDSHAKE_BUCKETS, HandshakeHistogram,
     ListenError, ListenerHandle, MAX_OFFLOAD_PAYLOAD, Segmentation, Stack, StackConfig,
@@ -52,3 +54,14 @@ pub use crate::wire::{
 };
 /// The connection-table backends `StackConfig::pcb_backend` chooses from.
 pub use pcb::Backend as PcbBackend;
+
+/// The Prometheus name of every metric the stack's counter blocks export,
+/// one constant each, generated with the blocks (`smr::counter_block!`):
+/// what the daemon exports them under and what a scrape reader looks for,
+/// so a renamed counter does not build until its readers follow.
+pub mod names {
+    pub use crate::counters::drop_names::*;
+    pub use crate::counters::wire_names::*;
+    pub use crate::stack::stack_names::*;
+    pub use crate::tcp::mib::tcp_names::*;
+}

@@ -78,7 +78,7 @@ pub use self::listener::{ListenError, ListenerHandle};
 pub use self::offload::{MAX_OFFLOAD_PAYLOAD, Segmentation, TxFrame, TxOffload};
 pub use self::turn::ConnTurn;
 pub use self::wake::WorkerWaker;
-pub use self::worker::{StackCounters, StackCountersSnapshot, Worker};
+pub use self::worker::{StackCounters, StackCountersSnapshot, Worker, stack_names};
 
 use self::handshake_times::HandshakeTimes;
 use self::listener::Listeners;
@@ -406,11 +406,7 @@ impl Stack {
 
     /// Every worker's stack-level counters, summed.
     pub fn stack_counters(&self) -> StackCountersSnapshot {
-        let mut total = StackCountersSnapshot::default();
-        for c in self.stack_counters.iter() {
-            total.add(&c.snapshot());
-        }
-        total
+        StackCountersSnapshot::sum(self.stack_counters.iter())
     }
 
     /// SYN-to-ESTABLISHED times of passive opens completed from the SYN

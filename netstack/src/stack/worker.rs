@@ -127,68 +127,60 @@ pub(crate) struct WorkerState {
     pub(crate) claimed: AtomicBool,
 }
 
-macro_rules! stack_counters {
-    ($( $(#[doc = $doc:literal])* $field:ident, )*) => {
-        /// Stack-level counters of one worker (single writer, Relaxed).
-        #[derive(Debug, Default)]
-        #[repr(align(128))]
-        pub struct StackCounters {
-            $( $(#[doc = $doc])* pub $field: AtomicU64, )*
-        }
-
-        /// Plain values of [`StackCounters`].
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct StackCountersSnapshot {
-            $( $(#[doc = $doc])* pub $field: u64, )*
-        }
-
-        impl StackCounters {
-            /// Each counter read once.
-            pub fn snapshot(&self) -> StackCountersSnapshot {
-                // Relaxed: statistics only.
-                StackCountersSnapshot { $( $field: self.$field.load(AtomicOrdering::Relaxed), )* }
-            }
-        }
-
-        impl StackCountersSnapshot {
-            /// Adds `other` into `self`.
-            pub fn add(&mut self, other: &StackCountersSnapshot) {
-                $( self.$field = self.$field.wrapping_add(other.$field); )*
-            }
-        }
-    };
-}
-
-stack_counters! {
+smr::counter_block! {
+    /// Stack-level counters of one worker (single writer, Relaxed).
+    pub struct StackCounters(AtomicU64);
+    /// Plain values of [`StackCounters`].
+    pub struct StackCountersSnapshot;
+    /// The Prometheus names of the stack counters the daemon exports.
+    pub mod stack_names;
     /// Parsed datagrams addressed to an address this stack does not own.
-    not_our_address,
+    not_our_address
+        => Counter Count IP_NOT_OUR_ADDRESS = "smrnet_ip_not_our_address_total",
+        "Datagrams addressed to an address the stack does not own.";
     /// ICMP/ICMPv6 echo replies queued.
-    echo_replies,
+    echo_replies
+        => Counter Count ICMP_OUT_ECHO_REPLIES = "smrnet_icmp_out_echo_replies_total",
+        "ICMP/ICMPv6 echo replies queued.";
     /// Control frames dropped because the worker's control queue was full.
-    control_queue_full,
+    control_queue_full
+        => Counter Count STACK_CONTROL_QUEUE_FULL = "smrnet_stack_control_queue_full_total",
+        "Control frames dropped because a worker's control queue was full.";
     /// Segments that could not be built (the caller's buffer was too small).
-    emit_errors,
+    emit_errors
+        => Counter Count STACK_EMIT_ERRORS = "smrnet_stack_emit_errors_total",
+        "Segments that could not be built.";
     /// Segments that raced a `connect` before its TCB existed.
-    reserved_drops,
+    reserved_drops;
     /// Final ACKs whose completed handshake found the tuple already taken.
-    duplicate_connections,
+    duplicate_connections
+        => Counter Count STACK_DUPLICATE_CONNECTIONS = "smrnet_stack_duplicate_connections_total",
+        "Completed handshakes whose tuple was already taken.";
     /// Application events dropped because nobody polled them.
-    events_dropped,
+    events_dropped
+        => Counter Count STACK_EVENTS_DROPPED = "smrnet_stack_events_dropped_total",
+        "Application events dropped because nobody polled them.";
     /// Non-SYN segments for a listener whose SYN cache answer was "drop".
-    handshake_drops,
+    handshake_drops
+        => Counter Count STACK_HANDSHAKE_DROPS = "smrnet_stack_handshake_drops_total",
+        "Non-SYN segments for a listener dropped by the SYN cache.";
     /// Final ACKs that completed a handshake on a listener being closed
     /// (after its accept queue was emptied): answered with a reset.
-    closed_listener_drops,
+    closed_listener_drops
+        => Counter Count STACK_CLOSED_LISTENER_DROPS = "smrnet_stack_closed_listener_drops_total",
+        "Handshakes completed on a listener being closed, answered with a reset.";
     /// Segments for a connection homed on another worker (steered to the
     /// wrong queue: the home worker is woken to send what they caused).
-    foreign_segments,
+    foreign_segments
+        => Counter Count STACK_FOREIGN_SEGMENTS = "smrnet_stack_foreign_segments_total",
+        "Segments that reached a worker other than their connection's home.";
     /// Connections that entered TIME-WAIT (counted with [`count`], since
     /// any thread that settles a connection may write it).
-    time_wait_entered,
+    time_wait_entered;
     /// TIME-WAIT entries that left the table: expired, or reopened by a new
     /// SYN (counted with [`count`]). `entered - left` is the TIME-WAIT
     /// gauge, read in O(workers) rather than by walking the table.
-    time_wait_left,
+    time_wait_left;
 }
 
 /// Adds one to a single-writer statistic.

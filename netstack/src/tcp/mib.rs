@@ -14,132 +14,184 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::tcp::conn::SegmentDrop;
 
-macro_rules! mib {
-    ($( $(#[doc = $doc:literal])* $field:ident => $name:literal, )*) => {
-        /// One worker's TCP counters. Write from the owning worker only.
-        #[derive(Debug, Default)]
-        #[repr(align(128))]
-        pub struct TcpMib {
-            $( $(#[doc = $doc])* pub $field: MibCounter, )*
-        }
-
-        /// Plain values of a [`TcpMib`], from one worker or summed over many.
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct TcpMibSnapshot {
-            $( $(#[doc = $doc])* pub $field: u64, )*
-        }
-
-        impl TcpMib {
-            /// Each counter read once, Relaxed.
-            pub fn snapshot(&self) -> TcpMibSnapshot {
-                TcpMibSnapshot { $( $field: self.$field.get(), )* }
-            }
-        }
-
-        impl TcpMibSnapshot {
-            /// Adds `other` into `self`, counter by counter.
-            pub fn add(&mut self, other: &TcpMibSnapshot) {
-                $( self.$field = self.$field.wrapping_add(other.$field); )*
-            }
-
-            /// `(name, value)` for every counter, in declaration order; names
-            /// are the Linux MIB names where one exists.
-            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-                [ $( ($name, self.$field), )* ].into_iter()
-            }
-        }
-    };
-}
-
-mib! {
+smr::counter_block! {
+    /// One worker's TCP counters. Write from the owning worker only.
+    pub struct TcpMib(MibCounter);
+    /// Plain values of a [`TcpMib`], from one worker or summed over many;
+    /// `iter` names each counter by its Linux MIB name where one exists.
+    pub struct TcpMibSnapshot;
+    /// The Prometheus names of the TCP counters the daemon exports.
+    pub mod tcp_names;
     /// Connections that went SYN-SENT from CLOSED (our `connect`).
-    active_opens => "ActiveOpens",
+    active_opens ("ActiveOpens")
+        => Counter Count TCP_ACTIVE_OPENS = "smrnet_tcp_active_opens_total",
+        "Connections that went SYN-SENT from CLOSED (Tcp: ActiveOpens).";
     /// Connections created when a handshake to a listener completed.
-    passive_opens => "PassiveOpens",
+    passive_opens ("PassiveOpens")
+        => Counter Count TCP_PASSIVE_OPENS = "smrnet_tcp_passive_opens_total",
+        "Connections created by a completed handshake to a listener (Tcp: PassiveOpens).";
     /// Handshakes that failed: SYN-SENT or SYN-RECEIVED to CLOSED.
-    attempt_fails => "AttemptFails",
+    attempt_fails ("AttemptFails")
+        => Counter Count TCP_ATTEMPT_FAILS = "smrnet_tcp_attempt_fails_total",
+        "Handshakes that failed (Tcp: AttemptFails).";
     /// Resets from ESTABLISHED or CLOSE-WAIT (either side's).
-    estab_resets => "EstabResets",
+    estab_resets ("EstabResets")
+        => Counter Count TCP_ESTAB_RESETS = "smrnet_tcp_estab_resets_total",
+        "Resets from ESTABLISHED or CLOSE-WAIT (Tcp: EstabResets).";
     /// Times a connection entered ESTABLISHED.
-    estab_entered => "EstabEntered",
+    estab_entered ("EstabEntered");
     /// Times a connection left ESTABLISHED or CLOSE-WAIT.
-    estab_left => "EstabLeft",
+    estab_left ("EstabLeft");
     /// TCP segments sent, retransmissions included.
-    out_segs => "OutSegs",
+    out_segs ("OutSegs")
+        => Counter Count TCP_OUT_SEGS = "smrnet_tcp_out_segs_total",
+        "TCP segments sent, retransmissions included (Tcp: OutSegs).";
     /// Segments retransmitted.
-    retrans_segs => "RetransSegs",
+    retrans_segs ("RetransSegs")
+        => Counter Count TCP_RETRANS_SEGS = "smrnet_tcp_retrans_segs_total",
+        "TCP segments retransmitted (Tcp: RetransSegs).";
     /// Segments sent with RST.
-    out_rsts => "OutRsts",
+    out_rsts ("OutRsts")
+        => Counter Count TCP_OUT_RSTS = "smrnet_tcp_out_rsts_total",
+        "TCP segments sent with RST (Tcp: OutRsts).";
     /// Connections aborted after too many retransmissions.
-    timeouts => "TCPTimeouts",
+    timeouts ("TCPTimeouts")
+        => Counter Count TCP_TIMEOUTS = "smrnet_tcp_timeouts_total",
+        "Connections aborted after too many retransmissions.";
     /// Fast retransmits (three duplicate ACKs or SACK evidence).
-    fast_retrans => "TCPFastRetrans",
+    fast_retrans ("TCPFastRetrans")
+        => Counter Count TCP_FAST_RETRANS = "smrnet_tcp_fast_retrans_total",
+        "Fast retransmits.";
     /// Zero-window probes sent.
-    window_probes => "TCPWinProbe",
+    window_probes ("TCPWinProbe")
+        => Counter Count TCP_WINDOW_PROBES = "smrnet_tcp_window_probes_total",
+        "Zero-window probes sent.";
     /// Keepalive probes sent.
-    keepalive_probes => "TCPKeepAlive",
+    keepalive_probes ("TCPKeepAlive")
+        => Counter Count TCP_KEEPALIVE_PROBES = "smrnet_tcp_keepalive_probes_total",
+        "Keepalive probes sent.";
     /// Connections aborted because keepalive probes went unanswered.
-    keepalive_timeouts => "TCPKeepAliveTimeouts",
+    keepalive_timeouts ("TCPKeepAliveTimeouts")
+        => Counter Count TCP_KEEPALIVE_TIMEOUTS = "smrnet_tcp_keepalive_timeouts_total",
+        "Connections aborted by unanswered keepalive probes.";
     /// RFC 5961 challenge ACKs sent.
-    challenge_acks => "TCPChallengeACK",
+    challenge_acks ("TCPChallengeACK")
+        => Counter Count TCP_CHALLENGE_ACKS = "smrnet_tcp_challenge_acks_total",
+        "RFC 5961 challenge ACKs sent.";
     /// Challenge ACKs suppressed by the rate limit.
-    challenge_acks_limited => "TCPChallengeACKLimited",
+    challenge_acks_limited ("TCPChallengeACKLimited")
+        => Counter Count TCP_CHALLENGE_ACKS_LIMITED = "smrnet_tcp_challenge_acks_limited_total",
+        "Challenge ACKs suppressed by the rate limit.";
     /// Segments dropped by PAWS (RFC 7323 §5).
-    paws_drops => "PAWSEstab",
+    paws_drops ("PAWSEstab")
+        => Counter Count TCP_PAWS_DROPS = "smrnet_tcp_paws_drops_total",
+        "Segments dropped by PAWS (RFC 7323).";
     /// Segments outside the receive window (answered with an ACK, dropped).
-    out_of_window => "TCPOutOfWindow",
+    out_of_window ("TCPOutOfWindow")
+        => Counter Count TCP_OUT_OF_WINDOW = "smrnet_tcp_out_of_window_total",
+        "Segments outside the receive window.";
     /// Resets accepted.
-    in_rsts => "TCPInRsts",
+    in_rsts ("TCPInRsts")
+        => Counter Count TCP_IN_RSTS = "smrnet_tcp_in_rsts_total",
+        "Resets accepted.";
     /// Segments dropped because they acknowledge data never sent (an ACK
     /// was queued; RFC 9293 §3.10.7.4).
-    drop_ack_too_new => "TCPDropAckTooNew",
+    drop_ack_too_new ("TCPDropAckTooNew")
+        => Counter Count TCP_DROP_ACK_TOO_NEW = "smrnet_tcp_drop_ack_too_new_total",
+        "Segments dropped for acknowledging data never sent.";
     /// Segments dropped because they acknowledge data older than the peer
     /// could have seen (RFC 5961 §5.2; a challenge ACK was queued).
-    drop_ack_too_old => "TCPDropAckTooOld",
+    drop_ack_too_old ("TCPDropAckTooOld")
+        => Counter Count TCP_DROP_ACK_TOO_OLD = "smrnet_tcp_drop_ack_too_old_total",
+        "Segments dropped for acknowledging data older than the peer could have seen (RFC 5961).";
     /// Synchronized-state segments dropped for carrying no ACK.
-    drop_no_ack => "TCPDropNoAck",
+    drop_no_ack ("TCPDropNoAck")
+        => Counter Count TCP_DROP_NO_ACK = "smrnet_tcp_drop_no_ack_total",
+        "Synchronized-state segments dropped for carrying no ACK.";
     /// Segments SYN-SENT dropped for being neither SYN nor RST.
-    drop_syn_sent_unexpected => "TCPDropSynSentUnexpected",
+    drop_syn_sent_unexpected ("TCPDropSynSentUnexpected")
+        => Counter Count TCP_DROP_SYN_SENT_UNEXPECTED = "smrnet_tcp_drop_syn_sent_unexpected_total",
+        "Segments SYN-SENT dropped for being neither SYN nor RST.";
     /// Segments for a connection already CLOSED (not yet out of the table).
-    drop_closed => "TCPDropClosed",
+    drop_closed ("TCPDropClosed")
+        => Counter Count TCP_DROP_CLOSED = "smrnet_tcp_drop_closed_total",
+        "Segments for a connection already closed.";
     /// In-window segments a TIME-WAIT dropped without reply (a plain ACK).
-    drop_time_wait => "TCPDropTimeWait",
+    drop_time_wait ("TCPDropTimeWait")
+        => Counter Count TCP_DROP_TIME_WAIT = "smrnet_tcp_drop_time_wait_total",
+        "In-window segments a TIME-WAIT dropped without reply.";
     /// Resets ignored (out of window) or challenged.
-    rsts_ignored => "TCPRstsIgnored",
+    rsts_ignored ("TCPRstsIgnored")
+        => Counter Count TCP_RSTS_IGNORED = "smrnet_tcp_rsts_ignored_total",
+        "Resets ignored or challenged.";
     /// Segments that arrived out of order and were queued.
-    ofo_queued => "TCPOFOQueue",
+    ofo_queued ("TCPOFOQueue")
+        => Counter Count TCP_OFO_QUEUED = "smrnet_tcp_ofo_queued_total",
+        "Out-of-order segments queued.";
     /// Out-of-order segments dropped because the reassembly bound was hit.
-    ofo_drops => "TCPOFODrop",
+    ofo_drops ("TCPOFODrop")
+        => Counter Count TCP_OFO_DROPS = "smrnet_tcp_ofo_drops_total",
+        "Out-of-order segments dropped at the reassembly bound.";
     /// Connections that entered TIME-WAIT.
-    time_waits => "TCPTimeWaits",
+    time_waits ("TCPTimeWaits")
+        => Counter Count TCP_TIME_WAITS = "smrnet_tcp_time_waits_total",
+        "Connections that entered TIME-WAIT.";
     /// TIME-WAIT connections reopened by a new SYN (RFC 6191).
-    time_wait_reopens => "TCPTWRecycled",
+    time_wait_reopens ("TCPTWRecycled")
+        => Counter Count TCP_TIME_WAIT_RECYCLED = "smrnet_tcp_time_wait_recycled_total",
+        "TIME-WAIT connections reopened by a new SYN (RFC 6191).";
     /// Segments for no connection and no listener, answered with RST.
-    no_port => "TCPNoPort",
+    no_port ("TCPNoPort")
+        => Counter Count TCP_NO_PORT = "smrnet_tcp_no_port_total",
+        "Segments for no connection and no listener, answered with RST.";
     /// SYNs received by a listener.
-    listen_syns => "ListenSYNs",
+    listen_syns ("ListenSYNs")
+        => Counter Count LISTEN_SYNS = "smrnet_listen_syns_total",
+        "SYNs received by a listener.";
     /// SYN-cache entries created.
-    syncache_added => "syncache_added",
+    syncache_added ("syncache_added")
+        => Counter Count SYNCACHE_ADDED = "smrnet_syncache_added_total",
+        "SYN-cache entries created.";
     /// SYNs that found the SYN cache full (per listener or globally).
-    syncache_overflow => "syncache_overflow",
+    syncache_overflow ("syncache_overflow")
+        => Counter Count SYNCACHE_OVERFLOWS = "smrnet_syncache_overflows_total",
+        "SYNs that found the SYN cache full.";
     /// SYN-cache entries that expired with no final ACK.
-    syncache_expired => "syncache_expired",
+    syncache_expired ("syncache_expired")
+        => Counter Count SYNCACHE_EXPIRED = "smrnet_syncache_expired_total",
+        "SYN-cache entries that expired without a final ACK.";
     /// SYN-ACKs retransmitted from the SYN cache.
-    syncache_retransmits => "syncache_retransmits",
+    syncache_retransmits ("syncache_retransmits")
+        => Counter Count SYNCACHE_RETRANSMITS = "smrnet_syncache_retransmits_total",
+        "SYN-ACKs retransmitted from the SYN cache.";
     /// Handshakes completed from a SYN-cache entry.
-    syncache_completed => "syncache_completed",
+    syncache_completed ("syncache_completed")
+        => Counter Count SYNCACHE_COMPLETED = "smrnet_syncache_completed_total",
+        "Handshakes completed from a SYN-cache entry.";
     /// Segments for a SYN-cache entry that were dropped (bad ACK, RST, ...).
-    syncache_drops => "syncache_drops",
+    syncache_drops ("syncache_drops")
+        => Counter Count SYNCACHE_DROPS = "smrnet_syncache_drops_total",
+        "Segments for a SYN-cache entry that were dropped.";
     /// SYN-ACKs sent carrying a cookie instead of a cache entry.
-    syncookies_sent => "syncookies_sent",
+    syncookies_sent ("syncookies_sent")
+        => Counter Count SYNCOOKIES_SENT = "smrnet_syncookies_sent_total",
+        "SYN-ACKs sent with a SYN cookie.";
     /// Final ACKs whose cookie validated into a connection.
-    syncookies_recv => "syncookies_recv",
+    syncookies_recv ("syncookies_recv")
+        => Counter Count SYNCOOKIES_VALIDATED = "smrnet_syncookies_validated_total",
+        "Final ACKs whose SYN cookie validated.";
     /// Final ACKs whose cookie did not validate.
-    syncookies_failed => "syncookies_failed",
+    syncookies_failed ("syncookies_failed")
+        => Counter Count SYNCOOKIES_FAILED = "smrnet_syncookies_failed_total",
+        "Final ACKs whose SYN cookie did not validate.";
     /// Completed handshakes dropped because the accept queue was full.
-    listen_queue_overflow => "listen_queue_overflow",
+    listen_queue_overflow ("listen_queue_overflow")
+        => Counter Count LISTEN_QUEUE_OVERFLOWS = "smrnet_listen_queue_overflows_total",
+        "Completed handshakes dropped because the accept queue was full.";
     /// Handshakes refused because the connection pool was exhausted.
-    pool_exhausted => "pool_exhausted",
+    pool_exhausted ("pool_exhausted")
+        => Counter Count TCP_POOL_EXHAUSTED_DROPS = "smrnet_tcp_pool_exhausted_drops_total",
+        "Handshakes refused because the connection pool was exhausted.";
 }
 
 /// A counter with one writer: a Relaxed load and store, no read-modify-write.
@@ -160,6 +212,12 @@ impl MibCounter {
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl smr::stat::Cell for MibCounter {
+    fn value(&self) -> u64 {
+        self.get()
     }
 }
 
@@ -192,9 +250,5 @@ impl TcpMibSnapshot {
 
 /// The sum of several workers' blocks.
 pub fn sum_mibs<'a>(mibs: impl IntoIterator<Item = &'a TcpMib>) -> TcpMibSnapshot {
-    let mut total = TcpMibSnapshot::default();
-    for m in mibs {
-        total.add(&m.snapshot());
-    }
-    total
+    TcpMibSnapshot::sum(mibs)
 }

@@ -1,5 +1,6 @@
 //! `smrnet demo --quick`: runs to the end, leaves its folder, removes its lab.
 
+use crate::names as metric;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -50,7 +51,7 @@ pub fn demo_quick_writes_its_folder_and_leaves_no_namespace() -> Outcome {
     let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
     assert!(json.contains("\"under_flood\"") && json.contains("\"rss_per_conn_bytes\""));
     let prom = std::fs::read_to_string(out.join("metrics.prom")).expect("metrics.prom");
-    assert!(prom.contains("smrnet_syncookies_sent_total"));
+    assert!(prom.contains(metric::SYNCOOKIES_SENT));
     // The lab it named is gone.
     let id = md
         .lines()

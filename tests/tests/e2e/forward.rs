@@ -3,6 +3,7 @@
 //! loopback (the only place the daemon may forward to).
 
 use crate::clients::connect;
+use crate::names as metric;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -180,19 +181,13 @@ pub fn forward_splices_both_ways_and_carries_the_half_close() -> Outcome {
     .expect("enter the lab");
     assert_eq!(upstream.accepts(), CONNS as u64);
     let m = scrape(&lab);
+    assert_eq!(m.sum(metric::FORWARD_UPSTREAM_CONNECTS), CONNS as f64);
     assert_eq!(
-        m.sum("smrnet_forward_upstream_connects_total"),
-        CONNS as f64
-    );
-    assert_eq!(
-        m.sum_where("smrnet_forward_bytes_total", "direction=\"to_upstream\""),
+        m.sum_where(metric::FORWARD_BYTES, "direction=\"to_upstream\""),
         (CONNS * LEN) as f64
     );
-    assert!(
-        m.sum_where("smrnet_forward_bytes_total", "direction=\"to_client\"")
-            >= (CONNS * LEN) as f64
-    );
-    assert_eq!(m.sum("smrnet_forward_upstream_failures_total"), 0.0);
+    assert!(m.sum_where(metric::FORWARD_BYTES, "direction=\"to_client\"") >= (CONNS * LEN) as f64);
+    assert_eq!(m.sum(metric::FORWARD_UPSTREAM_FAILURES), 0.0);
     Outcome::Passed
 }
 
@@ -219,10 +214,7 @@ pub fn forward_to_a_down_upstream_resets_the_client_and_logs_once() -> Outcome {
     .expect("enter the lab");
     let m = scrape(&lab);
     assert_eq!(
-        m.sum_where(
-            "smrnet_forward_upstream_failures_total",
-            "reason=\"refused\""
-        ),
+        m.sum_where(metric::FORWARD_UPSTREAM_FAILURES, "reason=\"refused\""),
         TRIES as f64
     );
     let log = std::fs::read_to_string(lab.log()).expect("read the daemon log");
@@ -396,10 +388,7 @@ pub fn forward_to_a_silent_upstream_resets_the_client_after_the_connect_timeout(
     );
     let m = scrape(&lab);
     assert_eq!(
-        m.sum_where(
-            "smrnet_forward_upstream_failures_total",
-            "reason=\"timed_out\""
-        ),
+        m.sum_where(metric::FORWARD_UPSTREAM_FAILURES, "reason=\"timed_out\""),
         1.0
     );
     drop(upstream);

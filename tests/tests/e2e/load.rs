@@ -3,6 +3,7 @@
 //! started small, which shrinks back), and the kernel comparison cleans up
 //! its namespaces.
 
+use crate::names as metric;
 use crate::names::{PASSIVE_OPENS, POOL_PENDING, TABLE_BUCKETS, TABLE_GROWS, TABLE_SHRINKS};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
@@ -99,7 +100,7 @@ pub fn hold_3000_over_17_sources_and_2_processes_drains_after_close() -> Outcome
     assert_eq!(d["drained"], true, "{r:#}");
     assert_eq!(d["pool_pending_after"], 0, "{r:#}");
     // The daemon reports its own memory too.
-    let rss = scrape(&lab).sum("smrnet_process_resident_memory_bytes");
+    let rss = scrape(&lab).sum(metric::PROCESS_RESIDENT_MEMORY_BYTES);
     assert!(rss > 1e6, "resident memory gauge {rss}");
     Outcome::Passed
 }
@@ -239,7 +240,7 @@ pub fn syn_compare_kernel_floods_both_with_one_seed_and_removes_its_namespaces()
         assert!(u["ok"].as_u64().unwrap() > 0, "{side}: {r:#}");
     }
     assert!(
-        r["smrnetd"]["daemon"]["smrnet_listen_syns_total"]
+        r["smrnetd"]["daemon"][metric::LISTEN_SYNS]
             .as_f64()
             .unwrap()
             > 0.0

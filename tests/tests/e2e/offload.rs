@@ -7,6 +7,7 @@
 //! The transfer size is 256 MiB each way (`SMRNET_E2E_OFFLOAD_MIB` sets
 //! another, e.g. 1024 for the 1 GiB; see docs/operator-guide.md).
 
+use crate::names as metric;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
@@ -16,10 +17,10 @@ use tests::{
     DAEMON_V4, DAEMON_V6, DISCARD_PORT, ECHO_PORT, Lab, Metrics, Outcome, lab, lab_with, scrape,
 };
 
-const FRAMES: &str = "smrnet_worker_offload_frames_total";
-const ENABLED: &str = "smrnet_offload_enabled";
-const REFUSED: &str = "smrnet_offload_refused";
-const REJECTED: &str = "smrnet_offload_rejected_total";
+const FRAMES: &str = metric::WORKER_OFFLOAD_FRAMES;
+const ENABLED: &str = metric::OFFLOAD_ENABLED;
+const REFUSED: &str = metric::OFFLOAD_REFUSED;
+const REJECTED: &str = metric::OFFLOAD_REJECTED;
 
 fn transfer_bytes() -> usize {
     let mib = std::env::var("SMRNET_E2E_OFFLOAD_MIB")

@@ -2,10 +2,11 @@
 //! legitimate client keeps succeeding, and the daemon keeps serving.
 
 use crate::clients::http_get_once;
+use crate::names as metric;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
-use tests::{DAEMON_V4, DAEMON_V6, ECHO_PORT, HTTP_PORT, Outcome, lab};
+use tests::{DAEMON_V4, DAEMON_V6, ECHO_PORT, HTTP_PORT, Lab, Outcome, lab};
 use tools::load::syn::{self, SynArgs};
 
 /// A modest rate the daemon's two workers absorb without the TUN queue
@@ -26,6 +27,8 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
     let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));
     let kernel_after = lab.in_netns(kernel_snmp).expect("enter the lab");
     eprintln!("{report}");
+    assert_eq!(report.spoof_prefix, "198.19.128.0/17");
+    assert_spoofed_sources_are_routed_via_the_daemon(&lab, &args, IpAddr::V4(DAEMON_V4));
     let sent = report.flood.sent as f64;
     // Paced: close to the asked rate over 3 s, neither far below nor above.
     assert!(
@@ -68,7 +71,8 @@ pub fn syn_flood_reaches_the_listener_and_legit_clients_still_connect() -> Outco
 }
 
 /// The IPv6 flood: spoofed sources from the lab's IPv6 spoof prefix
-/// (`fd00:5eed:0:0:8000::/65`, the default for an IPv6 target) reach the
+/// (`fd00:5eed:0:1::/64`, the default for an IPv6 target, which the lab
+/// routes toward the daemon rather than having it on the link) reach the
 /// daemon's listener, its SYN cache and cookies answer them, the legitimate
 /// probe over IPv6 keeps succeeding, and the namespace's kernel drops the
 /// SYN-ACKs to the spoofed sources without forwarding or answering them.
@@ -87,7 +91,8 @@ pub fn ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect()
     let report = syn::run(&args, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("syn: {e}"));
     let kernel_after = lab.in_netns(kernel_snmp6).expect("enter the lab");
     eprintln!("{report}");
-    assert_eq!(report.spoof_prefix, "fd00:5eed:0:0:8000::/65");
+    assert_eq!(report.spoof_prefix, "fd00:5eed:0:1::/64");
+    assert_spoofed_sources_are_routed_via_the_daemon(&lab, &args, IpAddr::V6(DAEMON_V6));
     let sent = report.flood.sent as f64;
     assert!(
         sent >= 0.8 * 3.0 * RATE6 as f64,
@@ -111,6 +116,33 @@ pub fn ipv6_syn_flood_moves_the_syn_cache_and_legit_ipv6_clients_still_connect()
         "the lab namespace sent ICMPv6 unreachables"
     );
     Outcome::Passed
+}
+
+/// The lab namespace's kernel reaches the flood's spoofed sources through
+/// the route via the daemon's address on the TUN device, not as on-link
+/// neighbours: `ip route get` for sampled sources shows the gateway. That
+/// route is what carries the daemon's SYN-ACKs to them back into the
+/// namespace's kernel (and to its drop).
+fn assert_spoofed_sources_are_routed_via_the_daemon(lab: &Lab, args: &SynArgs, daemon: IpAddr) {
+    let spoof = args.spoof();
+    let mut rng = smr::rng::SplitMix64::new(7);
+    for _ in 0..4 {
+        let src: IpAddr = match spoof {
+            syn::SpoofPrefix::V4(p) => p.random(&mut rng).into(),
+            syn::SpoofPrefix::V6(p) => p.random(&mut rng).into(),
+        };
+        let out = std::process::Command::new("ip")
+            .args(["-n", lab.netns().name(), "route", "get", &src.to_string()])
+            .output()
+            .expect("run ip route get");
+        let route = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && route.contains(&format!("via {daemon} dev {}", tools::lab::DEVICE)),
+            "the lab's route to spoofed source {src} is not via the daemon: {route}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// The calling thread's namespace's IPv6 counters (`Ip6InAddrErrors`), from
@@ -153,7 +185,7 @@ fn kernel_snmp() -> HashMap<String, f64> {
 fn assert_answered_and_probes_ok(report: &syn::SynReport, sent: f64, family: &str) {
     let d = |n: &str| report.daemon.get(n).copied().unwrap_or(0.0);
     assert!(
-        d("smrnet_syncache_added_total") + d("smrnet_syncookies_sent_total") >= 0.9 * sent,
+        d(metric::SYNCACHE_ADDED) + d(metric::SYNCOOKIES_SENT) >= 0.9 * sent,
         "SYN cache + cookies answered too few of {sent} {family}SYNs: {:?}",
         report.daemon
     );

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use metrics::{counter, gauge};
 
 use super::device::{DeviceStats, Kind};
 
@@ -26,45 +26,27 @@ pub struct Faults {
     pub metrics_accept_failures: AtomicU64,
 }
 
-/// `(name, unit, help, is_counter)` of what [`Faults::refresh`] writes.
-const DESCRIBED: &[(&str, Unit, &str, bool)] = &[
-    (
-        "smrnet_device_events_total",
-        Unit::Count,
-        "Events on the TUN device by kind: link_down, link_up, address_removed, address_restored, mtu_changed, mtu_restored, restore_failed, resync.",
-        true,
-    ),
-    (
-        "smrnet_device_link_up",
-        Unit::Count,
-        "1 while the TUN device is administratively up.",
-        false,
-    ),
-    (
-        "smrnet_reloads_total",
-        Unit::Count,
-        "SIGHUP reloads by result: applied, refused.",
-        true,
-    ),
-    (
-        "smrnet_pcap_stopped",
-        Unit::Count,
-        "1 once the pcap capture has stopped on a write error.",
-        false,
-    ),
-    (
-        "smrnet_metrics_bind_failures_total",
-        Unit::Count,
-        "Failed attempts to bind the metrics listener (it is retried).",
-        true,
-    ),
-    (
-        "smrnet_metrics_accept_failures_total",
-        Unit::Count,
-        "Failed accepts on the metrics listener (backed off, retried).",
-        true,
-    ),
-];
+/// The names of what [`Faults::refresh`] writes.
+pub mod names {
+    smr::metric_table! {
+        /// What [`Faults::refresh`](super::Faults::refresh) writes.
+        pub(crate) const DESCRIBED;
+        device_events: Counter Count DEVICE_EVENTS = "smrnet_device_events_total",
+            "Events on the TUN device by kind: link_down, link_up, address_removed, address_restored, mtu_changed, mtu_restored, restore_failed, resync.";
+        device_link_up: Gauge Count DEVICE_LINK_UP = "smrnet_device_link_up",
+            "1 while the TUN device is administratively up.";
+        reloads: Counter Count RELOADS = "smrnet_reloads_total",
+            "SIGHUP reloads by result: applied, refused.";
+        pcap_stopped: Gauge Count PCAP_STOPPED = "smrnet_pcap_stopped",
+            "1 once the pcap capture has stopped on a write error.";
+        metrics_bind_failures: Counter Count METRICS_BIND_FAILURES = "smrnet_metrics_bind_failures_total",
+            "Failed attempts to bind the metrics listener (it is retried).";
+        metrics_accept_failures: Counter Count METRICS_ACCEPT_FAILURES = "smrnet_metrics_accept_failures_total",
+            "Failed accepts on the metrics listener (backed off, retried).";
+    }
+}
+
+pub(crate) use names::DESCRIBED;
 
 /// Relaxed: statistics only.
 pub fn bump(c: &AtomicU64) {
@@ -72,35 +54,21 @@ pub fn bump(c: &AtomicU64) {
 }
 
 impl Faults {
-    /// Describes the metrics (inside the recorder's scope).
-    pub fn describe() {
-        for (name, unit, help, is_counter) in DESCRIBED {
-            if *is_counter {
-                describe_counter!(*name, *unit, *help);
-            } else {
-                describe_gauge!(*name, *unit, *help);
-            }
-        }
-    }
-
     /// Writes the current values (inside the recorder's scope).
     pub fn refresh(&self) {
         for kind in Kind::ALL {
-            counter!("smrnet_device_events_total", "kind" => kind.name())
+            counter!(names::DEVICE_EVENTS, "kind" => kind.name())
                 .absolute(self.device.events(kind));
         }
-        gauge!("smrnet_device_link_up").set(f64::from(u8::from(self.device.link_up())));
+        gauge!(names::DEVICE_LINK_UP).set(f64::from(u8::from(self.device.link_up())));
         // Relaxed: statistics only.
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        counter!("smrnet_reloads_total", "result" => "applied")
-            .absolute(read(&self.reloads_applied));
-        counter!("smrnet_reloads_total", "result" => "refused")
-            .absolute(read(&self.reloads_refused));
-        gauge!("smrnet_pcap_stopped").set(f64::from(u8::from(
+        counter!(names::RELOADS, "result" => "applied").absolute(read(&self.reloads_applied));
+        counter!(names::RELOADS, "result" => "refused").absolute(read(&self.reloads_refused));
+        gauge!(names::PCAP_STOPPED).set(f64::from(u8::from(
             self.pcap_stopped.load(Ordering::Relaxed),
         )));
-        counter!("smrnet_metrics_bind_failures_total").absolute(read(&self.metrics_bind_failures));
-        counter!("smrnet_metrics_accept_failures_total")
-            .absolute(read(&self.metrics_accept_failures));
+        counter!(names::METRICS_BIND_FAILURES).absolute(read(&self.metrics_bind_failures));
+        counter!(names::METRICS_ACCEPT_FAILURES).absolute(read(&self.metrics_accept_failures));
     }
 }

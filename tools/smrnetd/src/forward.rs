@@ -127,17 +127,17 @@ impl ForwardCounters {
     pub fn render(&self, text: &mut String) {
         let counters: [Family<'_>; 5] = [
             (
-                "smrnet_forward_accepted_total",
+                names::FORWARD_ACCEPTED,
                 "Connections the forward service accepted from the stack.",
                 &[("", &self.accepted)],
             ),
             (
-                "smrnet_forward_upstream_connects_total",
+                names::FORWARD_UPSTREAM_CONNECTS,
                 "Upstream connections the forward service opened.",
                 &[("", &self.connects)],
             ),
             (
-                "smrnet_forward_upstream_failures_total",
+                names::FORWARD_UPSTREAM_FAILURES,
                 "Upstream connects that failed, by reason (the client got an RST).",
                 &[
                     ("reason=\"refused\"", &self.refused),
@@ -146,7 +146,7 @@ impl ForwardCounters {
                 ],
             ),
             (
-                "smrnet_forward_bytes_total",
+                names::FORWARD_BYTES,
                 "Bytes carried by forward splices, by direction.",
                 &[
                     ("direction=\"to_upstream\"", &self.bytes_up),
@@ -154,7 +154,7 @@ impl ForwardCounters {
                 ],
             ),
             (
-                "smrnet_forward_splice_ends_total",
+                names::FORWARD_SPLICE_ENDS,
                 "Splices that ended other than in order: an error on one side (the other reset), or a stop.",
                 &[
                     ("end=\"client_error\"", &self.client_errors),
@@ -175,18 +175,37 @@ impl ForwardCounters {
         }
         let _ = writeln!(
             text,
-            "# HELP smrnet_forward_active_splices Forward splices open now.\n# TYPE smrnet_forward_active_splices gauge\nsmrnet_forward_active_splices {}",
-            self.active()
+            "# HELP {a} Forward splices open now.\n# TYPE {a} gauge\n{a} {}",
+            self.active(),
+            a = names::FORWARD_ACTIVE_SPLICES
         );
         let buckets: Vec<u64> = self.splice_ns.iter().map(read).collect();
         super::metrics::histogram::render_pow2_ns(
             text,
-            "smrnet_forward_splice_seconds",
+            names::FORWARD_SPLICE_SECONDS,
             "Time from the upstream connect to the end of both directions of a forward splice.",
             &buckets,
             Some(read(&self.splice_sum_ns)),
         );
     }
+}
+
+/// The names of the forward service's families (rendered by hand).
+pub mod names {
+    /// `smrnet_forward_accepted_total`.
+    pub const FORWARD_ACCEPTED: &str = "smrnet_forward_accepted_total";
+    /// `smrnet_forward_upstream_connects_total`.
+    pub const FORWARD_UPSTREAM_CONNECTS: &str = "smrnet_forward_upstream_connects_total";
+    /// `smrnet_forward_upstream_failures_total`.
+    pub const FORWARD_UPSTREAM_FAILURES: &str = "smrnet_forward_upstream_failures_total";
+    /// `smrnet_forward_bytes_total`.
+    pub const FORWARD_BYTES: &str = "smrnet_forward_bytes_total";
+    /// `smrnet_forward_splice_ends_total`.
+    pub const FORWARD_SPLICE_ENDS: &str = "smrnet_forward_splice_ends_total";
+    /// `smrnet_forward_splice_seconds`.
+    pub const FORWARD_SPLICE_SECONDS: &str = "smrnet_forward_splice_seconds";
+    /// `smrnet_forward_active_splices`.
+    pub const FORWARD_ACTIVE_SPLICES: &str = "smrnet_forward_active_splices";
 }
 
 /// What the packet workers, the control plane and the forward thread

@@ -255,26 +255,43 @@ pub struct WorkerTotals<'a> {
     pub offload: &'a OffloadStats,
 }
 
+/// The names of the offload families (rendered by hand).
+pub mod names {
+    /// `smrnet_offload_enabled`.
+    pub const OFFLOAD_ENABLED: &str = "smrnet_offload_enabled";
+    /// `smrnet_offload_refused`.
+    pub const OFFLOAD_REFUSED: &str = "smrnet_offload_refused";
+    /// `smrnet_worker_offload_frames_total`.
+    pub const WORKER_OFFLOAD_FRAMES: &str = "smrnet_worker_offload_frames_total";
+    /// `smrnet_worker_offload_bytes_total`.
+    pub const WORKER_OFFLOAD_BYTES: &str = "smrnet_worker_offload_bytes_total";
+    /// `smrnet_offload_rejected_total`.
+    pub const OFFLOAD_REJECTED: &str = "smrnet_offload_rejected_total";
+    /// `smrnet_offload_super_segment_bytes`.
+    pub const OFFLOAD_SUPER_SEGMENT_BYTES: &str = "smrnet_offload_super_segment_bytes";
+}
+
 /// Renders the offload metrics (Prometheus text) for `workers`.
 pub fn render(text: &mut String, status: Status, workers: &[WorkerTotals<'_>]) {
+    use names::{OFFLOAD_ENABLED, OFFLOAD_REFUSED, OFFLOAD_REJECTED};
     let _ = writeln!(
         text,
-        "# HELP smrnet_offload_enabled 1 if the TUN queues run with the virtio-net header and TSO/checksum offload.\n# TYPE smrnet_offload_enabled gauge\nsmrnet_offload_enabled {}",
+        "# HELP {OFFLOAD_ENABLED} 1 if the TUN queues run with the virtio-net header and TSO/checksum offload.\n# TYPE {OFFLOAD_ENABLED} gauge\n{OFFLOAD_ENABLED} {}",
         u8::from(status.enabled)
     );
     let _ = writeln!(
         text,
-        "# HELP smrnet_offload_refused 1 if --offload on was asked for and the kernel refused it (the log says why).\n# TYPE smrnet_offload_refused gauge\nsmrnet_offload_refused {}",
+        "# HELP {OFFLOAD_REFUSED} 1 if --offload on was asked for and the kernel refused it (the log says why).\n# TYPE {OFFLOAD_REFUSED} gauge\n{OFFLOAD_REFUSED} {}",
         u8::from(status.requested && !status.enabled)
     );
     for (metric, help, pick) in [
         (
-            "smrnet_worker_offload_frames_total",
+            names::WORKER_OFFLOAD_FRAMES,
             "Frames through the worker's TUN queue, by direction and whether they were super-segments (offload=\"gso\") or single segments (offload=\"none\").",
             0,
         ),
         (
-            "smrnet_worker_offload_bytes_total",
+            names::WORKER_OFFLOAD_BYTES,
             "Octets through the worker's TUN queue, split as smrnet_worker_offload_frames_total.",
             1,
         ),
@@ -310,17 +327,13 @@ pub fn render(text: &mut String, status: Status, workers: &[WorkerTotals<'_>]) {
     }
     let _ = writeln!(
         text,
-        "# HELP smrnet_offload_rejected_total Frames dropped for a virtio-net header the daemon cannot honour, by reason.\n# TYPE smrnet_offload_rejected_total counter"
+        "# HELP {OFFLOAD_REJECTED} Frames dropped for a virtio-net header the daemon cannot honour, by reason.\n# TYPE {OFFLOAD_REJECTED} counter"
     );
     for why in Reject::ALL {
         let n: u64 = workers.iter().map(|w| w.offload.rejected(why)).sum();
-        let _ = writeln!(
-            text,
-            "smrnet_offload_rejected_total{{reason=\"{}\"}} {n}",
-            why.name()
-        );
+        let _ = writeln!(text, "{OFFLOAD_REJECTED}{{reason=\"{}\"}} {n}", why.name());
     }
-    const SIZES: &str = "smrnet_offload_super_segment_bytes";
+    const SIZES: &str = names::OFFLOAD_SUPER_SEGMENT_BYTES;
     let _ = writeln!(
         text,
         "# HELP {SIZES} Sizes of super-segments (IP datagram octets) read from (rx) and written to (tx) the TUN queues.\n# TYPE {SIZES} histogram"

@@ -43,29 +43,67 @@ pub const GRACEFUL_CLOSE: Duration = Duration::from_millis(700);
 /// The least time between two idle reclaims of the pool.
 pub const RECLAIM_EVERY: Duration = Duration::from_millis(100);
 
-/// One worker's daemon-level statistics (one writer: the worker).
+smr::counter_block! {
+    /// One worker's daemon-level counters (one writer: the worker).
+    pub struct WorkerCounters(AtomicU64);
+    /// Plain values of [`WorkerCounters`].
+    pub struct WorkerCountersSnapshot;
+    /// The Prometheus names of the per-worker counters (labelled `worker`).
+    pub mod worker_names;
+    /// Frames read from the queue.
+    packets_in
+        => Counter Count WORKER_PACKETS_IN = "smrnet_worker_packets_in_total",
+        "Frames read from the worker's TUN queue.";
+    /// Frames written to the queue.
+    packets_out
+        => Counter Count WORKER_PACKETS_OUT = "smrnet_worker_packets_out_total",
+        "Frames written to the worker's TUN queue.";
+    /// Bytes read.
+    bytes_in
+        => Counter Bytes WORKER_RECEIVED_BYTES = "smrnet_worker_received_bytes_total",
+        "Bytes read from the worker's TUN queue.";
+    /// Bytes written.
+    bytes_out
+        => Counter Bytes WORKER_SENT_BYTES = "smrnet_worker_sent_bytes_total",
+        "Bytes written to the worker's TUN queue.";
+    /// Turns that read at least one frame.
+    batches
+        => Counter Count WORKER_BATCHES = "smrnet_worker_batches_total",
+        "Worker turns that read at least one frame.";
+    /// Nanoseconds spent working (not sleeping in poll); exported as
+    /// float seconds, rendered by hand.
+    busy_ns;
+    /// Frames the device refused to take.
+    write_errors
+        => Counter Count WORKER_WRITE_ERRORS = "smrnet_worker_write_errors_total",
+        "Frames the TUN queue refused.";
+    /// Connections served (service sessions started).
+    sessions
+        => Counter Count WORKER_SESSIONS = "smrnet_worker_sessions_total",
+        "Service sessions (echo, discard, http connections) started.";
+    /// Sleeps ended by the wake-up eventfd (another thread queued work).
+    wakeups
+        => Counter Count WORKER_WAKEUPS_RECEIVED = "smrnet_worker_wakeups_received_total",
+        "Sleeps the worker's wake-up eventfd ended.";
+}
+
+/// One worker's daemon-level statistics (one writer: the worker): its
+/// counters (reached through `Deref`, e.g. `stats.packets_in`) and its
+/// offload figures.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct WorkerStats {
-    /// Frames read from the queue.
-    pub packets_in: AtomicU64,
-    /// Frames written to the queue.
-    pub packets_out: AtomicU64,
-    /// Bytes read / written.
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// Turns that read at least one frame.
-    pub batches: AtomicU64,
-    /// Nanoseconds spent working (not sleeping in poll).
-    pub busy_ns: AtomicU64,
-    /// Frames the device refused to take.
-    pub write_errors: AtomicU64,
-    /// Connections served (service sessions started).
-    pub sessions: AtomicU64,
-    /// Sleeps ended by the wake-up eventfd (another thread queued work).
-    pub wakeups: AtomicU64,
+    /// The exported per-worker counters.
+    pub counters: WorkerCounters,
     /// Super-segments, their sizes, refused headers.
     pub offload: super::offload::OffloadStats,
+}
+
+impl std::ops::Deref for WorkerStats {
+    type Target = WorkerCounters;
+    fn deref(&self) -> &WorkerCounters {
+        &self.counters
+    }
 }
 
 /// A TUN queue as the worker uses it: one frame per call, non-blocking,

@@ -21,6 +21,7 @@ use crate::lab::{DAEMON_V4, ECHO_PORT, Lab, LabConfig, LabError};
 use crate::load::churn::{self, ChurnOpts};
 use crate::load::scrape::Samples;
 use serde::Serialize;
+use smrnetd::metrics::names as metric;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -240,8 +241,8 @@ fn churn_once(args: &E2eArgs, lab: &Lab) -> io::Result<Sample> {
         p99_us: report.transaction_latency.p99_us,
         ok,
         errors: report.errors.total(),
-        passive_opens: delta("smrnet_tcp_passive_opens_total").max(0.0) as u64,
-        peak_pending: after.sum("smrnet_pool_peak_pending_objects").unwrap_or(0.0) as u64,
+        passive_opens: delta(metric::TCP_PASSIVE_OPENS).max(0.0) as u64,
+        peak_pending: after.sum(metric::POOL_PEAK_PENDING_OBJECTS).unwrap_or(0.0) as u64,
     })
 }
 

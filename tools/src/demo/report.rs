@@ -4,6 +4,7 @@
 use super::{HoldPhase, Plan};
 use crate::load::churn::ChurnReport;
 use crate::load::syn::{Scrape, SynReport, success_ratio};
+use smrnetd::metrics::names as metric;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -50,8 +51,8 @@ impl DemoReport {
         let delta = |n: &str| Some(after.get(n)? - before.get(n).unwrap_or(0.0));
         self.churn = Some(ChurnPhase {
             report,
-            passive_opens: delta("smrnet_tcp_passive_opens_total"),
-            frees_per_advance: after.get("smrnet_pool_frees_per_advance"),
+            passive_opens: delta(metric::TCP_PASSIVE_OPENS),
+            frees_per_advance: after.get(metric::POOL_FREES_PER_ADVANCE),
         });
     }
 
@@ -64,10 +65,10 @@ impl DemoReport {
     }
 
     pub(super) fn finish(&mut self, last: &Scrape, took: Duration) {
-        self.peak_pending_objects = last.get("smrnet_pool_peak_pending_objects");
-        self.peak_pending_bytes = last.get("smrnet_pool_peak_pending_bytes");
-        self.frees_per_advance = last.get("smrnet_pool_frees_per_advance");
-        self.smr_advances = last.get("smrnet_smr_advances_total");
+        self.peak_pending_objects = last.get(metric::POOL_PEAK_PENDING_OBJECTS);
+        self.peak_pending_bytes = last.get(metric::POOL_PEAK_PENDING_BYTES);
+        self.frees_per_advance = last.get(metric::POOL_FREES_PER_ADVANCE);
+        self.smr_advances = last.get(metric::SMR_ADVANCES);
         self.seconds = took.as_secs_f64();
     }
 
@@ -155,11 +156,11 @@ impl DemoReport {
             let _ = writeln!(
                 s,
                 "- SYN cache: {} added, {} overflowed to cookies; cookies: {} sent, {} validated; {} SYNs reached the listener, {} lost in the full TUN queue\n",
-                opt(d("smrnet_syncache_added_total"), ""),
-                opt(d("smrnet_syncache_overflows_total"), ""),
-                opt(d("smrnet_syncookies_sent_total"), ""),
-                opt(d("smrnet_syncookies_validated_total"), ""),
-                opt(d("smrnet_listen_syns_total"), ""),
+                opt(d(metric::SYNCACHE_ADDED), ""),
+                opt(d(metric::SYNCACHE_OVERFLOWS), ""),
+                opt(d(metric::SYNCOOKIES_SENT), ""),
+                opt(d(metric::SYNCOOKIES_VALIDATED), ""),
+                opt(d(metric::LISTEN_SYNS), ""),
                 opt(d(crate::load::syn::TUN_DROPPED), "")
             );
         }

@@ -31,6 +31,7 @@ pub use prometheus::{Prometheus, PrometheusState};
 pub use state::{LabState, run_dir};
 
 use crate::load::scrape::Samples;
+use smrnetd::metrics::names as metric;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -50,6 +51,14 @@ pub const DAEMON_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const DAEMON_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x5eed, 0, 0, 0, 0, 0, 2);
 pub const PREFIX_V4: u8 = 15;
 pub const PREFIX_V6: u8 = 64;
+/// The spoofed-source prefixes `smrnet load syn` draws from by default. The
+/// lab routes each toward the daemon (a route via the daemon's address on
+/// the device), so they are networks behind the daemon, not on the link:
+/// the IPv4 one is carved out of the connected /15 by a longer route, the
+/// IPv6 one is the /64 next to the connected one. Nothing in the lab owns
+/// an address in them.
+pub const SPOOF_V4: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 128, 0), 17);
+pub const SPOOF_V6: (Ipv6Addr, u8) = (Ipv6Addr::new(0xfd00, 0x5eed, 0, 1, 0, 0, 0, 0), 64);
 /// More kernel-side IPv4 addresses, 198.18.0.16 to 198.18.0.31, so load can
 /// come from many sources: with `IP_BIND_ADDRESS_NO_PORT` each source address
 /// gives the kernel a whole local port range per target, so 17 addresses
@@ -262,7 +271,34 @@ impl Lab {
         })?
         .map_err(|e| LabError::io("widen the namespace's local port range", e))?;
         // The connected routes (198.18.0.0/15, fd00:5eed::/64 via the device)
-        // come with the addresses; nothing else is routed into the lab.
+        // come with the addresses; the spoof prefixes are routed via the
+        // daemon's address (after the link is up, when the gateway is
+        // reachable). Nothing else is routed into the lab.
+        let (v4net, v4len) = SPOOF_V4;
+        netns::ip(&[
+            "-n",
+            &ns,
+            "route",
+            "replace",
+            &format!("{v4net}/{v4len}"),
+            "via",
+            &DAEMON_V4.to_string(),
+            "dev",
+            DEVICE,
+        ])?;
+        let (v6net, v6len) = SPOOF_V6;
+        netns::ip(&[
+            "-n",
+            &ns,
+            "-6",
+            "route",
+            "replace",
+            &format!("{v6net}/{v6len}"),
+            "via",
+            &DAEMON_V6.to_string(),
+            "dev",
+            DEVICE,
+        ])?;
         Ok(())
     }
 
@@ -307,10 +343,9 @@ impl Lab {
                 };
                 let m = Samples::parse(&body);
                 let zero = |name| m.sum(name) == Some(0.0);
-                Ok(zero("smrnet_table_entries")
-                    && zero("smrnet_syncache_entries")
-                    && m.sum("smrnet_tcp_passive_opens_total")
-                        .is_some_and(|n| n >= 2.0))
+                Ok(zero(metric::TABLE_ENTRIES)
+                    && zero(metric::SYNCACHE_ENTRIES)
+                    && m.sum(metric::TCP_PASSIVE_OPENS).is_some_and(|n| n >= 2.0))
             },
         )
     }

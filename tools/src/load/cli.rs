@@ -8,6 +8,7 @@ use super::safety::Cidr;
 use super::scrape::{DEFAULT_METRICS_URL, Scraper};
 use super::source::parse_sources;
 use crate::lab::{self, DAEMON_V4, ECHO_PORT, LabState};
+use smrnetd::metrics::names as metric;
 use std::io::{self, IsTerminal};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
@@ -378,7 +379,7 @@ pub(crate) fn counter(scraper: Option<&Scraper>, name: &str) -> Option<f64> {
     }
 }
 
-const PASSIVE_OPENS: &str = "smrnet_tcp_passive_opens_total";
+const PASSIVE_OPENS: &str = metric::TCP_PASSIVE_OPENS;
 
 fn churn_cmd(args: &ChurnArgs) -> io::Result<()> {
     let opts = args.opts();

@@ -24,6 +24,7 @@ use super::safety::{self, Cidr};
 use super::sockopt::set_bind_address_no_port;
 use crate::lab::{self, DAEMON_V4, ECHO_PORT};
 use serde::Serialize;
+use smrnetd::metrics::names as metric;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -671,12 +672,12 @@ impl fmt::Display for HoldReport {
     }
 }
 
-const TABLE_ENTRIES: &str = "smrnet_table_entries";
+const TABLE_ENTRIES: &str = metric::TABLE_ENTRIES;
 /// Metrics scrapes timed while the connections are held.
 const SCRAPE_SAMPLES: usize = 5;
-const POOL_PENDING: &str = "smrnet_pool_pending_objects";
-const POOL_LIVE: &str = "smrnet_pool_live_objects";
-const POOL_MAX: &str = "smrnet_pool_max_objects";
+const POOL_PENDING: &str = metric::POOL_PENDING_OBJECTS;
+const POOL_LIVE: &str = metric::POOL_LIVE_OBJECTS;
+const POOL_MAX: &str = metric::POOL_MAX_OBJECTS;
 
 /// `smrnet load hold`.
 pub fn run_cli(args: &HoldArgs) -> io::Result<()> {

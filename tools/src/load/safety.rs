@@ -2,8 +2,9 @@
 //! source addresses, and any spoofed prefix) here before it sends a packet.
 //!
 //! Policy: loopback (127.0.0.0/8, ::1) and the lab's ranges (198.18.0.0/15,
-//! RFC 2544's benchmarking range, and fd00:5eed::/64, the lab's ULA prefix)
-//! are always allowed; they exist only on this machine or inside namespaces
+//! RFC 2544's benchmarking range; fd00:5eed::/64, the lab's ULA prefix on
+//! its link, and fd00:5eed:0:1::/64, the spoof prefix the lab routes toward
+//! the daemon) are always allowed; they exist only on this machine or inside namespaces
 //! the lab created. Anything else is refused unless the user names a network
 //! of their own with `--allow-network CIDR` (repeatable). IPv4-mapped IPv6
 //! addresses are judged as the IPv4 address they carry; the unspecified
@@ -96,7 +97,7 @@ impl FromStr for Cidr {
 }
 
 /// Networks every load generator may use without being told.
-pub const ALWAYS_ALLOWED: [Cidr; 4] = [
+pub const ALWAYS_ALLOWED: [Cidr; 5] = [
     Cidr {
         addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
         prefix: 8,
@@ -111,6 +112,12 @@ pub const ALWAYS_ALLOWED: [Cidr; 4] = [
     },
     Cidr {
         addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x5eed, 0, 0, 0, 0, 0, 0)),
+        prefix: 64,
+    },
+    // The lab's IPv6 spoof prefix, routed toward the daemon
+    // (`crate::lab::SPOOF_V6`).
+    Cidr {
+        addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x5eed, 0, 1, 0, 0, 0, 0)),
         prefix: 64,
     },
 ];
@@ -131,7 +138,7 @@ impl fmt::Display for Refused {
         write!(
             f,
             "refusing {} {}: load goes only to loopback and the lab's networks \
-             (127.0.0.0/8, ::1, 198.18.0.0/15, fd00:5eed::/64); if {} is on a network \
+             (127.0.0.0/8, ::1, 198.18.0.0/15, fd00:5eed::/64, fd00:5eed:0:1::/64); if {} is on a network \
              you own and mean to load, say so with --allow-network CIDR",
             self.role, self.ip, self.ip
         )
@@ -242,9 +249,13 @@ mod tests {
             "::1",
             "fd00:5eed::1",
             "fd00:5eed::ffff:1",
+            "fd00:5eed:0:1::7",
         ] {
             assert_eq!(check_target(ip(good), &[]), Ok(()), "{good}");
         }
+        // The lab's two IPv6 /64s and nothing past them.
+        assert!(check_target(ip("fd00:5eed:0:2::1"), &[]).is_err());
+        assert!(check_target(ip("fd00:5eed:1::1"), &[]).is_err());
         // Just outside the lab's /15.
         assert!(check_target(ip("198.20.0.1"), &[]).is_err());
         assert!(check_target(ip("198.17.255.255"), &[]).is_err());
@@ -291,6 +302,9 @@ mod tests {
         assert_eq!(err.ip, ip("198.16.0.0"));
         assert!(err.to_string().contains("spoof"));
         assert_eq!(check_prefix(p("fd00:5eed::/96"), &[], "spoof"), Ok(()));
+        assert_eq!(check_prefix(p("fd00:5eed:0:1::/64"), &[], "spoof"), Ok(()));
+        assert!(check_prefix(p("fd00:5eed::/63"), &[], "spoof").is_err());
+        assert!(check_prefix(p("fd00:5eed:0:2::/64"), &[], "spoof").is_err());
         assert!(check_prefix(p("fd00::/8"), &[], "spoof").is_err());
     }
 

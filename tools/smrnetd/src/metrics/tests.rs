@@ -180,19 +180,76 @@ fn resident_memory_is_this_process_s_at_scrape_time() {
     );
 }
 
-/// A counter added to the TCP MIB but not to the export list would be
+/// A counter added to the TCP MIB without an export clause would be
 /// counted and never seen; only the two halves of the `CurrEstab` gauge are
 /// exported in another form.
 #[test]
 fn every_tcp_mib_counter_is_exported() {
-    let folded = ["EstabEntered", "EstabLeft"];
-    for (name, _) in netstack::TcpMibSnapshot::default().iter() {
-        if folded.contains(&name) {
-            continue;
-        }
+    let folded = ["estab_entered", "estab_left"];
+    let snapshot = netstack::TcpMibSnapshot::default();
+    assert_eq!(
+        snapshot.iter().count(),
+        netstack::TcpMibSnapshot::METRICS.len() + folded.len(),
+        "a TCP MIB counter is neither exported nor folded into a gauge"
+    );
+    for m in netstack::TcpMibSnapshot::METRICS {
+        assert!(!folded.contains(&m.field), "{} is folded", m.field);
+    }
+}
+
+/// The generated lists and what a scrape renders agree: every generated
+/// metric is rendered with its HELP and TYPE, and every family the
+/// exposition declares comes from a generated list or is rendered by hand
+/// under a `names` constant.
+#[test]
+fn the_exposition_is_what_the_generated_lists_declare() {
+    let text = Metrics::new(shared()).render();
+    let types = types(&text);
+    for m in described() {
+        let kind = match m.kind {
+            smr::stat::Kind::Counter => "counter",
+            smr::stat::Kind::Gauge => "gauge",
+        };
         assert!(
-            MIB.iter().any(|(m, _, _)| *m == name),
-            "{name} is not exported"
+            types.iter().any(|(n, t)| n == m.name && t == kind),
+            "{} is not declared as a {kind}",
+            m.name
+        );
+        assert!(
+            text.contains(&format!("# HELP {} {}", m.name, m.help)),
+            "{} has another HELP",
+            m.name
+        );
+    }
+    let by_hand = [
+        names::TCP_HANDSHAKE_SECONDS,
+        names::POOL_REUSE_LATENCY_SECONDS,
+        names::WORKER_BUSY_SECONDS,
+        names::FORWARD_ACCEPTED,
+        names::FORWARD_UPSTREAM_CONNECTS,
+        names::FORWARD_UPSTREAM_FAILURES,
+        names::FORWARD_BYTES,
+        names::FORWARD_SPLICE_ENDS,
+        names::FORWARD_ACTIVE_SPLICES,
+        names::FORWARD_SPLICE_SECONDS,
+        names::OFFLOAD_ENABLED,
+        names::OFFLOAD_REFUSED,
+        names::WORKER_OFFLOAD_FRAMES,
+        names::WORKER_OFFLOAD_BYTES,
+        names::OFFLOAD_REJECTED,
+        names::OFFLOAD_SUPER_SEGMENT_BYTES,
+    ];
+    for name in by_hand {
+        assert!(
+            types.iter().any(|(n, _)| n == name),
+            "{name} is not rendered"
+        );
+    }
+    assert!(text.contains(&format!("{} 0\n", names::TCP_HANDSHAKE_SECONDS_COUNT)));
+    for (name, _) in &types {
+        assert!(
+            described().any(|m| m.name == name) || by_hand.contains(&name.as_str()),
+            "{name} is exported without a generated declaration or a names constant"
         );
     }
 }
@@ -230,15 +287,14 @@ fn a_scrape_walks_a_bounded_number_of_buckets_however_large_the_table() {
     );
 }
 
-/// The metric names the load tools, the lab, the demo and the end-to-end
-/// tests read from a scrape (every `"smrnet_..."` literal in their sources,
-/// parser fixtures aside): each must be a family the daemon declares, or one
-/// of its histogram series, so a renamed metric fails here, in a unit test,
-/// rather than reading as missing in a lab.
+/// The load tools, the lab, the benches, the demo and the end-to-end tests
+/// read a scrape by the generated `names` constants, so a renamed metric
+/// does not build there. A name spelled as a `"smrnet_..."` literal would
+/// escape that, so none may remain in their sources (parser fixtures aside,
+/// which use made-up names on purpose); and they must actually use the
+/// constants (imported as `metric`), or this test checks nothing.
 #[test]
-fn every_metric_name_the_readers_expect_is_exported() {
-    let text = Metrics::new(shared()).render();
-    let families: Vec<String> = types(&text).into_iter().map(|(n, _)| n).collect();
+fn the_readers_read_metrics_by_the_generated_names_only() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     // This crate is tools/smrnetd; the readers live in tools/src and tests/.
     let readers = [
@@ -248,7 +304,6 @@ fn every_metric_name_the_readers_expect_is_exported() {
         "../src/demo",
         "../../tests/tests/e2e",
     ];
-    // Parser unit tests use made-up names on purpose.
     let fixtures = ["src/load/scrape.rs", "src/load/syn/tests.rs"];
     let mut files = Vec::new();
     let mut dirs: Vec<_> = readers.iter().map(|d| root.join(d)).collect();
@@ -269,41 +324,29 @@ fn every_metric_name_the_readers_expect_is_exported() {
         "found only {} reader sources",
         files.len()
     );
-    let mut checked = 0;
+    let mut uses = 0;
     for file in &files {
         let source = std::fs::read_to_string(file).unwrap();
-        for (i, _) in source.match_indices("\"smrnet_") {
+        if let Some(i) = source.find("\"smrnet_") {
             let name: String = source[i + 1..]
                 .chars()
                 .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
-            let known = families.iter().any(|f| {
-                name == *f
-                    || name
-                        .strip_prefix(f.as_str())
-                        .is_some_and(|s| ["_bucket", "_count", "_sum"].contains(&s))
-            });
-            assert!(
-                known,
-                "{} reads {name}, which the daemon does not export",
+            panic!(
+                "{} spells {name} as a literal; read it as smrnetd::metrics::names::*",
                 file.display()
             );
-            checked += 1;
         }
+        uses += source.matches("metric::").count();
     }
-    assert!(checked > 40, "checked only {checked} names");
+    assert!(uses > 40, "the readers use only {uses} generated names");
 }
 
-/// One declaration per family: the describe tables name each metric once,
+/// One declaration per family: the generated lists name each metric once,
 /// and the exposition declares each family once.
 #[test]
 fn every_exported_family_is_declared_exactly_once() {
-    let mut names: Vec<&str> = MIB
-        .iter()
-        .map(|(_, n, _)| *n)
-        .chain(COUNTERS.iter().map(|(n, _, _)| *n))
-        .chain(GAUGES.iter().map(|(n, _, _)| *n))
-        .collect();
+    let mut names: Vec<&str> = described().map(|m| m.name).collect();
     let all = names.len();
     names.sort_unstable();
     names.dedup();

@@ -12,6 +12,7 @@ use crate::load::compare::{self, KernelPair};
 use crate::load::netns::NetnsFd;
 use crate::load::syn::{self, SynArgs};
 use serde::Serialize;
+use smrnetd::metrics::names as metric;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
@@ -175,10 +176,8 @@ pub fn syn_flood(
                 )
         };
         let d = &cmp.smrnetd.daemon;
-        let syn_acks = d.get("smrnet_syncache_added_total").copied().unwrap_or(0.0)
-            + d.get("smrnet_syncookies_sent_total")
-                .copied()
-                .unwrap_or(0.0);
+        let syn_acks = d.get(metric::SYNCACHE_ADDED).copied().unwrap_or(0.0)
+            + d.get(metric::SYNCOOKIES_SENT).copied().unwrap_or(0.0);
         Ok(Pair {
             kernel: side(&cmp.kernel),
             smrnetd: side(&cmp.smrnetd)

@@ -68,8 +68,8 @@ pub struct SynArgs {
     /// Spoofed source addresses are drawn uniformly from this prefix, of the
     /// target's family. It must not contain the target or the lab's
     /// addresses [default: 198.19.128.0/17 for an IPv4 target,
-    /// fd00:5eed:0:0:8000::/65 for IPv6: inside the lab's ranges and used by
-    /// nothing].
+    /// fd00:5eed:0:1::/64 for IPv6: the lab routes both toward the daemon,
+    /// and nothing uses them].
     #[arg(long, value_name = "CIDR")]
     pub spoof_prefix: Option<SpoofPrefix>,
     /// TCP options on each SYN: `random` (each of MSS, window scale,

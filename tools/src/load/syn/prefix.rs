@@ -1,4 +1,4 @@
-//! The prefix of `--spoof-prefix` (`198.19.128.0/17`, `fd00:5eed:0:0:8000::/65`):
+//! The prefix of `--spoof-prefix` (`198.19.128.0/17`, `fd00:5eed:0:1::/64`):
 //! parsing with messages that name the flag, membership, and drawing a
 //! uniform random address inside it.
 
@@ -165,18 +165,19 @@ pub enum SpoofPrefix {
 }
 
 impl SpoofPrefix {
-    /// The lab's spoof prefix of `target`'s family: inside the lab's ranges,
-    /// clear of every address the lab uses (198.19.128.0/17, and the upper
-    /// half of the lab's IPv6 /64).
+    /// The lab's spoof prefix of `target`'s family ([`crate::lab::SPOOF_V4`],
+    /// [`crate::lab::SPOOF_V6`]): routed by the lab toward the daemon, clear
+    /// of every address the lab uses.
     pub fn lab_default(target: IpAddr) -> SpoofPrefix {
         match target {
             IpAddr::V4(_) => {
-                SpoofPrefix::V4(Ipv4Prefix::new(Ipv4Addr::new(198, 19, 128, 0), 17).expect("valid"))
+                let (net, len) = crate::lab::SPOOF_V4;
+                SpoofPrefix::V4(Ipv4Prefix::new(net, len).expect("valid"))
             }
-            IpAddr::V6(_) => SpoofPrefix::V6(
-                Ipv6Prefix::new(Ipv6Addr::new(0xfd00, 0x5eed, 0, 0, 0x8000, 0, 0, 0), 65)
-                    .expect("valid"),
-            ),
+            IpAddr::V6(_) => {
+                let (net, len) = crate::lab::SPOOF_V6;
+                SpoofPrefix::V6(Ipv6Prefix::new(net, len).expect("valid"))
+            }
         }
     }
 

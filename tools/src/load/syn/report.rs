@@ -3,6 +3,7 @@
 
 use super::{FloodReport, OptionsMode, SynArgs, success_ratio};
 use crate::load::churn::ChurnReport;
+use smrnetd::metrics::names as metric;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -43,7 +44,7 @@ impl SynReport {
         // Each legit transaction sent one SYN too (retransmissions aside).
         let legit = under_flood.as_ref().map_or(0, |u| u.attempted) as f64;
         let listen_syns_per_sent = daemon
-            .get("smrnet_listen_syns_total")
+            .get(metric::LISTEN_SYNS)
             .filter(|_| flood.sent > 0)
             .map(|d| (d - legit).max(0.0) / flood.sent as f64);
         SynReport {

@@ -3,24 +3,25 @@
 //! sum each metric over its labels.
 
 use crate::load::scrape::{Samples, Scraper};
+use smrnetd::metrics::names as metric;
 use std::collections::BTreeMap;
 use std::io;
 
 /// The counters a SYN flood report shows, in the order it shows them.
 pub const FLOOD_COUNTERS: &[&str] = &[
-    "smrnet_listen_syns_total",
-    "smrnet_syncache_added_total",
-    "smrnet_syncache_overflows_total",
-    "smrnet_syncookies_sent_total",
-    "smrnet_syncookies_validated_total",
-    "smrnet_syncookies_failed_total",
-    "smrnet_syncache_drops_total",
-    "smrnet_syncache_expired_total",
-    "smrnet_tcp_passive_opens_total",
-    "smrnet_ip_drops_total",
-    "smrnet_stack_handshake_drops_total",
-    "smrnet_tcp_pool_exhausted_drops_total",
-    "smrnet_listen_queue_overflows_total",
+    metric::LISTEN_SYNS,
+    metric::SYNCACHE_ADDED,
+    metric::SYNCACHE_OVERFLOWS,
+    metric::SYNCOOKIES_SENT,
+    metric::SYNCOOKIES_VALIDATED,
+    metric::SYNCOOKIES_FAILED,
+    metric::SYNCACHE_DROPS,
+    metric::SYNCACHE_EXPIRED,
+    metric::TCP_PASSIVE_OPENS,
+    metric::IP_DROPS,
+    metric::STACK_HANDSHAKE_DROPS,
+    metric::TCP_POOL_EXHAUSTED_DROPS,
+    metric::LISTEN_QUEUE_OVERFLOWS,
 ];
 
 /// One scrape: its samples (summed over labels by name) and its text.

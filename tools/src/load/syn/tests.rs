@@ -187,8 +187,14 @@ fn spoof_prefixes_parse_both_families_and_default_by_the_targets() {
             .to_string(),
         "198.19.128.0/17"
     );
+    // The lab's IPv6 default is the /64 the lab routes toward the daemon,
+    // not a part of the /64 on the link.
     let t6: SocketAddr = "[fd00:5eed::2]:7".parse().unwrap();
-    assert_eq!(SpoofPrefix::lab_default(t6.ip()), v6);
+    let d6 = SpoofPrefix::lab_default(t6.ip());
+    assert_eq!(d6.to_string(), "fd00:5eed:0:1::/64");
+    let link: SpoofPrefix = "fd00:5eed::/64".parse().unwrap();
+    assert!(!link.contains(d6.network()));
+    assert!(!d6.contains(t6.ip()));
     let mut rng = SplitMix64::new(1);
     let p: SpoofPrefix = "fd00:5eed::ff00/120".parse().unwrap();
     let mut seen = [false; 256];
