@@ -206,6 +206,8 @@ pub mod names {
     pub const FORWARD_SPLICE_SECONDS: &str = "smrnet_forward_splice_seconds";
     /// `smrnet_forward_active_splices`.
     pub const FORWARD_ACTIVE_SPLICES: &str = "smrnet_forward_active_splices";
+    /// `smrnet_forward_task_wakeups_total`.
+    pub const FORWARD_TASK_WAKEUPS: &str = "smrnet_forward_task_wakeups_total";
 }
 
 /// What the packet workers, the control plane and the forward thread
@@ -246,8 +248,10 @@ impl Plane {
         let n = self.net.counters();
         let _ = writeln!(
             text,
-            "# HELP smrnet_forward_task_wakeups_total Forward tasks woken by the packet workers' events, by path: through the wake relay (batched), and the relay's own wake-ups (each one a wake from outside the forward runtime).\n# TYPE smrnet_forward_task_wakeups_total counter\nsmrnet_forward_task_wakeups_total{{path=\"relayed\"}} {}\nsmrnet_forward_task_wakeups_total{{path=\"relay\"}} {}",
-            n.relayed, n.relay_wakes
+            "# HELP {m} Forward tasks woken by the packet workers' events, by path: through the wake relay (batched), and the relay's own wake-ups (each one a wake from outside the forward runtime).\n# TYPE {m} counter\n{m}{{path=\"relayed\"}} {}\n{m}{{path=\"relay\"}} {}",
+            n.relayed,
+            n.relay_wakes,
+            m = names::FORWARD_TASK_WAKEUPS,
         );
     }
 }

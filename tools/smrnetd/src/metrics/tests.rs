@@ -231,6 +231,7 @@ fn the_exposition_is_what_the_generated_lists_declare() {
         names::FORWARD_BYTES,
         names::FORWARD_SPLICE_ENDS,
         names::FORWARD_ACTIVE_SPLICES,
+        names::FORWARD_TASK_WAKEUPS,
         names::FORWARD_SPLICE_SECONDS,
         names::OFFLOAD_ENABLED,
         names::OFFLOAD_REFUSED,
