@@ -87,7 +87,11 @@ fn ip_frame(
                 hop_limit,
             };
             let mut packet = Ipv4Packet::new_unchecked(&mut *frame);
-            repr.emit(&mut packet, &ChecksumCapabilities::default());
+            // The header checksum is ours (the wide-word sum), not smoltcp's.
+            repr.emit(&mut packet, &ChecksumCapabilities::ignored());
+            let header = packet.into_inner();
+            let sum = !super::sum::data(header.get(..IPV4_HEADER_LEN).unwrap_or(&[]));
+            Ipv4Packet::new_unchecked(header).set_checksum(sum);
         }
         IpPair::V6(src_addr, dst_addr) => {
             let repr = Ipv6Repr {

@@ -184,21 +184,17 @@ pub(crate) fn write_tcp(
     packet.set_ack_number(TcpSeqNumber(header.ack.0 as i32));
     packet.set_header_len((TCP_HEADER_LEN + options_len) as u8);
     packet.clear_flags();
-    let flags = header.flags;
-    packet.set_fin(flags.contains(TcpFlags::FIN));
-    packet.set_syn(flags.contains(TcpFlags::SYN));
-    packet.set_rst(flags.contains(TcpFlags::RST));
-    packet.set_psh(flags.contains(TcpFlags::PSH));
-    packet.set_ack(flags.contains(TcpFlags::ACK));
-    packet.set_urg(flags.contains(TcpFlags::URG));
-    packet.set_ece(flags.contains(TcpFlags::ECE));
-    packet.set_cwr(flags.contains(TcpFlags::CWR));
     packet.set_window_len(header.window);
     packet.set_urgent_at(header.urgent);
     packet.set_checksum(0);
     // The caller sized `out` from `emitted_len`, so both writes fit.
     let _ = header.options.emit(packet.options_mut());
     packet.payload_mut().copy_from_slice(payload);
+    // Byte 13 is the eight control bits, as `TcpFlags` holds them (parse
+    // reads them from there); `clear_flags` zeroed it and the reserved bits.
+    if let Some(b) = out.get_mut(13) {
+        *b = header.flags.0;
+    }
     let sum = if partial {
         addrs.pseudo_header_sum(PROTO_TCP, out.len())
     } else {
