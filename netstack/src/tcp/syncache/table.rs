@@ -303,7 +303,9 @@ impl Budget {
         self.slot(listener).load(Ordering::Relaxed)
     }
 
-    /// Counts one more entry for `listener` if both bounds allow it.
+    /// Counts one more entry for `listener` if both bounds allow it (the
+    /// SYN path goes through [`take_in`](Self::take_in), which may lease).
+    #[cfg(test)]
     pub(super) fn take(
         &self,
         listener: u64,
