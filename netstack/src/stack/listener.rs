@@ -99,7 +99,44 @@ impl ListenerState {
 /// Listener id to its state.
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
-    map: RwLock<HashMap<u64, Arc<ListenerState>>>,
+    map: RwLock<HashMap<u64, Arc<ListenerState>, IdHash>>,
+}
+
+/// The hash of a listener id: a multiply by 2^64/φ (Fibonacci hashing), so
+/// sequential ids spread over the whole word. Every final ACK looks its
+/// listener up here, so std's SipHash would be a keyed hash on the input
+/// path for nothing: ids are handed out by the listen table, not chosen by
+/// peers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHash;
+
+/// The [`Hasher`](core::hash::Hasher) of [`IdHash`]: takes one `u64`.
+#[derive(Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl core::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; kept correct for any other key anyway.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl core::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
 }
 
 impl Listeners {

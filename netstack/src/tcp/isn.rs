@@ -7,13 +7,21 @@
 //! window, RFC 9293 §3.4.1); the keyed offset gives every 4-tuple its own,
 //! unguessable starting point, so an off-path attacker who learns one connection's
 //! ISN learns nothing about another's (the blind-injection attacks of RFC 6528 §1).
+//!
+//! F is SipHash-2-4 (a PRF keyed with 128 bits, see `siphash.rs`) over the
+//! 4-tuple alone: for IPv4 a 20-octet message, ten SipHash rounds, the same
+//! shape as a SYN cookie's MAC. It is computed once per SYN that gets a
+//! cache entry (and again for a retransmitted one), never for a cookie. We
+//! keep the 2-4 rounds rather than a lighter PRF: the output is sent to the
+//! peer, and the ISN of another peer's connection must stay unpredictable
+//! to an off-path attacker who collects as many of its own as it likes.
 //! Invariant: the same tuple's ISNs advance with `now` at 250,000 per second,
 //! wrapping every ~4.77 hours; the offset never changes for the life of the key.
 
 use std::net::SocketAddr;
 
 use super::seq::SeqNum;
-use super::siphash::{SecretKey, siphash24, tuple_message};
+use super::siphash::{SecretKey, hash_tuple};
 use crate::time::Instant;
 
 /// Nanoseconds per tick of RFC 6528's M clock.
@@ -36,7 +44,7 @@ impl IsnGenerator {
         // M: the 4 µs clock, truncated to 32 bits (it wraps, as sequence space does).
         let m = (now.as_nanos() / TICK_NANOS) as u32;
         // F: the keyed hash of the 4-tuple, truncated to 32 bits.
-        let f = siphash24(&self.key, &tuple_message(local, foreign, [0, 0])) as u32;
+        let f = hash_tuple(&self.key, local, foreign, [0, 0]) as u32;
         SeqNum(m.wrapping_add(f))
     }
 }

@@ -94,6 +94,30 @@ pub fn siphash24(key: &SecretKey, message: &[u8]) -> u64 {
     v0 ^ v1 ^ v2 ^ v3
 }
 
+/// SipHash-2-4 of a connection's 4-tuple and two extra words under `key`.
+///
+/// Two IPv4 addresses go in a 20-octet message (three SipHash blocks, ten
+/// rounds in all), anything else in [`tuple_message`]'s 44 octets (six
+/// blocks, sixteen rounds): a SYN's ISN and cookie are each one of these,
+/// so IPv4, the common case, pays for its own length only. The message
+/// length (20 or 44) is in SipHash's last block, so the two layouts never
+/// give one input the other's output by construction.
+pub fn hash_tuple(key: &SecretKey, local: SocketAddr, foreign: SocketAddr, extra: [u32; 2]) -> u64 {
+    match (local.ip(), foreign.ip()) {
+        (IpAddr::V4(l), IpAddr::V4(f)) => {
+            let mut message = [0u8; 20];
+            message[..4].copy_from_slice(&l.octets());
+            message[4..8].copy_from_slice(&f.octets());
+            message[8..10].copy_from_slice(&local.port().to_be_bytes());
+            message[10..12].copy_from_slice(&foreign.port().to_be_bytes());
+            message[12..16].copy_from_slice(&extra[0].to_be_bytes());
+            message[16..20].copy_from_slice(&extra[1].to_be_bytes());
+            siphash24(key, &message)
+        }
+        _ => siphash24(key, &tuple_message(local, foreign, extra)),
+    }
+}
+
 /// Lays out a connection's 4-tuple and up to two extra words as hash input.
 /// Addresses are written as 16 octets (IPv4 as IPv4-mapped IPv6) so the two families
 /// cannot collide.

@@ -5,7 +5,7 @@
 //! checksum verified (ICMPv6's over its pseudo-header, ICMPv4's over the message
 //! alone) and whose type is echo request with code 0.
 
-use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, checksum};
+use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet};
 
 use super::drop::Drop;
 use super::ip::{IpPair, PROTO_ICMPV6};
@@ -40,7 +40,7 @@ pub enum EchoKind {
 pub(crate) fn parse_echo_request(addrs: IpPair, bytes: &[u8]) -> Result<Echo<'_>, Drop> {
     let header: &[u8; ECHO_HEADER_LEN] = bytes.first_chunk().ok_or(Drop::TruncatedIcmp)?;
     let checksum_ok = match addrs {
-        IpPair::V4(..) => checksum::data(bytes) == !0,
+        IpPair::V4(..) => super::sum::data(bytes) == !0,
         IpPair::V6(..) => addrs.verify(PROTO_ICMPV6, bytes),
     };
     if !checksum_ok {

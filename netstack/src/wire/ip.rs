@@ -16,9 +16,10 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv6ExtHeader, Ipv6Packet, checksum};
+use smoltcp::wire::{Ipv4Packet, Ipv6ExtHeader, Ipv6Packet};
 
 use super::drop::Drop;
+use super::sum;
 
 pub(crate) const PROTO_HOP_BY_HOP: u8 = 0;
 pub(crate) const PROTO_ICMP: u8 = 1;
@@ -68,23 +69,22 @@ impl IpPair {
     /// RFC 8200 §8.1 for IPv6), not complemented. `len` is at most 65535 here: an
     /// IPv4 packet cannot be longer, and we do not accept IPv6 jumbograms.
     pub(crate) fn pseudo_header_sum(self, protocol: u8, len: usize) -> u16 {
-        let len = len as u32;
         match self {
-            IpPair::V4(s, d) => checksum::pseudo_header_v4(&s, &d, IpProtocol::from(protocol), len),
-            IpPair::V6(s, d) => checksum::pseudo_header_v6(&s, &d, IpProtocol::from(protocol), len),
+            IpPair::V4(s, d) => sum::pseudo_header_v4(s, d, protocol, len as u16),
+            IpPair::V6(s, d) => sum::pseudo_header_v6(s, d, protocol, len as u32),
         }
     }
 
     /// The upper-layer segment's checksum field verifies over `bytes`.
     pub(crate) fn verify(self, protocol: u8, bytes: &[u8]) -> bool {
         let pseudo = self.pseudo_header_sum(protocol, bytes.len());
-        checksum::combine(&[pseudo, checksum::data(bytes)]) == !0
+        sum::combine(pseudo, sum::data(bytes)) == !0
     }
 
     /// The value to store in an upper-layer checksum field that is zero in `bytes`.
     pub(crate) fn checksum(self, protocol: u8, bytes: &[u8]) -> u16 {
         let pseudo = self.pseudo_header_sum(protocol, bytes.len());
-        !checksum::combine(&[pseudo, checksum::data(bytes)])
+        !sum::combine(pseudo, sum::data(bytes))
     }
 }
 
@@ -130,7 +130,7 @@ fn parse_ipv4(frame: &[u8]) -> Result<IpLayer<'_>, Drop> {
     let packet = Ipv4Packet::new_checked(frame).map_err(|_| Drop::TruncatedIp)?;
     // RFC 1122 §3.2.1.2: a datagram whose header checksum fails MUST be discarded
     // silently. Options (IHL > 5) are covered by the checksum and otherwise ignored.
-    if !packet.verify_checksum() {
+    if sum::data(frame.get(..header_len).ok_or(Drop::TruncatedIp)?) != !0 {
         return Err(Drop::BadIpChecksum);
     }
     if packet.more_frags() || packet.frag_offset() != 0 {

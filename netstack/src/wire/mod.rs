@@ -11,6 +11,7 @@ mod drop;
 mod emit;
 mod icmp;
 mod ip;
+mod sum;
 mod tcp;
 
 use core::net::IpAddr;

@@ -12,7 +12,6 @@ use core::fmt;
 use core::ops::BitOr;
 
 use smoltcp::wire::TcpPacket;
-use smoltcp::wire::TcpSeqNumber;
 
 use super::drop::Drop;
 use super::ip::{IpPair, PROTO_TCP};
@@ -177,28 +176,49 @@ pub(crate) fn write_tcp(
     partial: bool,
 ) {
     let options_len = header.options.emitted_len();
-    let mut packet = TcpPacket::new_unchecked(&mut *out);
-    packet.set_src_port(header.src_port);
-    packet.set_dst_port(header.dst_port);
-    packet.set_seq_number(TcpSeqNumber(header.seq.0 as i32));
-    packet.set_ack_number(TcpSeqNumber(header.ack.0 as i32));
-    packet.set_header_len((TCP_HEADER_LEN + options_len) as u8);
-    packet.clear_flags();
-    let flags = header.flags;
-    packet.set_fin(flags.contains(TcpFlags::FIN));
-    packet.set_syn(flags.contains(TcpFlags::SYN));
-    packet.set_rst(flags.contains(TcpFlags::RST));
-    packet.set_psh(flags.contains(TcpFlags::PSH));
-    packet.set_ack(flags.contains(TcpFlags::ACK));
-    packet.set_urg(flags.contains(TcpFlags::URG));
-    packet.set_ece(flags.contains(TcpFlags::ECE));
-    packet.set_cwr(flags.contains(TcpFlags::CWR));
-    packet.set_window_len(header.window);
-    packet.set_urgent_at(header.urgent);
-    packet.set_checksum(0);
-    // The caller sized `out` from `emitted_len`, so both writes fit.
-    let _ = header.options.emit(packet.options_mut());
-    packet.payload_mut().copy_from_slice(payload);
+    let header_len = TCP_HEADER_LEN + options_len;
+    // The fixed header in one write, in the layout of RFC 9293 §3.1: the
+    // data offset in the top nibble of octet 12 (its reserved bits zero),
+    // the eight control bits in octet 13 as `TcpFlags` holds them (parse
+    // reads them from there), the checksum zero until summed below.
+    let [s0, s1] = header.src_port.to_be_bytes();
+    let [d0, d1] = header.dst_port.to_be_bytes();
+    let [q0, q1, q2, q3] = header.seq.0.to_be_bytes();
+    let [a0, a1, a2, a3] = header.ack.0.to_be_bytes();
+    let [w0, w1] = header.window.to_be_bytes();
+    let [u0, u1] = header.urgent.to_be_bytes();
+    let fixed: [u8; TCP_HEADER_LEN] = [
+        s0,
+        s1,
+        d0,
+        d1,
+        q0,
+        q1,
+        q2,
+        q3,
+        a0,
+        a1,
+        a2,
+        a3,
+        ((header_len / 4) as u8) << 4,
+        header.flags.0,
+        w0,
+        w1,
+        0,
+        0,
+        u0,
+        u1,
+    ];
+    // The caller sized `out` from `emitted_len`, so every write fits.
+    if let Some(head) = out.get_mut(..TCP_HEADER_LEN) {
+        head.copy_from_slice(&fixed);
+    }
+    if let Some(opts) = out.get_mut(TCP_HEADER_LEN..header_len) {
+        let _ = header.options.emit(opts);
+    }
+    if let Some(data) = out.get_mut(header_len..) {
+        data.copy_from_slice(payload);
+    }
     let sum = if partial {
         addrs.pseudo_header_sum(PROTO_TCP, out.len())
     } else {

@@ -74,7 +74,9 @@ pub struct Server {
     /// the swap are still served with them (at most [`RETIRED_SPECS`]).
     retired: Vec<ListenSpec>,
     http_body_bytes: usize,
-    served: HashMap<ConnHandle, Served>,
+    /// Keyed by flow with the tables' hash (peers choose the tuples), not
+    /// std's SipHash: every event of every served connection looks here.
+    served: HashMap<ConnHandle, Served, pcb::FlowBuildHasher>,
     again: Vec<ConnHandle>,
     scratch: Vec<u8>,
     /// Emptied output buffers for the next connection that answers (at most
@@ -96,7 +98,7 @@ impl Server {
             specs,
             retired: Vec::new(),
             http_body_bytes,
-            served: HashMap::new(),
+            served: HashMap::with_hasher(pcb::FlowBuildHasher(pcb::FlowHash::random())),
             again: Vec::new(),
             scratch: vec![0; READ_CHUNK],
             spare: Vec::new(),

@@ -71,7 +71,7 @@ impl SynCache {
                 return HandshakeDisposition::Dropped(why);
             }
             map.entries.remove(&key);
-            self.budget.give_back(entry.listener(), 1);
+            self.put_back(shard, entry.listener());
             mib.in_rsts.bump();
             return HandshakeDisposition::Reset;
         }
@@ -123,7 +123,7 @@ impl SynCache {
             return HandshakeDisposition::Dropped(HandshakeDrop::AcceptQueueFull);
         }
         map.entries.remove(&key);
-        self.budget.give_back(entry.listener(), 1);
+        self.put_back(shard, entry.listener());
         drop(map);
         mib.syncache_completed.bump();
         // RFC 7323 §4.3: TS.Recent takes the TSval of the segment that begins

@@ -36,7 +36,10 @@
 //! and no peer input allocates. The
 //! bounds are kept by a lock-free budget (`table::Budget`), so a SYN takes one
 //! lock, its tuple's shard's, and a SYN that finds the cache full writes no
-//! counter shared with other shards or workers.
+//! counter shared with other shards or workers. A SYN that adds an entry
+//! usually does not either: each shard leases a few units of the budget at
+//! a time (`table::Lease`) and keeps those of entries that leave, so the
+//! shared counts move once per batch, not once per entry.
 
 mod ack;
 mod config;
@@ -236,8 +239,10 @@ impl SynCache {
         let room = if map.is_full() {
             Err(Full::Shard)
         } else {
-            let (max_entries, max_per_listener) = self.limits.get();
-            self.budget.take(listener_id, max_entries, max_per_listener)
+            let limits = self.limits.get();
+            let batch = self.lease_batch(limits);
+            self.budget
+                .take_in(&shard.lease, listener_id, limits, batch)
         };
         if room.is_err() {
             drop(map);
@@ -386,7 +391,7 @@ impl SynCache {
         let mut map = lock(&shard.map);
         match map.entries.remove(&TupleKey::new(local, remote)) {
             Some(entry) => {
-                self.budget.give_back(entry.listener(), 1);
+                self.put_back(shard, entry.listener());
                 true
             }
             None => false,
@@ -396,7 +401,12 @@ impl SynCache {
     /// Retransmits the SYN-ACKs that are due and expires entries that ran out
     /// Entries in the cache.
     pub fn len(&self) -> usize {
-        self.budget.total()
+        let leased = self
+            .shards
+            .iter()
+            .map(|shard| shard.lease.get().1)
+            .fold(0usize, usize::saturating_add);
+        self.budget.total().saturating_sub(leased)
     }
 
     /// The cache holds no entries.
@@ -406,7 +416,29 @@ impl SynCache {
 
     /// Entries held for one listener.
     pub fn listener_len(&self, listener_id: u64) -> usize {
-        self.budget.of(listener_id)
+        let leased = self
+            .shards
+            .iter()
+            .map(|shard| shard.lease.get())
+            .filter(|&(l, _)| Budget::same_slot(l, listener_id))
+            .fold(0usize, |sum, (_, units)| sum.saturating_add(units));
+        self.budget.of(listener_id).saturating_sub(leased)
+    }
+
+    /// Budget units a shard takes at once for its lease (see
+    /// `table::Lease`): at most 8, and small enough that the units all
+    /// shards may hold unused stay within 1/16 of the smaller limit; 1 (no
+    /// lease) for limits too small to spare that.
+    fn lease_batch(&self, (max_entries, max_per_listener): (usize, usize)) -> usize {
+        let spare = max_entries.min(max_per_listener) / 16;
+        (spare / self.shards.len().max(1)).clamp(1, 8)
+    }
+
+    /// Gives back the unit of a removed entry of `listener` in `shard`.
+    /// Call with the shard's lock held.
+    fn put_back(&self, shard: &Shard, listener: u64) {
+        let batch = self.lease_batch(self.limits.get());
+        self.budget.put_back(&shard.lease, listener, batch);
     }
 
     /// Bytes held by the cache's tables (from their capacities; allocator
@@ -435,6 +467,7 @@ impl SynCache {
             if gone > 0 {
                 self.budget.give_back(listener_id, gone);
             }
+            self.budget.return_lease(&shard.lease, listener_id);
             removed += gone;
         }
         removed
@@ -451,3 +484,6 @@ mod flood_tests;
 
 #[cfg(test)]
 mod limits_tests;
+
+#[cfg(test)]
+mod lease_tests;

@@ -14,7 +14,8 @@
 //! cannot happen. Invariant: a shard never holds more than its capacity, and
 //! every entry in the shards holds exactly one unit of the budget (overall
 //! and of its listener), taken before its insert and given back at its
-//! removal, under the shard's lock.
+//! removal, under the shard's lock; the budget's counts are the entries
+//! plus the units the shards' leases hold.
 //!
 //! Lock order: a shard's lock only; the budget takes no lock.
 
@@ -64,6 +65,46 @@ pub(super) struct Shard {
     /// may be earlier than the true earliest (entries removed since), never
     /// later: it is lowered on every insert and recomputed on every scan.
     next_due: AtomicU64,
+    /// Units of the budget this shard holds for one listener with no entry
+    /// behind them (see [`Lease`]).
+    pub(super) lease: Lease,
+}
+
+/// Units of the [`Budget`] a shard holds for one listener, taken from (or
+/// kept back from) the shared counts in small batches, so that a SYN that
+/// adds an entry and the completion or expiry that removes it usually
+/// write only their shard's own line, not the counters every worker
+/// shares. The units are counted in the budget like entries, so the bounds
+/// hold as before; what a lease costs is that up to `batch - 1` units per
+/// shard may sit unused while another shard's SYN finds the cache full
+/// (the batch is kept small against the limits for that reason, and is 1,
+/// no lease at all, when the limits are small: see `SynCache::lease_batch`).
+///
+/// Written only under the shard's lock (every writing method says so); read
+/// without it, Relaxed, by `len` and `listener_len`, which are exact when
+/// no take or give-back is under way.
+#[derive(Debug, Default)]
+pub(super) struct Lease {
+    listener: AtomicU64,
+    units: AtomicUsize,
+}
+
+impl Lease {
+    /// `(listener, units)` held now.
+    pub(super) fn get(&self) -> (u64, usize) {
+        // Relaxed: see the type's docs.
+        (
+            self.listener.load(Ordering::Relaxed),
+            self.units.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Call with the shard's lock held.
+    fn set(&self, listener: u64, units: usize) {
+        // Relaxed: see the type's docs.
+        self.listener.store(listener, Ordering::Relaxed);
+        self.units.store(units, Ordering::Relaxed);
+    }
 }
 
 impl Shard {
@@ -76,6 +117,7 @@ impl Shard {
                 buckets: Buckets::for_request(room),
             }),
             next_due: AtomicU64::new(u64::MAX),
+            lease: Lease::default(),
         }
     }
 
@@ -228,6 +270,10 @@ struct Padded(AtomicUsize);
 pub(super) struct Budget {
     total: Padded,
     per_listener: Box<[AtomicUsize]>,
+    /// Read-modify-writes of the shared counts (each `reserve` or
+    /// `give_back` counts once), for the tests of the leases.
+    #[cfg(test)]
+    pub(super) shared_writes: AtomicUsize,
 }
 
 impl Budget {
@@ -235,6 +281,8 @@ impl Budget {
         Budget {
             total: Padded::default(),
             per_listener: (0..LISTENER_SLOTS).map(|_| AtomicUsize::new(0)).collect(),
+            #[cfg(test)]
+            shared_writes: AtomicUsize::new(0),
         }
     }
 
@@ -255,7 +303,9 @@ impl Budget {
         self.slot(listener).load(Ordering::Relaxed)
     }
 
-    /// Counts one more entry for `listener` if both bounds allow it.
+    /// Counts one more entry for `listener` if both bounds allow it (the
+    /// SYN path goes through [`take_in`](Self::take_in), which may lease).
+    #[cfg(test)]
     pub(super) fn take(
         &self,
         listener: u64,
@@ -292,26 +342,122 @@ impl Budget {
         max_total: usize,
         max_per_listener: usize,
     ) -> Result<(), Full> {
+        self.reserve_n(listener, 1, max_total, max_per_listener)
+    }
+
+    /// Counts `n` units for `listener` if both bounds allow all of them.
+    fn reserve_n(
+        &self,
+        listener: u64,
+        n: usize,
+        max_total: usize,
+        max_per_listener: usize,
+    ) -> Result<(), Full> {
         let slot = self.slot(listener);
+        #[cfg(test)]
+        self.shared_writes.fetch_add(1, Ordering::Relaxed);
         // Relaxed: see the type's docs.
-        if self.total.0.fetch_add(1, Ordering::Relaxed) >= max_total {
-            self.total.0.fetch_sub(1, Ordering::Relaxed);
+        if self
+            .total
+            .0
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n)
+            > max_total
+        {
+            self.total.0.fetch_sub(n, Ordering::Relaxed);
             return Err(Full::Global);
         }
-        if slot.fetch_add(1, Ordering::Relaxed) >= max_per_listener {
-            slot.fetch_sub(1, Ordering::Relaxed);
-            self.total.0.fetch_sub(1, Ordering::Relaxed);
+        if slot.fetch_add(n, Ordering::Relaxed).saturating_add(n) > max_per_listener {
+            slot.fetch_sub(n, Ordering::Relaxed);
+            self.total.0.fetch_sub(n, Ordering::Relaxed);
             return Err(Full::Listener);
         }
         Ok(())
     }
 
-    /// Gives back `n` units of `listener`, each taken by an entry now gone.
+    /// Gives back `n` units of `listener`, each taken by an entry now gone
+    /// (or held in a lease being returned).
     pub(super) fn give_back(&self, listener: u64, n: usize) {
+        if n == 0 {
+            return;
+        }
+        #[cfg(test)]
+        self.shared_writes.fetch_add(1, Ordering::Relaxed);
         // Relaxed: see the type's docs. Never below zero: every unit given
-        // back was taken by the entry being removed.
+        // back was taken by the entry being removed or by the lease.
         self.slot(listener).fetch_sub(n, Ordering::Relaxed);
         self.total.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// One unit for a new entry of `listener` in the shard holding `lease`
+    /// (its lock held): from the lease when it holds units for `listener`,
+    /// else from the shared counts, `batch` at a time when `batch > 1` (the
+    /// rest kept as the shard's lease; a lease for another listener goes
+    /// back). A leased unit is counted already, so only a limit lowered
+    /// below the count refuses it, and then the lease goes back too, so the
+    /// count drains below the new limit as entries leave.
+    pub(super) fn take_in(
+        &self,
+        lease: &Lease,
+        listener: u64,
+        (max_total, max_per_listener): (usize, usize),
+        batch: usize,
+    ) -> Result<(), Full> {
+        let (leased_to, units) = lease.get();
+        if units > 0 && leased_to == listener {
+            let over = if self.total() > max_total {
+                Some(Full::Global)
+            } else if self.of(listener) > max_per_listener {
+                Some(Full::Listener)
+            } else {
+                None
+            };
+            if let Some(full) = over {
+                self.give_back(listener, units);
+                lease.set(listener, 0);
+                return Err(full);
+            }
+            lease.set(listener, units - 1);
+            return Ok(());
+        }
+        self.check(listener, max_total, max_per_listener)?;
+        if batch > 1
+            && self
+                .reserve_n(listener, batch, max_total, max_per_listener)
+                .is_ok()
+        {
+            self.give_back(leased_to, units);
+            lease.set(listener, batch - 1);
+            return Ok(());
+        }
+        self.reserve(listener, max_total, max_per_listener)
+    }
+
+    /// Gives back the unit of a removed entry of `listener` in the shard
+    /// holding `lease` (its lock held): into the lease when it is empty or
+    /// holds fewer than `batch - 1` units of the same listener, else to the
+    /// shared counts.
+    pub(super) fn put_back(&self, lease: &Lease, listener: u64, batch: usize) {
+        let (leased_to, units) = lease.get();
+        if batch > 1 && (units == 0 || (leased_to == listener && units + 1 < batch)) {
+            lease.set(listener, units + 1);
+        } else {
+            self.give_back(listener, 1);
+        }
+    }
+
+    /// Returns the lease of a shard (its lock held) if it is `listener`'s.
+    pub(super) fn return_lease(&self, lease: &Lease, listener: u64) {
+        let (leased_to, units) = lease.get();
+        if leased_to == listener && units > 0 {
+            self.give_back(listener, units);
+            lease.set(listener, 0);
+        }
+    }
+
+    /// Whether `a` and `b` share a per-listener slot.
+    pub(super) fn same_slot(a: u64, b: u64) -> bool {
+        a % LISTENER_SLOTS as u64 == b % LISTENER_SLOTS as u64
     }
 
     pub(super) fn memory_bytes() -> usize {

@@ -49,6 +49,7 @@ impl SynCache {
             }
             let mut map = lock(&shard.map);
             let mut next: Option<Instant> = None;
+            let batch = self.lease_batch(self.limits.get());
             map.entries.retain(|key, entry| {
                 let syn_at = entry.syn_at();
                 let done = entry.retransmits();
@@ -64,7 +65,7 @@ impl SynCache {
                 }
                 if step > retries {
                     mib.syncache_expired.bump();
-                    self.budget.give_back(entry.listener(), 1);
+                    self.budget.put_back(&shard.lease, entry.listener(), batch);
                     return false;
                 }
                 entry.set_retransmits(step);
