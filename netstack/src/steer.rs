@@ -42,10 +42,18 @@ pub const fn steer_mix(h: u32, word: u32) -> u32 {
     (h ^ word).wrapping_mul(STEER_MULTIPLIER)
 }
 
-/// The last step: fold the high half into the low 16 bits (the kernel
-/// keeps 16 bits of a steering program's result).
+/// The last step: fold the high half into the low, multiply once more and
+/// keep the product's high 16 bits (the kernel keeps 16 bits of a steering
+/// program's result and takes them modulo the number of queues).
+///
+/// The mixing steps only carry low bits upwards, so the port word's high
+/// half (the peer's port) reaches the low bits only through the fold; a
+/// fold alone made the queue's low bit the port's parity, and Linux's
+/// `connect()` gives a client's connections ports of one parity while it
+/// can: every `wrk` connection of one client landed on one worker. After
+/// the last multiply each kept bit depends on every bit of the fold.
 pub const fn steer_finish(h: u32) -> u16 {
-    ((h >> 16) ^ h) as u16
+    (((h >> 16) ^ h).wrapping_mul(STEER_MULTIPLIER) >> 16) as u16
 }
 
 impl FlowSteering {
@@ -172,6 +180,31 @@ mod tests {
         }
         // Spread: every queue gets a fair share (expected 1000 each).
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+
+    /// One client, one server port, source ports of one parity (as Linux's
+    /// `connect()` hands them out while half its range is free): the
+    /// connections still spread over 2 and over 4 queues, under any key.
+    #[test]
+    fn one_client_s_even_ports_spread_over_every_queue() {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+        let dst = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+        for key in [0, 1, 0x1234_5678, 0xdead_beef] {
+            for queues in [2u16, 4] {
+                let s = FlowSteering { key, queues };
+                let mut seen = [0usize; 4];
+                for port in (40_000..40_000 + 2 * 512).step_by(2) {
+                    seen[s.queue_of(src, dst, port, 80)] += 1;
+                }
+                let fair = 512 / usize::from(queues);
+                assert!(
+                    seen[..usize::from(queues)]
+                        .iter()
+                        .all(|&n| n > fair * 3 / 4),
+                    "key {key:#x}, {queues} queues: {seen:?}"
+                );
+            }
+        }
     }
 
     #[test]

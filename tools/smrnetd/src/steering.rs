@@ -154,7 +154,8 @@ pub fn program(key: u32) -> Vec<Insn> {
     a.op(MOV32_X, R0, R7, 0);
     a.op(RSH32_K, R0, 0, 16);
     a.op(XOR32_X, R0, R7, 0);
-    a.op(AND32_K, R0, 0, 0xffff);
+    a.op(MUL32_K, R0, 0, STEER_MULTIPLIER as i32);
+    a.op(RSH32_K, R0, 0, 16);
     a.op(EXIT, 0, 0, 0);
     a.finish()
 }
