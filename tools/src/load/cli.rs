@@ -506,9 +506,9 @@ mod tests {
         }
     }
 
-    fn hold(argv: &[&str]) -> HoldArgs {
+    fn hold<S: AsRef<str>>(argv: &[S]) -> HoldArgs {
         let mut full = vec!["smrnet", "hold"];
-        full.extend(argv);
+        full.extend(argv.iter().map(AsRef::as_ref));
         match Cli::try_parse_from(full).unwrap().load {
             LoadCommand::Hold(a) => a,
             other => panic!("parsed as {other:?}"),
@@ -529,12 +529,8 @@ mod tests {
         let parent = hold(&["-n", "1000000"]);
         let argv =
             super::super::hold::procs::child_args(&parent, &parent.opts(), 20_000, 40_000, 50);
-        let mut full = vec!["smrnet"];
-        full.extend(argv.iter().skip(1).map(String::as_str));
-        let child = match Cli::try_parse_from(full).unwrap().load {
-            LoadCommand::Hold(a) => a,
-            other => panic!("parsed as {other:?}"),
-        };
+        assert_eq!(argv[..2], ["load", "hold"]);
+        let child = hold(&argv[2..]);
         assert_eq!(child.connections, 20_000);
         assert_eq!(child.opts().first_index, 40_000);
         assert_eq!(
