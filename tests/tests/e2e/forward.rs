@@ -437,11 +437,11 @@ pub fn forward_reply_written_off_the_home_worker_is_sent_within_a_millisecond() 
     rtts.sort_unstable();
     let (median, p90, max) = (rtts[TRIPS / 2], rtts[TRIPS * 9 / 10], rtts[TRIPS - 1]);
     let delta = |name: &str| after.sum(name) - before.sum(name);
-    let received = delta("smrnet_worker_wakeups_received_total");
+    let received = delta(metric::WORKER_WAKEUPS_RECEIVED);
     eprintln!(
         "forward round trip over {TRIPS}: median {median:?}, p90 {p90:?}, max {max:?}; \
          wake-ups sent {}, received {received}",
-        delta("smrnet_worker_wakeups_sent_total")
+        delta(metric::WORKER_WAKEUPS_SENT)
     );
     assert!(
         median < Duration::from_millis(1),

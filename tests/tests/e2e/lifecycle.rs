@@ -173,9 +173,10 @@ pub fn lab_cli_up_exec_down_leaves_nothing_behind() -> Outcome {
     assert_eq!(status, 200);
     // A lab the CLI starts gets `SMRNET_LAB_OFFLOAD` too (inherited).
     assert_eq!(
-        tests::Metrics::parse(&body).sum("smrnet_offload_enabled"),
+        tests::Metrics::parse(&body).sum(crate::names::OFFLOAD_ENABLED),
         crate::offload::offload_enabled_by_the_environment(),
-        "smrnet_offload_enabled of a CLI lab with SMRNET_LAB_OFFLOAD={:?}",
+        "{} of a CLI lab with SMRNET_LAB_OFFLOAD={:?}",
+        crate::names::OFFLOAD_ENABLED,
         std::env::var_os("SMRNET_LAB_OFFLOAD")
     );
     assert!(smrnet(&["lab", "list"]).contains(&netns));
